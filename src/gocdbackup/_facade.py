@@ -1,0 +1,166 @@
+"""``GocdBackup``: the small facade that wires drivers into the use cases. No logic of its own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gocdbackup import ops
+from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
+from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.errors import ConfigError
+from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.render import html_table
+from gocdbackup.model.restore import RestoreReport
+from gocdbackup.model.verify import VerifyReport
+from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.repository import ChunkerParams, Repository
+from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
+
+PASSWORD_ENV = "GOCDBACKUP_PASSWORD"
+
+
+def __version__() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("gocdbackup")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def resolve_password(password: str | bytes | None, password_file: str | Path | None) -> bytes:
+    """Explicit value, else the file (one trailing newline stripped), else ``GOCDBACKUP_PASSWORD``."""
+    if password is not None:
+        value = password.encode() if isinstance(password, str) else password
+    elif password_file is not None:
+        try:
+            value = Path(password_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file {password_file}: "
+                              f"{exc.strerror or exc}") from exc
+        value = value[:-1] if value.endswith(b"\n") else value
+        value = value[:-1] if value.endswith(b"\r") else value
+    else:
+        value = os.environ.get(PASSWORD_ENV, "").encode()
+    if not value:
+        raise ConfigError(
+            f"no repository passphrase: set {PASSWORD_ENV} or pass --password-file"
+        )
+    return value
+
+
+class BackupList(list[BackupSet]):
+    """A list of backups that also shows itself as a table in Jupyter."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [b.summary() for b in self]
+
+    def to_pandas(self) -> Any:
+        import pandas as pd  # noqa: PLC0415
+
+        return pd.DataFrame(self.rows())
+
+    def _repr_html_(self) -> str:
+        return html_table(self.rows(), caption=f"{len(self)} backup(s)")
+
+
+class GocdBackup:
+    """One repository, ready for backups, restores and checks.
+
+    >>> gb = GocdBackup("s3://backups/gocdnext", password_file="/run/secrets/repo-pass")
+    >>> backup = gb.backup("postgresql://gocdnext@db/gocdnext", label="nightly")
+    >>> gb.restore(backup.id, "postgresql://postgres@staging/gocdnext", confirm=backup.id)
+    """
+
+    def __init__(
+        self, repo: str | ObjectStore, *, password: str | bytes | None = None,
+        password_file: str | Path | None = None, storage_options: dict[str, Any] | None = None,
+        progress: ProgressSink | None = None, clock: Clock | None = None,
+        pg_bindir: str | None = None, scratch_dir: str | None = None, jobs: int = 2,
+    ) -> None:
+        self._store = FsspecStore(repo, storage_options) if isinstance(repo, str) else repo
+        self._password = resolve_password(password, password_file)
+        self._progress = progress
+        self._clock = clock or SystemClock()
+        self._pg_bindir = pg_bindir
+        self._scratch = scratch_dir
+        self._jobs = jobs
+        self._repo: Repository | None = None
+        self.cancel_token = CancelToken()
+
+    def __repr__(self) -> str:
+        return f"<GocdBackup {self._store.url}>"
+
+    @classmethod
+    def init(
+        cls, repo: str | ObjectStore, *, password: str | bytes | None = None,
+        password_file: str | Path | None = None, storage_options: dict[str, Any] | None = None,
+        chunker: ChunkerParams | None = None, scrypt_n: int = DEFAULT_SCRYPT_N,
+        **kw: Any,
+    ) -> GocdBackup:
+        """Create a new, empty, encrypted repository and return it opened."""
+        gb = cls(repo, password=password, password_file=password_file,
+                 storage_options=storage_options, **kw)
+        gb._repo = Repository.init(gb._store, gb._password, now=gb._clock.now(),
+                                   chunker=chunker, scrypt_n=scrypt_n)
+        return gb
+
+    @property
+    def repository(self) -> Repository:
+        if self._repo is None:
+            self._repo = Repository.open(self._store, self._password)
+        return self._repo
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    def context(self) -> OpContext:
+        if self._progress is None:
+            return OpContext(cancel=self.cancel_token, clock=self._clock)
+        return OpContext(progress=self._progress, cancel=self.cancel_token, clock=self._clock)
+
+    def database(self, dsn: str | Database) -> Database:
+        if not isinstance(dsn, str):
+            return dsn
+        return PostgresDatabase(dsn, bindir=self._pg_bindir, scratch_dir=self._scratch,
+                                jobs=self._jobs)
+
+    # -- use cases ---------------------------------------------------------------------------
+
+    def backup(self, db: str | Database, *, label: str = "") -> BackupSet:
+        """Take a consistent backup of the database ``db`` names (a libpq DSN)."""
+        return ops.take_backup(self.repository, self.database(db), ctx=self.context(),
+                               label=label, tool_version=__version__())
+
+    take_backup = backup
+
+    def list_backups(self) -> BackupList:
+        return BackupList(ops.list_backups(self.repository))
+
+    def __iter__(self) -> Iterator[BackupSet]:
+        return iter(self.list_backups())
+
+    def get_backup(self, backup_id: str) -> BackupSet:
+        return ops.get_backup(self.repository, backup_id)
+
+    def restore(self, backup_id: str, db: str | Database, *, confirm: str,
+                replace: bool = False, target: str | None = None) -> RestoreReport:
+        """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
+        one needs ``replace=True``).  ``confirm`` must repeat the backup id."""
+        return ops.restore_backup(self.repository, self.database(db), backup_id,
+                                  confirm=confirm, ctx=self.context(), target=target,
+                                  replace=replace)
+
+    restore_backup = restore
+
+    def verify(self, backup_id: str | None = None, *, read_data: float = 0.0) -> VerifyReport:
+        """Structure check of every backup (or one); read back ``read_data`` % of the data."""
+        return ops.verify_repository(self.repository, ctx=self.context(), backup_id=backup_id,
+                                     read_data_percent=read_data)
+
+    verify_repository = verify

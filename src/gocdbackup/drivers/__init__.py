@@ -1,0 +1,1 @@
+"""L3: the only place fsspec, s3fs, gcsfs, psycopg, kubernetes and subprocess are used."""

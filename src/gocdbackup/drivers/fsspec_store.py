@@ -1,0 +1,172 @@
+"""ObjectStore over any fsspec URL (``file://``, ``s3://``, ``gs://``, ``memory://``, …)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import fsspec
+import stamina
+
+from gocdbackup.errors import (
+    ConfigError,
+    ObjectMissing,
+    StorageError,
+    TransientStorageError,
+)
+from gocdbackup.ports import ObjectInfo
+
+log = logging.getLogger("gocdbackup.drivers.store")
+
+T = TypeVar("T")
+
+_TRANSIENT_MARKERS = (
+    "SlowDown", "Throttl", "RequestTimeout", "InternalError", "ServiceUnavailable",
+    "503", "500 Internal", "Connection reset", "ServerDisconnected", "timed out",
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user-info (``s3://key:secret@bucket`` -> ``s3://bucket``)."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    text = f"{type(exc).__name__} {exc}"
+    return any(m in text for m in _TRANSIENT_MARKERS)
+
+
+class FsspecStore:
+    """A key → bytes store rooted at ``url``.  Credentials come from ``storage_options`` or the
+    backend's usual places (AWS env/profiles, GCS application default credentials); they are
+    never logged or shown."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        if not url or not url.strip():
+            raise ConfigError("a repository URL is required (--repo or GOCDBACKUP_REPO)")
+        self._url = redact_url(url)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"cannot use storage URL {self._url}: {exc}") from exc
+        self.root = root.rstrip("/")
+        protocol = self.fs.protocol
+        self.local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"FsspecStore({self._url!r})"
+
+    def _path(self, key: str) -> str:
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise ConfigError(f"unsafe object key {key!r}")
+        return f"{self.root}/{key}" if self.root else key
+
+    def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        for attempt in stamina.retry_context(on=TransientStorageError, attempts=5, timeout=60):
+            with attempt:
+                try:
+                    return fn()
+                except FileNotFoundError:
+                    raise ObjectMissing(key) from None
+                except PermissionError as exc:
+                    raise StorageError(f"{what} {key!r} at {self._url}: access denied") from exc
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise StorageError(f"{what} {key!r} at {self._url}: no space left") from exc
+                    if _is_transient(exc):
+                        raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+                except Exception as exc:  # vendor errors never escape the driver
+                    if _is_transient(exc):
+                        raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, key: str) -> bytes:
+        path = self._path(key)
+        if self.local:
+            return self._call("read", key, lambda: Path(path).read_bytes())
+        return self._call("read", key, lambda: bytes(self.fs.cat_file(path)))
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if self.local:
+            self._call("write", key, lambda: _atomic_write(Path(path), data))
+        else:
+            self._call("write", key, lambda: self.fs.pipe_file(path, data))
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        return self._call("check", key, lambda: bool(self.fs.exists(path)))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self.root
+        return iter(self._call("list", prefix or "/", lambda: self._list(base, prefix)))
+
+    def _list(self, base: str, prefix: str) -> list[ObjectInfo]:
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = f"{base}/{directory}" if directory else base
+        if not self.fs.exists(start):
+            return []
+        found = self.fs.find(start, detail=True)
+        out = []
+        for path, info in found.items():
+            key = _relative(path, base)
+            if key.startswith(prefix) and not _is_temp(key):
+                out.append(ObjectInfo(key=key, size_bytes=int(info.get("size") or 0)))
+        out.sort(key=lambda o: o.key)
+        return out
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+
+        def rm() -> None:
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                return
+
+        self._call("delete", key, rm)
+
+
+def _relative(path: str, base: str) -> str:
+    p = path.lstrip("/")
+    b = base.lstrip("/")
+    if b and p.startswith(b + "/"):
+        return p[len(b) + 1 :]
+    return p if not b else p.removeprefix(b).lstrip("/")
+
+
+def _is_temp(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(".gocdbackup-tmp-")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".gocdbackup-tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

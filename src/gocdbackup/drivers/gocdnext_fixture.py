@@ -1,0 +1,194 @@
+"""Builds a gocdnext-shaped database: schema, realistic rows, secrets encrypted the way gocdnext
+encrypts them (AES-256-GCM, ``nonce(12) || ciphertext || tag``, no associated data, with the
+32-byte ``GOCDNEXT_SECRET_KEY``), and goose at version 86.
+
+Bulk rows are generated inside the server (``generate_series``), so a database of hundreds of
+megabytes builds in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+from attrs import frozen
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import sql
+
+GOOSE_VERSION = 86
+
+
+@frozen(kw_only=True)
+class FixtureSpec:
+    projects: int = 3
+    pipelines_per_project: int = 2
+    runs_per_pipeline: int = 20
+    jobs_per_stage: int = 1
+    log_lines_per_job: int = 20
+    #: share of finished jobs whose logs are archived to the store (no rows in log_lines)
+    archived_share: float = 0.5
+    secrets_per_project: int = 2
+
+
+def encrypt_gocdnext(key: bytes, plaintext: bytes) -> bytes:
+    """gocdnext's cipher framing: random 12-byte nonce, then AES-256-GCM ciphertext+tag."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, None)
+
+
+def decrypt_gocdnext(key: bytes, blob: bytes) -> bytes:
+    return AESGCM(key).decrypt(blob[:12], blob[12:], None)
+
+
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def _add_months(d: datetime, n: int) -> datetime:
+    index = d.year * 12 + d.month - 1 + n
+    return _month_start(index // 12, index % 12 + 1)
+
+
+def create_schema(conn: psycopg.Connection[Any], *, now: datetime) -> None:
+    """Tables, indexes, log partitions (24 months back, 3 ahead) and goose rows 0..86."""
+    ddl = files("gocdbackup.drivers").joinpath("gocdnext_schema.sql").read_text()
+    conn.execute(ddl)  # type: ignore[arg-type]  # our own literal DDL file
+    first = _add_months(_month_start(now.year, now.month), -24)
+    conn.execute(sql.SQL(
+        "CREATE TABLE log_lines_pre PARTITION OF log_lines FOR VALUES FROM (MINVALUE) TO ({})"
+    ).format(sql.Literal(first)))
+    for n in range(24 + 4):
+        lo = _add_months(first, n)
+        hi = _add_months(first, n + 1)
+        conn.execute(sql.SQL(
+            "CREATE TABLE {} PARTITION OF log_lines FOR VALUES FROM ({}) TO ({})"
+        ).format(sql.Identifier(f"log_lines_y{lo.year:04d}m{lo.month:02d}"),
+                 sql.Literal(lo), sql.Literal(hi)))
+    conn.execute(
+        "INSERT INTO goose_db_version (version_id, is_applied)"
+        " SELECT v, true FROM generate_series(0, %s) v", (GOOSE_VERSION,))
+
+
+_BULK = [
+    """INSERT INTO projects (slug, name, created_at)
+       SELECT 'project-' || i, 'Project ' || i, now() - interval '400 days'
+       FROM generate_series(1, %(projects)s) i""",
+    """INSERT INTO pipelines (project_id, name, definition, definition_raw, created_at)
+       SELECT p.id, 'pipeline-' || j,
+              '{"stages": ["build", "test", "deploy"], "materials": [{"git": "main"}]}',
+              '{"raw": "stages: [build, test, deploy]"}', p.created_at
+       FROM projects p, generate_series(1, %(pipelines)s) j""",
+    """INSERT INTO runs (pipeline_id, counter, cause, revisions, status, created_at,
+                         started_at, finished_at)
+       SELECT pl.id, k, CASE WHEN k %% 5 = 0 THEN 'manual' ELSE 'webhook' END,
+              jsonb_build_object('sha', md5(pl.id::text || k), 'branch', 'main'),
+              CASE WHEN k %% 11 = 0 THEN 'failed' ELSE 'success' END,
+              now() - (%(runs)s - k + 1) * interval '37 minutes',
+              now() - (%(runs)s - k + 1) * interval '37 minutes' + interval '5 seconds',
+              now() - (%(runs)s - k + 1) * interval '37 minutes' + interval '9 minutes'
+       FROM pipelines pl, generate_series(1, %(runs)s) k""",
+    """INSERT INTO stage_runs (run_id, name, ordinal, status, started_at, finished_at)
+       SELECT r.id, s.name, s.ord, r.status, r.started_at + s.ord * interval '3 minutes',
+              r.started_at + (s.ord + 1) * interval '3 minutes'
+       FROM runs r, (VALUES ('build', 0), ('test', 1), ('deploy', 2)) AS s(name, ord)""",
+    """INSERT INTO job_runs (run_id, stage_run_id, name, status, started_at, finished_at)
+       SELECT sr.run_id, sr.id, sr.name || '-' || m, sr.status, sr.started_at, sr.finished_at
+       FROM stage_runs sr, generate_series(1, %(jobs)s) m""",
+    """UPDATE job_runs SET logs_archive_uri = 'logs/' || id || '.log.gz',
+                           logs_archived_at = finished_at + interval '1 minute'
+       WHERE ('x' || substr(md5(id::text), 1, 8))::bit(32)::bigint
+             < %(archived)s * 4294967296""",
+    """INSERT INTO log_lines (job_run_id, seq, stream, at, text)
+       SELECT jr.id, n, CASE WHEN n %% 9 = 0 THEN 'stderr' ELSE 'stdout' END,
+              jr.started_at + n * interval '15 milliseconds',
+              '[' || jr.name || '] step ' || n || ': ' || md5(jr.id::text || n)
+                  || ' compiling module ' || (n %% 97) || ' ok'
+       FROM job_runs jr, generate_series(1, %(lines)s) n
+       WHERE jr.logs_archive_uri IS NULL""",
+    """INSERT INTO artifacts (run_id, job_run_id, pipeline_id, project_id, path, storage_key,
+                              size_bytes, content_sha256, status, expires_at, created_at)
+       SELECT r.id, jr.id, r.pipeline_id, pl.project_id, 'dist/' || jr.name || '.tar.gz',
+              'run/' || r.id || '/job/' || jr.id || '/' || gen_random_uuid(),
+              1024 + (r.counter * 7919) %% 100000,
+              encode(sha256(convert_to(jr.id::text, 'UTF8')), 'hex'), 'ready',
+              jr.finished_at + interval '30 days', jr.finished_at
+       FROM job_runs jr JOIN stage_runs sr ON sr.id = jr.stage_run_id AND sr.name = 'build'
+            JOIN runs r ON r.id = jr.run_id JOIN pipelines pl ON pl.id = r.pipeline_id""",
+    """INSERT INTO caches (project_id, key, storage_key, size_bytes, content_sha256, status)
+       SELECT p.id, c.key,
+              'cache/' || p.id || '/' || encode(sha256(convert_to(c.key, 'UTF8')), 'hex'),
+              4096 + length(c.key) * 1000,
+              CASE WHEN c.ready THEN encode(sha256(convert_to(p.id || c.key, 'UTF8')), 'hex') END,
+              CASE WHEN c.ready THEN 'ready' ELSE 'pending' END
+       FROM projects p, (VALUES ('pnpm', true), ('go-mod', true), ('gradle', false))
+            AS c(key, ready)""",
+]
+
+
+def populate(conn: psycopg.Connection[Any], spec: FixtureSpec, *, secret_key: bytes) -> None:
+    """Fill the schema; secrets are sealed with ``secret_key`` (32 bytes)."""
+    params = {
+        "projects": spec.projects, "pipelines": spec.pipelines_per_project,
+        "runs": spec.runs_per_pipeline, "jobs": spec.jobs_per_stage,
+        "lines": spec.log_lines_per_job, "archived": spec.archived_share,
+    }
+    for statement in _BULK:
+        conn.execute(statement, params)  # type: ignore[arg-type]  # literal SQL above
+    projects = conn.execute("SELECT id, slug FROM projects ORDER BY slug").fetchall()
+    rows: list[tuple[Any, str, bytes | None, str, str | None]] = []
+    for pid, slug in projects:
+        for n in range(spec.secrets_per_project):
+            value = f"{slug}-token-{n}-{os.urandom(8).hex()}".encode()
+            rows.append((pid, f"DEPLOY_TOKEN_{n}", encrypt_gocdnext(secret_key, value), "db", None))
+        rows.append((pid, "VAULT_DB_PASSWORD", None, "vault", f"secret/{slug}/db"))
+    rows.append((None, "GLOBAL_REGISTRY_TOKEN", encrypt_gocdnext(secret_key, b"registry"), "db",
+                 None))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO secrets (project_id, name, value_enc, source, ref_path)"
+            " VALUES (%s, %s, %s, %s, %s)", rows)
+    creds = json.dumps({"access_key": "AKIAFIXTURE", "secret_key": os.urandom(16).hex()})
+    conn.execute(
+        "INSERT INTO platform_settings (key, value, credentials_enc) VALUES (%s, %s, %s)",
+        ("artifacts.storage",
+         json.dumps({"backend": "s3", "bucket": "gocdnext-artifacts", "region": "us-east-1"}),
+         encrypt_gocdnext(secret_key, creds.encode())))
+
+
+def build(dsn: str, spec: FixtureSpec | None = None, *, secret_key: bytes,
+          now: datetime | None = None) -> None:
+    """Create the schema and rows in the (empty) database ``dsn`` names."""
+    with psycopg.connect(dsn, autocommit=False) as conn:
+        create_schema(conn, now=now or datetime.now(UTC))
+        populate(conn, spec or FixtureSpec(), secret_key=secret_key)
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def create_database(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+def decrypt_all(dsn: str, secret_key: bytes) -> int:
+    """Decrypt every sealed value of the fixture with ``secret_key``; how many there were.
+    Raises ``cryptography.exceptions.InvalidTag`` on the first that does not open."""
+    with psycopg.connect(dsn) as conn:
+        blobs = [r[0] for r in conn.execute(
+            "SELECT value_enc FROM secrets WHERE value_enc IS NOT NULL"
+            " UNION ALL SELECT credentials_enc FROM platform_settings"
+            " WHERE credentials_enc IS NOT NULL").fetchall()]
+    for blob in blobs:
+        decrypt_gocdnext(secret_key, bytes(blob))
+    return len(blobs)

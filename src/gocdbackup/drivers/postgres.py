@@ -1,0 +1,396 @@
+"""The Database port on a real PostgreSQL server: psycopg for SQL, pg_dump/pg_restore for data.
+
+Passwords never reach a command line or a message: the tools get the connection string without
+the password and the password through ``PGPASSWORD`` in their environment only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from attrs import define
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    DatabaseNotFound,
+    DatabaseUnreachable,
+    IntegrityError,
+    PostgresError,
+    ToolFailed,
+)
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.drivers.pgtools import (
+    PgTool,
+    find_tool,
+    major_of,
+    private_tempdir,
+    run_tool,
+)
+
+log = logging.getLogger("gocdbackup.drivers.postgres")
+
+_READ_SIZE = 1024 * 1024
+_MAGIC = b"PGDMP"
+
+_TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+_GOOSE_SQL = """
+SELECT CASE WHEN to_regclass('goose_db_version') IS NULL THEN NULL
+            ELSE (SELECT max(version_id) FROM goose_db_version WHERE is_applied) END
+"""
+
+
+def describe_target(params: dict[str, Any]) -> str:
+    """``host:port/db`` without user or password, for messages."""
+    host = params.get("host") or os.environ.get("PGHOST") or "local socket"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or '?'}"
+
+
+def translate(exc: psycopg.Error, params: dict[str, Any]) -> PostgresError:
+    """A psycopg error as a gocdbackup error; the message never carries a password."""
+    where = describe_target(params)
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    low = str(exc).lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        return AuthenticationFailed(f"PostgreSQL at {where} rejected the credentials")
+    if "does not exist" in low and "database" in low:
+        return DatabaseNotFound(f"database {params.get('dbname')!r} does not exist at {where}")
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnreachable(f"cannot connect to PostgreSQL at {where}: {text}")
+    return PostgresError(f"PostgreSQL at {where}: {text}")
+
+
+@define
+class SpooledArchive:
+    path: Path
+    size_bytes: int
+
+
+class PgSnapshot:
+    def __init__(self, db: PostgresDatabase, conn: psycopg.Connection[Any], snapshot_id: str,
+                 dump_tool: PgTool) -> None:
+        self._db = db
+        self._conn = conn
+        self._snapshot_id = snapshot_id
+        self._dump_tool = dump_tool
+
+    @property
+    def snapshot_id(self) -> str:
+        return self._snapshot_id
+
+    def _one(self, query: str) -> tuple[Any, ...]:
+        with self._db.translating(), self._conn.cursor() as cur:
+            cur.execute(query)  # type: ignore[arg-type]  # literal SQL of this module
+            row = cur.fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def point(self) -> ConsistencyPoint:
+        at, lsn, version, version_num, timeline = self._one(
+            "SELECT now(),"
+            " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
+            "      ELSE pg_current_wal_lsn()::text END,"
+            " current_setting('server_version'), current_setting('server_version_num')::int,"
+            " CASE WHEN has_function_privilege('pg_control_checkpoint()', 'execute')"
+            "      THEN (SELECT timeline_id FROM pg_control_checkpoint()) ELSE 0 END"
+        )
+        (goose,) = self._one(_GOOSE_SQL)
+        return ConsistencyPoint(
+            snapshot_at=at.astimezone(UTC),
+            snapshot_id=self._snapshot_id,
+            wal_lsn=str(lsn or ""),
+            timeline=int(timeline or 0),
+            server_version=str(version).split()[0],
+            server_version_num=int(version_num),
+            goose_version=None if goose is None else int(goose),
+        )
+
+    def database(self) -> DatabaseInfo:
+        name, owner, encoding, size = self._one(
+            "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),"
+            " pg_database_size(datname) FROM pg_database WHERE datname = current_database()"
+        )
+        return DatabaseInfo(
+            name=name, owner=owner, encoding=encoding, size_bytes=int(size),
+            pg_dump_version=self._dump_tool.version,
+        )
+
+    def count_rows(self) -> tuple[TableRows, ...]:
+        return count_tables(self._conn, self._db)
+
+    @contextmanager
+    def dump(self, ctx: OpContext) -> Iterator[DumpReader]:
+        args = [
+            self._dump_tool.path, "--format=custom", "--compress=0",
+            f"--snapshot={self._snapshot_id}", f"--dbname={self._db.tool_conninfo()}",
+        ]
+        with run_tool(args, env=self._db.tool_env(), stdout=subprocess.PIPE,
+                      tool="pg_dump") as running:
+            assert running.proc.stdout is not None
+            reader = DumpReader(running.proc.stdout)
+            yield reader
+            # the consumer has read to EOF: now the outcome must be a clean exit
+            code = running.proc.wait()
+            if code != 0:
+                raise ToolFailed("pg_dump", code, running.stderr_tail())
+            if not reader.valid:
+                raise ToolFailed("pg_dump", code, "output is not a custom-format archive")
+
+
+class DumpReader:
+    """pg_dump's stdout, checking that it starts like a custom-format archive."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+        self._head = b""
+
+    @property
+    def valid(self) -> bool:
+        return self._head[: len(_MAGIC)] == _MAGIC
+
+    def readinto(self, buf: memoryview) -> int:
+        n: int = self._raw.readinto(buf)
+        if len(self._head) < len(_MAGIC) and n:
+            self._head += bytes(buf[: len(_MAGIC) - len(self._head)])
+        self.bytes_read += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._raw.read(n)
+        if len(self._head) < len(_MAGIC):
+            self._head += data[: len(_MAGIC) - len(self._head)]
+        self.bytes_read += len(data)
+        return data
+
+
+def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[TableRows, ...]:
+    out = []
+    with db.translating(), conn.cursor() as cur:
+        cur.execute(_TABLES_SQL)  # type: ignore[arg-type]
+        tables = cur.fetchall()
+        for schema, name in tables:
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(name)
+                )
+            )
+            row = cur.fetchone()
+            assert row is not None
+            out.append(TableRows(name=f"{schema}.{name}", rows=int(row[0])))
+    return tuple(out)
+
+
+class PostgresDatabase:
+    """A PostgreSQL database named by a libpq connection string (``PG*`` env honoured)."""
+
+    def __init__(self, dsn: str = "", *, bindir: str | None = None,
+                 scratch_dir: str | None = None, jobs: int = 2,
+                 connect_timeout: int = 10) -> None:
+        try:
+            self._params = conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError("the database connection string is malformed") from exc
+        self._params.setdefault("connect_timeout", connect_timeout)
+        if not self._params.get("dbname"):
+            self._params["dbname"] = os.environ.get("PGDATABASE") or os.environ.get(
+                "PGUSER", "postgres")
+        self._bindir = bindir
+        self._scratch = scratch_dir
+        self._jobs = max(1, jobs)
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({describe_target(self._params)!r})"
+
+    @property
+    def name(self) -> str:
+        return str(self._params["dbname"])
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def translating(self, dbname: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            params = dict(self._params, dbname=dbname or self.name)
+            raise translate(exc, params) from exc
+
+    def connect(self, dbname: str | None = None, *, autocommit: bool = True
+                ) -> psycopg.Connection[Any]:
+        params = dict(self._params)
+        if dbname is not None:
+            params["dbname"] = dbname
+        with self.translating(params["dbname"]):
+            return psycopg.connect(make_conninfo(**params), autocommit=autocommit)
+
+    def _admin_db(self, avoid: str) -> str:
+        return "postgres" if avoid != "postgres" else "template1"
+
+    def tool_conninfo(self, dbname: str | None = None) -> str:
+        params = {k: v for k, v in self._params.items() if k != "password"}
+        if dbname is not None:
+            params["dbname"] = dbname
+        return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+    def tool_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self._params.get("password"):
+            env["PGPASSWORD"] = str(self._params["password"])
+        return env
+
+    def server_major(self) -> int:
+        with self.connect() as conn:
+            return major_of(str(conn.info.server_version // 10000))
+
+    # -- backup ------------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self, ctx: OpContext) -> Iterator[PgSnapshot]:
+        conn = self.connect(autocommit=False)
+        try:
+            server_major = conn.info.server_version // 10000
+            tool = find_tool("pg_dump", server_major, prefer_major=server_major,
+                             bindir=self._bindir)
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with self.translating():
+                row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            log.debug("exported snapshot %s using %s %s", row[0], tool.path, tool.version)
+            yield PgSnapshot(self, conn, str(row[0]), tool)
+        finally:
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+
+    # -- restore -----------------------------------------------------------------------------
+
+    def exists(self, name: str) -> bool:
+        with self.connect(self._admin_db(name)) as conn, self.translating():
+            return conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone() is not None
+
+    def role_exists(self, role: str) -> bool:
+        with self.connect(self._admin_db(self.name)) as conn, self.translating():
+            return conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone() is not None
+
+    @contextmanager
+    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> Iterator[SpooledArchive]:
+        directory = private_tempdir(self._scratch)
+        try:
+            path = directory / "dump.pgc"
+            size = 0
+            with path.open("wb") as f:
+                for data in chunks:
+                    ctx.check()
+                    f.write(data)
+                    size += len(data)
+            yield SpooledArchive(path=path, size_bytes=size)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _restore_tool(self, min_tool_version: str) -> PgTool:
+        return find_tool("pg_restore", major_of(min_tool_version), bindir=self._bindir)
+
+    def list_archive(self, archive: SpooledArchive, *, min_tool_version: str) -> int:
+        tool = self._restore_tool(min_tool_version)
+        with run_tool(
+            [tool.path, "--list", str(archive.path)], env=self.tool_env(),
+            stdout=subprocess.PIPE, tool="pg_restore",
+        ) as running:
+            assert running.proc.stdout is not None
+            listing = running.proc.stdout.read()
+            code = running.proc.wait()
+            if code != 0:
+                raise IntegrityError(
+                    "the dump's table of contents is unreadable: "
+                    + (running.stderr_tail().strip().splitlines() or ["no detail"])[-1]
+                )
+        return sum(1 for line in listing.splitlines() if line and not line.startswith(b";"))
+
+    def create(self, name: str, *, owner: str | None, encoding: str) -> None:
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
+            sql.Identifier(name), sql.Literal(encoding))
+        if owner:
+            query = query + sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+        with self.connect(self._admin_db(name)) as conn, self.translating(name):
+            conn.execute(query)
+
+    def load(self, archive: SpooledArchive, name: str, *, role: str | None,
+             min_tool_version: str, ctx: OpContext) -> None:
+        tool = self._restore_tool(min_tool_version)
+        args = [
+            tool.path, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={self._jobs}",
+            f"--dbname={self.tool_conninfo(name)}",
+        ]
+        if role:
+            args.append(f"--role={role}")
+        args.append(str(archive.path))
+        ctx.report("restore", 0, archive.size_bytes, message=f"pg_restore into {name}")
+        with run_tool(args, env=self.tool_env(), stdout=None, tool="pg_restore") as running:
+            while True:
+                try:
+                    code = running.proc.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    ctx.check()  # poll for cancellation; leaving the context stops pg_restore
+            if code != 0:
+                raise ToolFailed("pg_restore", code, running.stderr_tail())
+        ctx.report("restore", archive.size_bytes, archive.size_bytes)
+
+    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+        with self.connect(name, autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with self.translating(name):
+                row = conn.execute(_GOOSE_SQL).fetchone()  # type: ignore[arg-type]
+            goose = None if row is None or row[0] is None else int(row[0])
+            tables = count_tables(conn, self)
+            conn.rollback()
+        return goose, tables
+
+    def _terminate(self, conn: psycopg.Connection[Any], name: str) -> None:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+    def swap(self, staging: str, target: str) -> None:
+        with self.connect(self._admin_db(target)) as conn, self.translating(target):
+            self._terminate(conn, target)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(target)))
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(staging), sql.Identifier(target)))
+
+    def drop(self, name: str) -> None:
+        with self.connect(self._admin_db(name)) as conn, self.translating(name):
+            self._terminate(conn, name)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))

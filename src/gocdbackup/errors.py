@@ -1,0 +1,225 @@
+"""One exception tree, rooted at :class:`GocdBackupError`.
+
+Every error a user can meet carries a one-line, secret-free ``str()`` and, where it helps,
+structured fields.  Drivers translate vendor exceptions into these classes and chain the cause
+(``raise ... from exc``), so ``__cause__`` keeps the details for ``--debug`` without leaking
+them into messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class GocdBackupError(Exception):
+    """Base class of every error gocdbackup raises on purpose."""
+
+    #: a short, stable, machine-readable name (used by ``--json`` error output)
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- configuration and input --------------------------------------------------------------------
+
+
+class ConfigError(GocdBackupError):
+    """Bad input or configuration: the call cannot proceed as asked."""
+
+    code = "config"
+
+
+class WrongPassword(ConfigError):
+    """No key slot of the repository opens with the given passphrase or key file."""
+
+    code = "wrong_password"
+
+
+class RepositoryExists(ConfigError):
+    """``init`` was pointed at a location that already holds data."""
+
+    code = "repository_exists"
+
+
+class UnsupportedFormat(ConfigError):
+    """A manifest or repository config is malformed or of a format this version cannot read."""
+
+    code = "unsupported_format"
+
+
+# -- preconditions -----------------------------------------------------------------------------
+
+
+class PreconditionFailed(GocdBackupError):
+    """The world is not in the state the operation requires; nothing was changed."""
+
+    code = "precondition"
+
+
+class ConfirmationMismatch(PreconditionFailed):
+    """A destructive call was made without the right ``confirm=`` value."""
+
+    code = "confirmation_mismatch"
+
+
+class TargetExists(PreconditionFailed):
+    """The restore target already exists and replacing it was not asked for."""
+
+    code = "target_exists"
+
+
+class ToolTooOld(PreconditionFailed):
+    """No suitable ``pg_dump``/``pg_restore`` was found for the server or archive version."""
+
+    code = "tool_too_old"
+
+
+# -- not found ---------------------------------------------------------------------------------
+
+
+class NotFound(GocdBackupError):
+    """A named thing does not exist."""
+
+    code = "not_found"
+
+
+class RepositoryNotFound(NotFound):
+    code = "repository_not_found"
+
+
+class BackupNotFound(NotFound):
+    code = "backup_not_found"
+
+    def __init__(self, backup_id: str) -> None:
+        super().__init__(f"no backup {backup_id!r} in this repository")
+        self.backup_id = backup_id
+
+
+class DatabaseNotFound(NotFound):
+    code = "database_not_found"
+
+
+# -- drivers -----------------------------------------------------------------------------------
+
+
+class DriverError(GocdBackupError):
+    """An external system (storage, Postgres, Kubernetes) failed."""
+
+    code = "driver"
+
+
+class StorageError(DriverError):
+    code = "storage"
+
+
+class TransientStorageError(StorageError):
+    """A storage failure worth retrying (throttling, 5xx, connection reset)."""
+
+    code = "storage_transient"
+
+
+class PostgresError(DriverError):
+    code = "postgres"
+
+
+class DatabaseUnreachable(PostgresError):
+    code = "database_unreachable"
+
+
+class AuthenticationFailed(PostgresError):
+    code = "authentication_failed"
+
+
+class ToolFailed(PostgresError):
+    """``pg_dump``/``pg_restore`` exited non-zero or was killed."""
+
+    code = "tool_failed"
+
+    def __init__(self, tool: str, returncode: int | None, stderr_tail: str) -> None:
+        how = "was killed" if returncode is not None and returncode < 0 else f"exited {returncode}"
+        tail = stderr_tail.strip().splitlines()[-1:] if stderr_tail.strip() else []
+        detail = f": {tail[0]}" if tail else ""
+        super().__init__(f"{tool} {how}{detail}")
+        self.tool = tool
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class KubernetesError(DriverError):
+    code = "kubernetes"
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+class IntegrityError(GocdBackupError):
+    """Stored data is missing, corrupt or does not match what was recorded."""
+
+    code = "integrity"
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+class RestoreMismatch(IntegrityError):
+    """The restored database differs from what the manifest recorded."""
+
+    code = "restore_mismatch"
+
+
+class DrillFailed(GocdBackupError):
+    code = "drill_failed"
+
+
+class Cancelled(GocdBackupError):
+    """The operation was cancelled; it cleaned up after itself."""
+
+    code = "cancelled"
+
+
+__all__ = [
+    "AuthenticationFailed",
+    "BackupNotFound",
+    "Cancelled",
+    "ConfigError",
+    "ConfirmationMismatch",
+    "DatabaseNotFound",
+    "DatabaseUnreachable",
+    "DrillFailed",
+    "DriverError",
+    "GocdBackupError",
+    "IntegrityError",
+    "KubernetesError",
+    "NotFound",
+    "PostgresError",
+    "PreconditionFailed",
+    "RepositoryExists",
+    "RepositoryNotFound",
+    "RestoreMismatch",
+    "StorageError",
+    "TargetExists",
+    "ToolFailed",
+    "ToolTooOld",
+    "TransientStorageError",
+    "UnsupportedFormat",
+    "WrongPassword",
+]
+
+
+class ObjectMissing(NotFound):
+    """A key is absent from an object store."""
+
+    code = "object_missing"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object {key!r} does not exist")
+        self.key = key
+
+
+__all__ += ["ObjectMissing"]

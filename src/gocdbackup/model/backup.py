@@ -1,0 +1,185 @@
+"""The values that describe one backup: where it was taken, what it holds, how big it is."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from attrs import field, frozen
+
+from gocdbackup.model._validate import aware, hex64, non_negative
+from gocdbackup.model.render import human_bytes, kv_table
+
+
+class BackupStatus(enum.Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@frozen(kw_only=True)
+class ChunkRef:
+    """One content-defined piece of a stream, stored as one blob."""
+
+    blob_id: str = field(validator=hex64)
+    size_bytes: int = field(validator=non_negative)
+
+
+@frozen(kw_only=True)
+class TableRows:
+    """The exact row count of one table, read inside the backup's snapshot."""
+
+    name: str  # schema-qualified, e.g. ``public.artifacts``
+    rows: int = field(validator=non_negative)
+
+
+@frozen(kw_only=True)
+class ConsistencyPoint:
+    """When and where the backup's view of gocdnext was taken.
+
+    Everything in the backup (the dump, the row counts, later the artefact index) was read in
+    one exported REPEATABLE READ snapshot; these fields name that snapshot.
+    """
+
+    snapshot_at: datetime = field(validator=aware)
+    snapshot_id: str
+    wal_lsn: str
+    timeline: int
+    server_version: str
+    server_version_num: int
+    goose_version: int | None = None
+    #: the artefact store's marker (listing time / version ids); set by artefact backups
+    store_marker: str | None = None
+
+
+@frozen(kw_only=True)
+class DatabaseInfo:
+    """Facts about the backed-up database, recorded for restore and checks."""
+
+    name: str
+    owner: str
+    encoding: str
+    size_bytes: int = field(validator=non_negative)
+    pg_dump_version: str
+    tables: tuple[TableRows, ...] = ()
+
+    def table_rows(self) -> dict[str, int]:
+        return {t.name: t.rows for t in self.tables}
+
+
+@frozen(kw_only=True)
+class Component:
+    """One stream stored in the repository as a list of chunks (e.g. the database dump)."""
+
+    kind: str  # "postgres_dump"
+    size_bytes: int = field(validator=non_negative)  # plaintext length of the stream
+    sha256: str = field(validator=hex64)  # of the whole plaintext stream
+    chunks: tuple[ChunkRef, ...]
+    #: bytes this backup actually wrote to the repository (compressed, encrypted)
+    stored_bytes: int = field(default=0, validator=non_negative)
+    #: plaintext bytes whose chunks were already in the repository (deduplicated)
+    reused_bytes: int = field(default=0, validator=non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        total = sum(c.size_bytes for c in self.chunks)
+        if total != self.size_bytes:
+            raise ValueError(f"chunks add up to {total} bytes, component says {self.size_bytes}")
+
+    @property
+    def dedup_ratio(self) -> float:
+        """Share of this stream's bytes that were already stored (0.0 for a first backup)."""
+        return self.reused_bytes / self.size_bytes if self.size_bytes else 0.0
+
+
+@frozen(kw_only=True)
+class Timings:
+    started_at: datetime = field(validator=aware)
+    finished_at: datetime = field(validator=aware)
+    dump_seconds: float = field(default=0.0, validator=non_negative)
+
+    @property
+    def total_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@frozen(kw_only=True)
+class BackupSet:
+    """One backup: a consistency point and the components taken at it."""
+
+    id: str
+    status: BackupStatus
+    label: str = ""
+    point: ConsistencyPoint
+    database: DatabaseInfo
+    components: tuple[Component, ...]
+    timings: Timings
+    tool_version: str = ""
+    pin: str | None = None
+
+    def component(self, kind: str) -> Component:
+        for c in self.components:
+            if c.kind == kind:
+                return c
+        raise KeyError(kind)
+
+    @property
+    def created_at(self) -> datetime:
+        return self.point.snapshot_at
+
+    @property
+    def size_bytes(self) -> int:
+        """Logical size: the plaintext bytes of every component."""
+        return sum(c.size_bytes for c in self.components)
+
+    @property
+    def stored_bytes(self) -> int:
+        """What this backup added to the repository."""
+        return sum(c.stored_bytes for c in self.components)
+
+    @property
+    def dedup_ratio(self) -> float:
+        size = self.size_bytes
+        return sum(c.reused_bytes for c in self.components) / size if size else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The short, JSON-friendly description used by ``list`` and ``backup --json``."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "label": self.label,
+            "created_at": self.created_at.isoformat(),
+            "database": self.database.name,
+            "goose_version": self.point.goose_version,
+            "size_bytes": self.size_bytes,
+            "stored_bytes": self.stored_bytes,
+            "dedup_ratio": round(self.dedup_ratio, 4),
+            "pin": self.pin,
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-table rows (for ``pandas.DataFrame(backup.rows())``)."""
+        return [{"table": t.name, "rows": t.rows} for t in self.database.tables]
+
+    def to_pandas(self) -> Any:
+        import pandas as pd  # optional; only when the user asks for it  # noqa: PLC0415
+
+        return pd.DataFrame(self.rows())
+
+    def __repr__(self) -> str:
+        return (
+            f"<BackupSet {self.id} {self.status.value} {self.database.name!r} "
+            f"at {self.created_at:%Y-%m-%d %H:%M:%S}Z goose={self.point.goose_version} "
+            f"size={human_bytes(self.size_bytes)} stored={human_bytes(self.stored_bytes)} "
+            f"dedup={self.dedup_ratio:.0%}>"
+        )
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        s["size_bytes"] = human_bytes(self.size_bytes)
+        s["stored_bytes"] = human_bytes(self.stored_bytes)
+        s["tables"] = len(self.database.tables)
+        s["server"] = self.point.server_version
+        return kv_table(s.items(), caption=f"Backup {self.id}")
+

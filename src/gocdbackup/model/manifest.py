@@ -1,0 +1,236 @@
+"""The manifest: the explicit, versioned JSON form of a :class:`BackupSet`.
+
+No pickle and no generic (de)serialiser: every field is written and read here, so the format is
+reviewable and stable.  ``from_dict`` checks types and raises :class:`UnsupportedFormat` for
+anything malformed or from a newer format version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from attrs import frozen
+
+from gocdbackup.errors import UnsupportedFormat
+from gocdbackup.model.backup import (
+    BackupSet,
+    BackupStatus,
+    ChunkRef,
+    Component,
+    ConsistencyPoint,
+    DatabaseInfo,
+    TableRows,
+    Timings,
+)
+
+FORMAT_VERSION = 1
+KIND = "gocdbackup.manifest"
+
+T = TypeVar("T")
+
+
+@frozen(kw_only=True)
+class Manifest:
+    """A backup set as stored in ``backups/<id>.json``."""
+
+    backup: BackupSet
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.backup
+        return {
+            "kind": KIND,
+            "format_version": self.format_version,
+            "id": b.id,
+            "status": b.status.value,
+            "label": b.label,
+            "pin": b.pin,
+            "tool_version": b.tool_version,
+            "point": _point_to_dict(b.point),
+            "database": _db_to_dict(b.database),
+            "components": [_component_to_dict(c) for c in b.components],
+            "timings": {
+                "started_at": b.timings.started_at.isoformat(),
+                "finished_at": b.timings.finished_at.isoformat(),
+                "dump_seconds": b.timings.dump_seconds,
+            },
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        try:
+            return cls(backup=_backup_from_dict(data), format_version=FORMAT_VERSION)
+        except UnsupportedFormat:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UnsupportedFormat(f"malformed manifest: {_describe(exc)}") from exc
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Manifest:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UnsupportedFormat("malformed manifest: not JSON") from exc
+        return cls.from_dict(data)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _backup_from_dict(d: Any) -> BackupSet:
+    d = _mapping(d, "manifest")
+    if d.get("kind") != KIND:
+        raise UnsupportedFormat("not a gocdbackup manifest")
+    version = d.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UnsupportedFormat("malformed manifest: format_version is not an integer")
+    if version > FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"manifest format {version} is newer than this gocdbackup understands "
+            f"({FORMAT_VERSION}); upgrade gocdbackup"
+        )
+    if version < 1:
+        raise UnsupportedFormat(f"malformed manifest: format_version {version}")
+    t = _mapping(d["timings"], "timings")
+    return BackupSet(
+        id=_get(d, "id", str),
+        status=BackupStatus(_get(d, "status", str)),
+        label=_get(d, "label", str),
+        pin=_opt(d, "pin", str),
+        tool_version=_get(d, "tool_version", str),
+        point=_point_from_dict(_mapping(d["point"], "point")),
+        database=_db_from_dict(_mapping(d["database"], "database")),
+        components=tuple(
+            _component_from_dict(_mapping(c, "component")) for c in _get(d, "components", list)
+        ),
+        timings=Timings(
+            started_at=_time(_get(t, "started_at", str)),
+            finished_at=_time(_get(t, "finished_at", str)),
+            dump_seconds=float(_get(t, "dump_seconds", (int, float))),
+        ),
+    )
+
+
+def _point_to_dict(p: ConsistencyPoint) -> dict[str, Any]:
+    return {
+        "snapshot_at": p.snapshot_at.isoformat(),
+        "snapshot_id": p.snapshot_id,
+        "wal_lsn": p.wal_lsn,
+        "timeline": p.timeline,
+        "server_version": p.server_version,
+        "server_version_num": p.server_version_num,
+        "goose_version": p.goose_version,
+        "store_marker": p.store_marker,
+    }
+
+
+def _point_from_dict(d: Mapping[str, Any]) -> ConsistencyPoint:
+    return ConsistencyPoint(
+        snapshot_at=_time(_get(d, "snapshot_at", str)),
+        snapshot_id=_get(d, "snapshot_id", str),
+        wal_lsn=_get(d, "wal_lsn", str),
+        timeline=_get(d, "timeline", int),
+        server_version=_get(d, "server_version", str),
+        server_version_num=_get(d, "server_version_num", int),
+        goose_version=_opt(d, "goose_version", int),
+        store_marker=_opt(d, "store_marker", str),
+    )
+
+
+def _db_to_dict(db: DatabaseInfo) -> dict[str, Any]:
+    return {
+        "name": db.name,
+        "owner": db.owner,
+        "encoding": db.encoding,
+        "size_bytes": db.size_bytes,
+        "pg_dump_version": db.pg_dump_version,
+        "tables": [[t.name, t.rows] for t in db.tables],
+    }
+
+
+def _db_from_dict(d: Mapping[str, Any]) -> DatabaseInfo:
+    tables = []
+    for item in _get(d, "tables", list):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError("tables entries must be [name, rows]")
+        name, rows = item
+        tables.append(TableRows(name=_check(name, str, "table name"), rows=_check(rows, int, "rows")))
+    return DatabaseInfo(
+        name=_get(d, "name", str),
+        owner=_get(d, "owner", str),
+        encoding=_get(d, "encoding", str),
+        size_bytes=_get(d, "size_bytes", int),
+        pg_dump_version=_get(d, "pg_dump_version", str),
+        tables=tuple(tables),
+    )
+
+
+def _component_to_dict(c: Component) -> dict[str, Any]:
+    return {
+        "kind": c.kind,
+        "size_bytes": c.size_bytes,
+        "sha256": c.sha256,
+        "stored_bytes": c.stored_bytes,
+        "reused_bytes": c.reused_bytes,
+        # compact: [blob_id, size] pairs; a large dump has thousands of chunks
+        "chunks": [[ch.blob_id, ch.size_bytes] for ch in c.chunks],
+    }
+
+
+def _component_from_dict(d: Mapping[str, Any]) -> Component:
+    chunks = []
+    for item in _get(d, "chunks", list):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError("chunk entries must be [blob_id, size]")
+        chunks.append(
+            ChunkRef(blob_id=_check(item[0], str, "blob id"), size_bytes=_check(item[1], int, "size"))
+        )
+    return Component(
+        kind=_get(d, "kind", str),
+        size_bytes=_get(d, "size_bytes", int),
+        sha256=_get(d, "sha256", str),
+        chunks=tuple(chunks),
+        stored_bytes=_get(d, "stored_bytes", int),
+        reused_bytes=_get(d, "reused_bytes", int),
+    )
+
+
+# -- typed field access ------------------------------------------------------------------------
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UnsupportedFormat(f"malformed manifest: {what} is not an object")
+    return value
+
+
+def _check(value: Any, typ: type[T] | tuple[type, ...], what: str) -> T:
+    if isinstance(value, bool) and typ is not bool or not isinstance(value, typ):
+        raise TypeError(f"{what} has the wrong type")
+    return value  # type: ignore[return-value]
+
+
+def _get(d: Mapping[str, Any], key: str, typ: type[T] | tuple[type, ...]) -> T:
+    return _check(d[key], typ, key)
+
+
+def _opt(d: Mapping[str, Any], key: str, typ: type[T]) -> T | None:
+    value = d.get(key)
+    return None if value is None else _check(value, typ, key)
+
+
+def _time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamps must carry a UTC offset")
+    return parsed
+

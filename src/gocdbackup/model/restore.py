@@ -1,0 +1,62 @@
+"""Restore outcomes and the pure comparison of row counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import field, frozen
+
+from gocdbackup.model.render import kv_table
+
+
+@frozen(kw_only=True)
+class TableDiff:
+    """One table whose restored row count differs from the manifest's (None = table absent)."""
+
+    table: str
+    expected: int | None
+    actual: int | None
+
+    def __str__(self) -> str:
+        exp = "absent" if self.expected is None else f"{self.expected} rows"
+        act = "absent" if self.actual is None else f"{self.actual} rows"
+        return f"{self.table}: expected {exp}, found {act}"
+
+
+def diff_tables(expected: Mapping[str, int], actual: Mapping[str, int]) -> tuple[TableDiff, ...]:
+    """Every table whose count differs, or that exists on one side only, sorted by name."""
+    names = sorted(set(expected) | set(actual))
+    return tuple(
+        TableDiff(table=n, expected=expected.get(n), actual=actual.get(n))
+        for n in names
+        if expected.get(n) != actual.get(n)
+    )
+
+
+@frozen(kw_only=True)
+class RestoreReport:
+    backup_id: str
+    database: str
+    replaced: bool
+    goose_version: int | None
+    tables_checked: int
+    rows_checked: int
+    seconds: float
+    restore_seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "database": self.database,
+            "replaced": self.replaced,
+            "goose_version": self.goose_version,
+            "tables_checked": self.tables_checked,
+            "rows_checked": self.rows_checked,
+            "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
+        }
+
+    def _repr_html_(self) -> str:
+        return kv_table(self.summary().items(), caption=f"Restore of {self.backup_id}")

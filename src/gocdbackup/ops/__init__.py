@@ -1,0 +1,17 @@
+"""L2: the use cases, as functions of ports and an :class:`~gocdbackup.context.OpContext`.
+
+Automation that needs a composition the facade does not offer calls these directly."""
+
+from gocdbackup.ops.backup import DUMP_KIND, take_backup
+from gocdbackup.ops.catalog import get_backup, list_backups
+from gocdbackup.ops.restore import restore_backup
+from gocdbackup.ops.verify import verify_repository
+
+__all__ = [
+    "DUMP_KIND",
+    "get_backup",
+    "list_backups",
+    "restore_backup",
+    "take_backup",
+    "verify_repository",
+]

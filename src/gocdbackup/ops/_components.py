@@ -1,0 +1,32 @@
+"""Reading a stored component back with every check: presence, authentication, ids, total
+size and whole-stream SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import IntegrityError
+from gocdbackup.model.backup import Component
+from gocdbackup.repository import Repository, read_stream
+
+
+def missing_chunks(component: Component, stored: dict[str, int]) -> list[str]:
+    """Blob ids the component needs that the repository listing does not have."""
+    return sorted({c.blob_id for c in component.chunks if c.blob_id not in stored})
+
+
+def checked_stream(
+    repo: Repository, component: Component, ctx: OpContext, *, phase: str
+) -> Iterator[bytes]:
+    """The component's bytes; raises :class:`IntegrityError` on any mismatch, at the latest
+    after the last chunk (before the consumer can treat the stream as complete)."""
+    digest = hashlib.sha256()
+    size = 0
+    for data in read_stream(repo, component.chunks, ctx, phase=phase, total=component.size_bytes):
+        digest.update(data)
+        size += len(data)
+        yield data
+    if size != component.size_bytes or digest.hexdigest() != component.sha256:
+        raise IntegrityError(f"the {component.kind} stream does not match its recorded SHA-256")

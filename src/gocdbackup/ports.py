@@ -1,0 +1,128 @@
+"""L1: the ports every use case talks to. Drivers and the fakes in ``gocdbackup.testing``
+implement them; callers can supply their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from attrs import frozen
+
+from gocdbackup.context import OpContext
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+
+
+@frozen(kw_only=True)
+class ObjectInfo:
+    key: str
+    size_bytes: int
+
+
+class ObjectStore(Protocol):
+    """A flat key → bytes store (a directory, a bucket, a prefix in a bucket)."""
+
+    @property
+    def url(self) -> str:
+        """Where it is, safe to show (no credentials)."""
+        ...
+
+    def read(self, key: str) -> bytes:
+        """The whole object; :class:`~gocdbackup.errors.ObjectMissing` if absent."""
+        ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Create or replace ``key`` atomically: readers see the old or the new bytes, never a mix."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in one listing pass."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+        ...
+
+
+class DumpStream(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Snapshot(Protocol):
+    """One exported REPEATABLE READ snapshot of the database being backed up."""
+
+    @property
+    def snapshot_id(self) -> str: ...
+
+    def point(self) -> ConsistencyPoint:
+        """Facts about the snapshot: time, LSN, timeline, server and goose versions."""
+        ...
+
+    def database(self) -> DatabaseInfo:
+        """Name, owner, encoding, size and pg_dump version (tables left empty)."""
+        ...
+
+    def count_rows(self) -> tuple[TableRows, ...]:
+        """Exact row counts of every ordinary table, read in this snapshot."""
+        ...
+
+    def dump(self, ctx: OpContext) -> AbstractContextManager[DumpStream]:
+        """A custom-format dump taken at this snapshot, as a stream.
+
+        Leaving the context checks the dump tool's outcome and raises
+        :class:`~gocdbackup.errors.ToolFailed` if it did not succeed."""
+        ...
+
+
+class Archive(Protocol):
+    """A dump spooled to local scratch space, ready for checks and loading."""
+
+    @property
+    def size_bytes(self) -> int: ...
+
+
+class Database(Protocol):
+    """A PostgreSQL server reachable with one set of connection parameters."""
+
+    @property
+    def name(self) -> str:
+        """The database the connection parameters name."""
+        ...
+
+    def snapshot(self, ctx: OpContext) -> AbstractContextManager[Snapshot]: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def role_exists(self, role: str) -> bool: ...
+
+    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> AbstractContextManager[Archive]:
+        """Write a dump's bytes to private scratch space; removed when the context ends."""
+        ...
+
+    def list_archive(self, archive: Archive, *, min_tool_version: str) -> int:
+        """Read the archive's table of contents; the number of entries. Raises if unreadable."""
+        ...
+
+    def create(self, name: str, *, owner: str | None, encoding: str) -> None: ...
+
+    def load(
+        self, archive: Archive, name: str, *, role: str | None, min_tool_version: str,
+        ctx: OpContext,
+    ) -> None:
+        """``pg_restore --no-owner --no-acl`` of ``archive`` into database ``name``."""
+        ...
+
+    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+        """(goose version, exact row counts) of database ``name``."""
+        ...
+
+    def swap(self, staging: str, target: str) -> None:
+        """Make ``staging`` become ``target``: ends sessions on ``target``, drops it if present,
+        renames ``staging``."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Drop ``name`` if it exists (ending its sessions)."""
+        ...

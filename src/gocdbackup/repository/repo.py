@@ -1,0 +1,173 @@
+"""The backup repository on any :class:`~gocdbackup.ports.ObjectStore`.
+
+Layout::
+
+    config.json               format, repo id, chunker, key slots
+    data/<aa>/<blob-id>       content-addressed, compressed, encrypted blobs
+    backups/<backup-id>.json  sealed manifests, written last: a backup exists iff its manifest does
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections.abc import Iterator
+from datetime import datetime
+
+from gocdbackup.errors import (
+    BackupNotFound,
+    ConfigError,
+    IntegrityError,
+    ObjectMissing,
+    RepositoryExists,
+    RepositoryNotFound,
+    UnsupportedFormat,
+    WrongPassword,
+)
+from gocdbackup.model.manifest import Manifest
+from gocdbackup.ports import ObjectStore
+from gocdbackup.repository.chunker import ChunkerParams
+from gocdbackup.repository.codec import BlobCodec
+from gocdbackup.repository.config import RepoConfig
+from gocdbackup.repository.keys import DEFAULT_SCRYPT_N, MasterKeys, unwrap_keys, wrap_keys
+
+log = logging.getLogger("gocdbackup.repository")
+
+CONFIG_KEY = "config.json"
+DATA_PREFIX = "data/"
+BACKUPS_PREFIX = "backups/"
+_ENVELOPE_KIND = "gocdbackup.sealed-manifest"
+
+
+def blob_key(blob_id: str) -> str:
+    return f"{DATA_PREFIX}{blob_id[:2]}/{blob_id}"
+
+
+def manifest_key(backup_id: str) -> str:
+    return f"{BACKUPS_PREFIX}{backup_id}.json"
+
+
+class Repository:
+    """An opened (unlocked) repository. Create with :meth:`init` or :meth:`open`."""
+
+    def __init__(self, store: ObjectStore, config: RepoConfig, keys: MasterKeys) -> None:
+        self.store = store
+        self.config = config
+        self.codec = BlobCodec(keys, level=config.compression_level)
+
+    def __repr__(self) -> str:
+        return f"<Repository {self.store.url} id={self.config.repo_id}>"
+
+    @property
+    def chunker(self) -> ChunkerParams:
+        return self.config.chunker
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls, store: ObjectStore, passphrase: bytes, *, now: datetime,
+        chunker: ChunkerParams | None = None, scrypt_n: int = DEFAULT_SCRYPT_N,
+        compression_level: int = 3,
+    ) -> Repository:
+        if not passphrase:
+            raise ConfigError(
+                "a repository passphrase is required (GOCDBACKUP_PASSWORD or --password-file)"
+            )
+        if next(iter(store.list("")), None) is not None:
+            raise RepositoryExists(
+                f"{store.url} is not empty; a new repository needs an empty location"
+            )
+        keys = MasterKeys.generate()
+        slot = wrap_keys(keys, passphrase, label="initial", created_at=now, n=scrypt_n)
+        config = RepoConfig(
+            repo_id=os.urandom(8).hex(), created_at=now, chunker=chunker or ChunkerParams(),
+            compression_level=compression_level, key_slots=(slot,),
+        )
+        store.write(CONFIG_KEY, config.to_json())
+        log.info("initialised repository %s (id %s)", store.url, config.repo_id)
+        return cls(store, config, keys)
+
+    @classmethod
+    def open(cls, store: ObjectStore, passphrase: bytes) -> Repository:
+        try:
+            raw = store.read(CONFIG_KEY)
+        except ObjectMissing:
+            raise RepositoryNotFound(
+                f"no gocdbackup repository at {store.url} (run 'gocdbackup init' first)"
+            ) from None
+        config = RepoConfig.from_json(raw)
+        for slot in config.key_slots:
+            keys = unwrap_keys(slot, passphrase)
+            if keys is not None:
+                return cls(store, config, keys)
+        raise WrongPassword(f"wrong passphrase for the repository at {store.url}")
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    def blob_sizes(self) -> dict[str, int]:
+        """Every stored blob id with its stored size, in one listing pass."""
+        out: dict[str, int] = {}
+        for info in self.store.list(DATA_PREFIX):
+            name = info.key.rsplit("/", 1)[-1]
+            if len(name) == 64:
+                out[name] = info.size_bytes
+        return out
+
+    def put_blob(self, blob_id: str, plaintext: bytes) -> int:
+        """Seal and store; the stored size."""
+        sealed = self.codec.seal(blob_id, plaintext)
+        self.store.write(blob_key(blob_id), sealed)
+        return len(sealed)
+
+    def get_blob(self, blob_id: str) -> bytes:
+        try:
+            stored = self.store.read(blob_key(blob_id))
+        except ObjectMissing:
+            raise IntegrityError(f"blob {blob_id[:12]}… is missing from the repository") from None
+        return self.codec.open(blob_id, stored)
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """The commit point of a backup."""
+        backup_id = manifest.backup.id
+        sealed = self.codec.seal_manifest(backup_id, manifest.to_json())
+        envelope = {
+            "kind": _ENVELOPE_KIND,
+            "format_version": 1,
+            "id": backup_id,
+            "sealed": base64.b64encode(sealed).decode(),
+        }
+        self.store.write(manifest_key(backup_id), json.dumps(envelope).encode())
+
+    def read_manifest(self, backup_id: str) -> Manifest:
+        try:
+            raw = self.store.read(manifest_key(backup_id))
+        except ObjectMissing:
+            raise BackupNotFound(backup_id) from None
+        try:
+            envelope = json.loads(raw)
+            if envelope.get("kind") != _ENVELOPE_KIND or envelope.get("id") != backup_id:
+                raise UnsupportedFormat(f"{manifest_key(backup_id)} is not a manifest of {backup_id}")
+            sealed = base64.b64decode(envelope["sealed"], validate=True)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UnsupportedFormat(f"{manifest_key(backup_id)} is malformed") from exc
+        manifest = Manifest.from_json(self.codec.open_manifest(backup_id, sealed))
+        if manifest.backup.id != backup_id:
+            raise IntegrityError(f"manifest {backup_id} names another backup")
+        return manifest
+
+    def backup_ids(self) -> list[str]:
+        ids = []
+        for info in self.store.list(BACKUPS_PREFIX):
+            name = info.key[len(BACKUPS_PREFIX):]
+            if name.endswith(".json") and "/" not in name:
+                ids.append(name[: -len(".json")])
+        return sorted(ids)
+
+    def manifests(self) -> Iterator[Manifest]:
+        for backup_id in self.backup_ids():
+            yield self.read_manifest(backup_id)

@@ -1,0 +1,101 @@
+"""Writing a stream into the repository as chunks, and reading it back, in parallel with
+bounded memory (about ``max_chunk_size × window`` bytes in flight)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import IntegrityError
+from gocdbackup.model.backup import ChunkRef, Component
+from gocdbackup.repository.repo import Repository
+
+log = logging.getLogger("gocdbackup.repository")
+
+DEFAULT_WORKERS = 4
+
+
+def store_stream(
+    repo: Repository, chunks: Iterable[bytes], *, kind: str, known: dict[str, int],
+    ctx: OpContext, phase: str = "backup", total_hint: int | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> Component:
+    """Store every chunk the repository does not already hold; describe the stream.
+
+    ``known`` maps blob ids already in the repository to their stored size; it is updated with
+    what this call writes (so a second stream in the same backup dedups against the first).
+    """
+    digest = hashlib.sha256()
+    refs: list[ChunkRef] = []
+    size = reused = stored = 0
+    pending: deque[Future[int]] = deque()
+    in_flight: set[str] = set()
+    window = workers * 2
+
+    def drain(limit: int) -> None:
+        nonlocal stored
+        while len(pending) > limit:
+            stored += pending.popleft().result()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-put") as pool:
+        try:
+            for data in chunks:
+                ctx.check()
+                blob_id = repo.codec.blob_id(data)
+                digest.update(data)
+                refs.append(ChunkRef(blob_id=blob_id, size_bytes=len(data)))
+                size += len(data)
+                if blob_id in known or blob_id in in_flight:
+                    reused += len(data)
+                else:
+                    in_flight.add(blob_id)
+                    pending.append(pool.submit(repo.put_blob, blob_id, data))
+                    drain(window)
+                ctx.report(phase, size, total_hint)
+            drain(0)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+    for blob_id in in_flight:
+        known[blob_id] = 0
+    log.debug("stored %s: %d chunks, %d bytes, %d reused", kind, len(refs), size, reused)
+    return Component(
+        kind=kind, size_bytes=size, sha256=digest.hexdigest(), chunks=tuple(refs),
+        stored_bytes=stored, reused_bytes=reused,
+    )
+
+
+def read_stream(
+    repo: Repository, refs: Iterable[ChunkRef], ctx: OpContext, *, phase: str = "read",
+    total: int | None = None, workers: int = DEFAULT_WORKERS,
+) -> Iterator[bytes]:
+    """Every chunk's plaintext, in order, each authenticated and checked against its id."""
+    done = 0
+    pending: deque[tuple[ChunkRef, Future[bytes]]] = deque()
+    it = iter(refs)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-get") as pool:
+        try:
+            while True:
+                while len(pending) < workers * 2:
+                    ref = next(it, None)
+                    if ref is None:
+                        break
+                    pending.append((ref, pool.submit(repo.get_blob, ref.blob_id)))
+                if not pending:
+                    return
+                ctx.check()
+                ref, fut = pending.popleft()
+                data = fut.result()
+                if len(data) != ref.size_bytes:
+                    raise IntegrityError(f"blob {ref.blob_id[:12]}… has the wrong size")
+                done += len(data)
+                ctx.report(phase, done, total)
+                yield data
+        finally:
+            for _, f in pending:
+                f.cancel()

@@ -1,0 +1,293 @@
+"""Public in-memory fakes of every port, so users (and our own unit tests) can exercise backup
+automation without a database or a bucket.
+
+Also re-exports the real helpers for integration tests: :class:`LocalPostgres` (a throwaway
+local server) and :func:`build_gocdnext_fixture` (a gocdnext-shaped database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from attrs import define, field
+
+from gocdbackup.context import OpContext
+from gocdbackup.drivers.gocdnext_fixture import FixtureSpec, decrypt_gocdnext, encrypt_gocdnext
+from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
+from gocdbackup.drivers.local_server import LocalPostgres
+from gocdbackup.errors import (
+    DatabaseNotFound,
+    IntegrityError,
+    ObjectMissing,
+    PostgresError,
+    ToolFailed,
+)
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.progress import ProgressEvent
+from gocdbackup.ports import ObjectInfo
+
+__all__ = [
+    "FakeClock",
+    "FakeDatabase",
+    "FakeDb",
+    "FixtureSpec",
+    "LocalPostgres",
+    "MemoryStore",
+    "RecordingProgress",
+    "build_gocdnext_fixture",
+    "decrypt_gocdnext",
+    "encrypt_gocdnext",
+]
+
+
+class MemoryStore:
+    """A thread-safe dict-backed :class:`~gocdbackup.ports.ObjectStore`."""
+
+    def __init__(self, url: str = "memory://fake") -> None:
+        self._url = url
+        self.objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.writes = 0
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self._url!r}, {len(self.objects)} objects)"
+
+    def read(self, key: str) -> bytes:
+        with self._lock:
+            try:
+                return self.objects[key]
+            except KeyError:
+                raise ObjectMissing(key) from None
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self.objects[key] = bytes(data)
+            self.writes += 1
+
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            return key in self.objects
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        with self._lock:
+            items = sorted((k, len(v)) for k, v in self.objects.items() if k.startswith(prefix))
+        return iter([ObjectInfo(key=k, size_bytes=n) for k, n in items])
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.objects.pop(key, None)
+
+    # -- fault injection ---------------------------------------------------------------------
+
+    def corrupt(self, key: str, *, offset: int = -1) -> None:
+        """Flip one byte of ``key`` (the last by default)."""
+        with self._lock:
+            data = bytearray(self.objects[key])
+            data[offset] ^= 0xFF
+            self.objects[key] = bytes(data)
+
+
+class FakeClock:
+    """Starts at ``start`` and moves ``step`` forward at every ``now()``."""
+
+    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)
+                 ) -> None:
+        self.current = start or datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
+        self.step = step
+
+    def now(self) -> datetime:
+        value = self.current
+        self.current += self.step
+        return value
+
+
+class RecordingProgress:
+    """A progress sink that keeps every event (``events``); optionally runs ``hook(event)``."""
+
+    def __init__(self, hook: Any = None) -> None:
+        self.events: list[ProgressEvent] = []
+        self._hook = hook
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+        if self._hook is not None:
+            self._hook(event)
+
+    def phases(self) -> list[str]:
+        return list(dict.fromkeys(e.phase for e in self.events))
+
+
+@define
+class FakeDb:
+    tables: dict[str, int] = field(factory=dict)
+    goose: int | None = 86
+    owner: str = "gocdnext"
+    encoding: str = "UTF8"
+    #: bytes of filler in the dump, deterministic from the table contents
+    payload_bytes: int = 3 * 1024 * 1024
+
+
+_MAGIC = b"FAKEDUMP\n"
+
+
+def _filler(seed: bytes, n: int) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(out[:n])
+
+
+def fake_dump(db: FakeDb) -> bytes:
+    header = json.dumps({"tables": db.tables, "goose": db.goose}, sort_keys=True).encode()
+    return _MAGIC + len(header).to_bytes(4, "big") + header + _filler(header, db.payload_bytes)
+
+
+def parse_fake_dump(data: bytes) -> FakeDb:
+    if not data.startswith(_MAGIC):
+        raise IntegrityError("the dump's table of contents is unreadable: not a fake dump")
+    n = int.from_bytes(data[len(_MAGIC): len(_MAGIC) + 4], "big")
+    header = json.loads(data[len(_MAGIC) + 4: len(_MAGIC) + 4 + n])
+    return FakeDb(tables=dict(header["tables"]), goose=header["goose"])
+
+
+class _Stream:
+    def __init__(self, data: bytes, fail_after: int | None) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._fail_after = fail_after
+
+    def read(self, n: int = -1) -> bytes:
+        if self._fail_after is not None and self._pos >= self._fail_after:
+            raise ToolFailed("pg_dump", -9, "killed by the test")
+        end = len(self._data) if n < 0 else min(len(self._data), self._pos + n)
+        if self._fail_after is not None:
+            end = min(end, self._fail_after + 1)
+        chunk = bytes(self._data[self._pos:end])
+        self._pos = end
+        return chunk
+
+
+class _Snapshot:
+    def __init__(self, owner: FakeDatabase, db: FakeDb, at: datetime) -> None:
+        self._owner = owner
+        self._db = FakeDb(tables=dict(db.tables), goose=db.goose, owner=db.owner,
+                          encoding=db.encoding, payload_bytes=db.payload_bytes)
+        self._at = at
+
+    @property
+    def snapshot_id(self) -> str:
+        return "00000003-00000002-1"
+
+    def point(self) -> ConsistencyPoint:
+        return ConsistencyPoint(snapshot_at=self._at, snapshot_id=self.snapshot_id,
+                                wal_lsn="0/1A2B3C4D", timeline=1, server_version="16.4",
+                                server_version_num=160004, goose_version=self._db.goose)
+
+    def database(self) -> DatabaseInfo:
+        return DatabaseInfo(name=self._owner.name, owner=self._db.owner,
+                            encoding=self._db.encoding, size_bytes=self._db.payload_bytes,
+                            pg_dump_version="16.4")
+
+    def count_rows(self) -> tuple[TableRows, ...]:
+        return tuple(TableRows(name=k, rows=v) for k, v in sorted(self._db.tables.items()))
+
+    @contextmanager
+    def dump(self, ctx: OpContext) -> Iterator[_Stream]:
+        self._owner.events.append("dump")
+        yield _Stream(fake_dump(self._db), self._owner.fail_dump_after)
+
+
+@define
+class FakeArchive:
+    data: bytes
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
+
+class FakeDatabase:
+    """A :class:`~gocdbackup.ports.Database` over a dict of :class:`FakeDb`.
+
+    ``events`` records every state-changing call (``create``, ``load``, ``swap``, ``drop``), so
+    tests can assert that a failed restore never touched the target.  Fault knobs:
+    ``fail_dump_after`` (bytes), ``fail_load`` (bool), ``drift`` (table → rows added on load).
+    """
+
+    def __init__(self, name: str = "gocdnext", databases: dict[str, FakeDb] | None = None,
+                 *, roles: Iterable[str] = ("postgres", "gocdnext")) -> None:
+        self._name = name
+        self.databases: dict[str, FakeDb] = databases if databases is not None else {}
+        self.roles = set(roles)
+        self.events: list[str] = []
+        self.fail_dump_after: int | None = None
+        self.fail_load = False
+        self.drift: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @contextmanager
+    def snapshot(self, ctx: OpContext) -> Iterator[_Snapshot]:
+        if self._name not in self.databases:
+            raise DatabaseNotFound(f"database {self._name!r} does not exist")
+        yield _Snapshot(self, self.databases[self._name], ctx.now())
+
+    def exists(self, name: str) -> bool:
+        return name in self.databases
+
+    def role_exists(self, role: str) -> bool:
+        return role in self.roles
+
+    @contextmanager
+    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> Iterator[FakeArchive]:
+        data = bytearray()
+        for c in chunks:
+            ctx.check()
+            data += c
+        yield FakeArchive(bytes(data))
+
+    def list_archive(self, archive: FakeArchive, *, min_tool_version: str) -> int:
+        return len(parse_fake_dump(archive.data).tables)
+
+    def create(self, name: str, *, owner: str | None, encoding: str) -> None:
+        if name in self.databases:
+            raise PostgresError(f"database {name!r} already exists")
+        self.events.append(f"create {name}")
+        self.databases[name] = FakeDb(tables={}, goose=None, owner=owner or "postgres",
+                                      encoding=encoding)
+
+    def load(self, archive: FakeArchive, name: str, *, role: str | None, min_tool_version: str,
+             ctx: OpContext) -> None:
+        self.events.append(f"load {name}")
+        if self.fail_load:
+            raise ToolFailed("pg_restore", 1, "pg_restore: error: injected failure")
+        restored = parse_fake_dump(archive.data)
+        tables = {k: v + self.drift.get(k, 0) for k, v in restored.tables.items()}
+        db = self.databases[name]
+        db.tables, db.goose = tables, restored.goose
+
+    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+        db = self.databases[name]
+        return db.goose, tuple(TableRows(name=k, rows=v) for k, v in sorted(db.tables.items()))
+
+    def swap(self, staging: str, target: str) -> None:
+        self.events.append(f"swap {staging} -> {target}")
+        self.databases[target] = self.databases.pop(staging)
+
+    def drop(self, name: str) -> None:
+        self.events.append(f"drop {name}")
+        self.databases.pop(name, None)
