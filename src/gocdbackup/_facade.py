@@ -20,7 +20,7 @@ from gocdbackup.ports import Database, ObjectStore
 from gocdbackup.repository import ChunkerParams, Repository
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 
-PASSWORD_ENV = "GOCDBACKUP_PASSWORD"
+PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 def __version__() -> str:
@@ -33,23 +33,23 @@ def __version__() -> str:
 
 
 def resolve_password(password: str | bytes | None, password_file: str | Path | None) -> bytes:
-    """Explicit value, else the file (one trailing newline stripped), else ``GOCDBACKUP_PASSWORD``."""
+    """The explicit value, else the file (one trailing newline stripped), else the
+    ``GOCDBACKUP_PASSWORD`` variable."""
     if password is not None:
         value = password.encode() if isinstance(password, str) else password
     elif password_file is not None:
         try:
             value = Path(password_file).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"cannot read the password file {password_file}: "
-                              f"{exc.strerror or exc}") from exc
+            raise ConfigError(
+                f"cannot read the password file {password_file}: {exc.strerror or exc}"
+            ) from exc
         value = value[:-1] if value.endswith(b"\n") else value
         value = value[:-1] if value.endswith(b"\r") else value
     else:
         value = os.environ.get(PASSWORD_ENV, "").encode()
     if not value:
-        raise ConfigError(
-            f"no repository passphrase: set {PASSWORD_ENV} or pass --password-file"
-        )
+        raise ConfigError(f"no repository passphrase: set {PASSWORD_ENV} or pass --password-file")
     return value
 
 
@@ -77,10 +77,17 @@ class GocdBackup:
     """
 
     def __init__(
-        self, repo: str | ObjectStore, *, password: str | bytes | None = None,
-        password_file: str | Path | None = None, storage_options: dict[str, Any] | None = None,
-        progress: ProgressSink | None = None, clock: Clock | None = None,
-        pg_bindir: str | None = None, scratch_dir: str | None = None, jobs: int = 2,
+        self,
+        repo: str | ObjectStore,
+        *,
+        password: str | bytes | None = None,
+        password_file: str | Path | None = None,
+        storage_options: dict[str, Any] | None = None,
+        progress: ProgressSink | None = None,
+        clock: Clock | None = None,
+        pg_bindir: str | None = None,
+        scratch_dir: str | None = None,
+        jobs: int = 2,
     ) -> None:
         self._store = FsspecStore(repo, storage_options) if isinstance(repo, str) else repo
         self._password = resolve_password(password, password_file)
@@ -97,16 +104,27 @@ class GocdBackup:
 
     @classmethod
     def init(
-        cls, repo: str | ObjectStore, *, password: str | bytes | None = None,
-        password_file: str | Path | None = None, storage_options: dict[str, Any] | None = None,
-        chunker: ChunkerParams | None = None, scrypt_n: int = DEFAULT_SCRYPT_N,
+        cls,
+        repo: str | ObjectStore,
+        *,
+        password: str | bytes | None = None,
+        password_file: str | Path | None = None,
+        storage_options: dict[str, Any] | None = None,
+        chunker: ChunkerParams | None = None,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
         **kw: Any,
     ) -> GocdBackup:
         """Create a new, empty, encrypted repository and return it opened."""
-        gb = cls(repo, password=password, password_file=password_file,
-                 storage_options=storage_options, **kw)
-        gb._repo = Repository.init(gb._store, gb._password, now=gb._clock.now(),
-                                   chunker=chunker, scrypt_n=scrypt_n)
+        gb = cls(
+            repo,
+            password=password,
+            password_file=password_file,
+            storage_options=storage_options,
+            **kw,
+        )
+        gb._repo = Repository.init(
+            gb._store, gb._password, now=gb._clock.now(), chunker=chunker, scrypt_n=scrypt_n
+        )
         return gb
 
     @property
@@ -127,15 +145,21 @@ class GocdBackup:
     def database(self, dsn: str | Database) -> Database:
         if not isinstance(dsn, str):
             return dsn
-        return PostgresDatabase(dsn, bindir=self._pg_bindir, scratch_dir=self._scratch,
-                                jobs=self._jobs)
+        return PostgresDatabase(
+            dsn, bindir=self._pg_bindir, scratch_dir=self._scratch, jobs=self._jobs
+        )
 
     # -- use cases ---------------------------------------------------------------------------
 
     def backup(self, db: str | Database, *, label: str = "") -> BackupSet:
         """Take a consistent backup of the database ``db`` names (a libpq DSN)."""
-        return ops.take_backup(self.repository, self.database(db), ctx=self.context(),
-                               label=label, tool_version=__version__())
+        return ops.take_backup(
+            self.repository,
+            self.database(db),
+            ctx=self.context(),
+            label=label,
+            tool_version=__version__(),
+        )
 
     take_backup = backup
 
@@ -148,19 +172,33 @@ class GocdBackup:
     def get_backup(self, backup_id: str) -> BackupSet:
         return ops.get_backup(self.repository, backup_id)
 
-    def restore(self, backup_id: str, db: str | Database, *, confirm: str,
-                replace: bool = False, target: str | None = None) -> RestoreReport:
+    def restore(
+        self,
+        backup_id: str,
+        db: str | Database,
+        *,
+        confirm: str,
+        replace: bool = False,
+        target: str | None = None,
+    ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
         one needs ``replace=True``).  ``confirm`` must repeat the backup id."""
-        return ops.restore_backup(self.repository, self.database(db), backup_id,
-                                  confirm=confirm, ctx=self.context(), target=target,
-                                  replace=replace)
+        return ops.restore_backup(
+            self.repository,
+            self.database(db),
+            backup_id,
+            confirm=confirm,
+            ctx=self.context(),
+            target=target,
+            replace=replace,
+        )
 
     restore_backup = restore
 
     def verify(self, backup_id: str | None = None, *, read_data: float = 0.0) -> VerifyReport:
         """Structure check of every backup (or one); read back ``read_data`` % of the data."""
-        return ops.verify_repository(self.repository, ctx=self.context(), backup_id=backup_id,
-                                     read_data_percent=read_data)
+        return ops.verify_repository(
+            self.repository, ctx=self.context(), backup_id=backup_id, read_data_percent=read_data
+        )
 
     verify_repository = verify

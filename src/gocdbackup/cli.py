@@ -29,8 +29,9 @@ from gocdbackup.model import BackupSet, Manifest, ProgressEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True)
-out_console = Console()
+# soft wrap: messages stay on one line (greppable in logs), whatever the terminal width
+err_console = Console(stderr=True, soft_wrap=True)
+out_console = Console(soft_wrap=True)
 
 
 class State:
@@ -50,9 +51,18 @@ def _fail(state: State, exc: BaseException, code: int = 1) -> NoReturn:
     message = str(exc) or type(exc).__name__
     problems = getattr(exc, "problems", ()) or ()
     if state.as_json:
-        click.echo(json.dumps({"error": {
-            "code": getattr(exc, "code", "error"), "message": message,
-            "problems": list(problems)}}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "error": {
+                        "code": getattr(exc, "code", "error"),
+                        "message": message,
+                        "problems": list(problems),
+                    }
+                },
+                indent=2,
+            )
+        )
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     for p in list(problems)[:50]:
         err_console.print(f"  - {p}", highlight=False, markup=False)
@@ -83,8 +93,12 @@ class _Bar:
     def __enter__(self) -> _Bar:
         if self.enabled:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
                 transient=True,
             )
             self._progress.__enter__()
@@ -116,21 +130,35 @@ def _configure_logging(verbose: int, debug: bool) -> None:
 
 
 def repo_options(fn: F) -> F:
-    fn = click.option("--password-file", type=click.Path(dir_okay=False),
-                      help="File holding the repository passphrase "
-                           "(default: $GOCDBACKUP_PASSWORD).")(fn)
-    fn = click.option("--repo", envvar="GOCDBACKUP_REPO", required=True, metavar="URL",
-                      help="Repository URL: file:///…, s3://bucket/prefix, gs://…, memory://… "
-                           "(default: $GOCDBACKUP_REPO).")(fn)
-    return fn
+    fn = click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help="File holding the repository passphrase (default: $GOCDBACKUP_PASSWORD).",
+    )(fn)
+    return click.option(
+        "--repo",
+        envvar="GOCDBACKUP_REPO",
+        required=True,
+        metavar="URL",
+        help="Repository URL: file:///…, s3://bucket/prefix, gs://…, memory://… "
+        "(default: $GOCDBACKUP_REPO).",
+    )(fn)
 
 
 def db_option(fn: F) -> F:
-    fn = click.option("--pg-bindir", metavar="DIR",
-                      help="Directory holding pg_dump/pg_restore (default: discovered).")(fn)
-    return click.option("--db", envvar="GOCDBACKUP_DB", required=True, metavar="DSN",
-                        help="libpq connection string or URI; PG* variables are honoured "
-                             "(default: $GOCDBACKUP_DB).")(fn)
+    fn = click.option(
+        "--pg-bindir",
+        metavar="DIR",
+        help="Directory holding pg_dump/pg_restore (default: discovered).",
+    )(fn)
+    return click.option(
+        "--db",
+        envvar="GOCDBACKUP_DB",
+        required=True,
+        metavar="DSN",
+        help="libpq connection string or URI; PG* variables are honoured "
+        "(default: $GOCDBACKUP_DB).",
+    )(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,10 +173,15 @@ def main(ctx: click.Context, as_json: bool, debug: bool, verbose: int) -> None:
     ctx.obj = State(as_json, debug)
 
 
-def _open(state: State, repo: str, password_file: str | None, progress: _Bar | None = None,
-          **kw: Any) -> GocdBackup:
-    return GocdBackup(repo, password_file=password_file,
-                      progress=progress if progress and progress.enabled else None, **kw)
+def _open(
+    state: State, repo: str, password_file: str | None, progress: _Bar | None = None, **kw: Any
+) -> GocdBackup:
+    return GocdBackup(
+        repo,
+        password_file=password_file,
+        progress=progress if progress and progress.enabled else None,
+        **kw,
+    )
 
 
 @main.command()
@@ -159,9 +192,13 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     with _errors(state):
         gb = GocdBackup.init(repo, password_file=password_file)
         cfg = gb.repository.config
-        _emit(state, {"repo": gb.url, "repo_id": cfg.repo_id},
-              lambda: out_console.print(f"initialised repository {gb.url} (id {cfg.repo_id})",
-                                        highlight=False))
+        _emit(
+            state,
+            {"repo": gb.url, "repo_id": cfg.repo_id},
+            lambda: out_console.print(
+                f"initialised repository {gb.url} (id {cfg.repo_id})", highlight=False
+            ),
+        )
 
 
 @main.command()
@@ -169,8 +206,15 @@ def init(state: State, repo: str, password_file: str | None) -> None:
 @db_option
 @click.option("--label", default="", help="A free-text label stored with the backup.")
 @click.pass_obj
-def backup(state: State, repo: str, password_file: str | None, db: str, pg_bindir: str | None,
-           label: str) -> None:
+def backup(
+    state: State,
+    *,
+    repo: str,
+    password_file: str | None,
+    db: str,
+    pg_bindir: str | None,
+    label: str,
+) -> None:
     """Back up the database into the repository."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
@@ -193,13 +237,21 @@ def list_(state: State, repo: str, password_file: str | None) -> None:
 
 
 def _print_list(backups: list[BackupSet]) -> None:
-    table = Table("id", "created (UTC)", "label", "database", "goose", "size", "stored",
-                  "dedup", box=None)
+    table = Table(
+        "id", "created (UTC)", "label", "database", "goose", "size", "stored", "dedup", box=None
+    )
     for b in backups:
         s = b.summary()
-        table.add_row(b.id, f"{b.created_at:%Y-%m-%d %H:%M:%S}", b.label, b.database.name,
-                      str(b.point.goose_version), _mib(b.size_bytes), _mib(b.stored_bytes),
-                      f"{s['dedup_ratio']:.0%}")
+        table.add_row(
+            b.id,
+            f"{b.created_at:%Y-%m-%d %H:%M:%S}",
+            b.label,
+            b.database.name,
+            str(b.point.goose_version),
+            _mib(b.size_bytes),
+            _mib(b.stored_bytes),
+            f"{s['dedup_ratio']:.0%}",
+        )
     out_console.print(table if backups else "no backups yet")
 
 
@@ -225,9 +277,12 @@ def show(state: State, backup_id: str, repo: str, password_file: str | None) -> 
 def _print_show(b: BackupSet) -> None:
     out_console.print(repr(b), highlight=False, markup=False)
     p = b.point
-    out_console.print(f"snapshot {p.snapshot_at.isoformat()}  lsn {p.wal_lsn}  timeline "
-                      f"{p.timeline}  server {p.server_version}  pg_dump "
-                      f"{b.database.pg_dump_version}", highlight=False)
+    out_console.print(
+        f"snapshot {p.snapshot_at.isoformat()}  lsn {p.wal_lsn}  timeline "
+        f"{p.timeline}  server {p.server_version}  pg_dump "
+        f"{b.database.pg_dump_version}",
+        highlight=False,
+    )
     table = Table("table", "rows", box=None)
     for t in b.database.tables:
         table.add_row(t.name, str(t.rows))
@@ -242,16 +297,32 @@ def _print_show(b: BackupSet) -> None:
 @click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
 @click.option("--jobs", default=2, show_default=True, help="Parallel pg_restore jobs.")
 @click.pass_obj
-def restore(state: State, backup_id: str, repo: str, password_file: str | None, db: str,
-            pg_bindir: str | None, replace: bool, confirm: str, jobs: int) -> None:
+def restore(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    db: str,
+    pg_bindir: str | None,
+    replace: bool,
+    confirm: str,
+    jobs: int,
+) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir, jobs=jobs)
         report = gb.restore(backup_id, db, confirm=confirm, replace=replace)
-    _emit(state, report.summary(), lambda: out_console.print(
-        f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
-        f"tables and {report.rows_checked} rows match the backup, goose "
-        f"{report.goose_version}", highlight=False))
+    _emit(
+        state,
+        report.summary(),
+        lambda: out_console.print(
+            f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
+            f"tables and {report.rows_checked} rows match the backup, goose "
+            f"{report.goose_version}",
+            highlight=False,
+        ),
+    )
 
 
 def _percent(value: str) -> float:
@@ -264,15 +335,19 @@ def _percent(value: str) -> float:
 @main.command()
 @click.argument("backup_id", required=False)
 @repo_options
-@click.option("--read-data", default="0", metavar="PERCENT",
-              help="Also download, decrypt and hash this share of the data (e.g. 10%).")
+@click.option(
+    "--read-data",
+    default="0",
+    metavar="PERCENT",
+    help="Also download, decrypt and hash this share of the data (e.g. 10%).",
+)
 @click.pass_obj
-def verify(state: State, backup_id: str | None, repo: str, password_file: str | None,
-           read_data: str) -> None:
+def verify(
+    state: State, backup_id: str | None, repo: str, password_file: str | None, read_data: str
+) -> None:
     """Check the repository's backups (structure, and optionally a sample of the data)."""
     with _errors(state):
-        report = _open(state, repo, password_file).verify(backup_id,
-                                                          read_data=_percent(read_data))
+        report = _open(state, repo, password_file).verify(backup_id, read_data=_percent(read_data))
     _emit(state, report.summary(), lambda: _print_verify(report.checks, report.problems))
     if not report.ok:
         if not state.as_json:
@@ -282,8 +357,9 @@ def verify(state: State, backup_id: str | None, repo: str, password_file: str | 
 
 def _print_verify(checks: Any, problems: Any) -> None:
     for c in checks:
-        out_console.print(("ok      " if c.ok else "DAMAGED ") + str(c), highlight=False,
-                          markup=False)
+        out_console.print(
+            ("ok      " if c.ok else "DAMAGED ") + str(c), highlight=False, markup=False
+        )
     for p in problems:
         out_console.print(f"DAMAGED {p}", highlight=False, markup=False)
 
@@ -296,18 +372,30 @@ def demo(state: State) -> None:
 
     def on_step(step: Any) -> None:
         if not state.as_json:
-            out_console.print(f"[green]✓[/] {step.name:<32} {step.seconds:6.2f}s  "
-                              f"[dim]{step.detail}[/]", highlight=False)
+            out_console.print(
+                f"[green]✓[/] {step.name:<32} {step.seconds:6.2f}s  [dim]{step.detail}[/]",
+                highlight=False,
+            )
 
     with _errors(state):
         report = run_demo(on_step=on_step)
     if state.as_json:
-        click.echo(json.dumps({"ok": report.ok, "steps": report.rows(),
-                               "total_seconds": round(report.total_seconds, 2)}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "steps": report.rows(),
+                    "total_seconds": round(report.total_seconds, 2),
+                },
+                indent=2,
+            )
+        )
     elif report.ok:
-        out_console.print(f"[bold green]demo OK[/] in {report.total_seconds:.1f}s: the "
-                          "database was backed up, destroyed and restored with every table, "
-                          "row count, goose version and secret intact")
+        out_console.print(
+            f"[bold green]demo OK[/] in {report.total_seconds:.1f}s: the "
+            "database was backed up, destroyed and restored with every table, "
+            "row count, goose version and secret intact"
+        )
     if not report.ok:
         _fail(state, IntegrityError("the demo's checks failed"))
 

@@ -48,16 +48,21 @@ class DemoReport:
         return sum(s.seconds for s in self.steps)
 
     def rows(self) -> list[dict[str, Any]]:
-        return [{"step": s.name, "seconds": round(s.seconds, 2), "detail": s.detail}
-                for s in self.steps]
+        return [
+            {"step": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in self.steps
+        ]
 
     def _repr_html_(self) -> str:
         return html_table(self.rows(), caption="demo: " + ("OK" if self.ok else "FAILED"))
 
 
-def run_demo(*, progress: ProgressSink | None = None,
-             on_step: Callable[[DemoStep], object] | None = None,
-             spec: fixture.FixtureSpec | None = None, keep_dir: str | None = None) -> DemoReport:
+def run_demo(
+    *,
+    progress: ProgressSink | None = None,
+    on_step: Callable[[DemoStep], object] | None = None,
+    spec: fixture.FixtureSpec | None = None,
+    keep_dir: str | None = None,
+) -> DemoReport:
     """Run the demo; every step is reported to ``on_step`` as it finishes."""
     report = DemoReport()
 
@@ -83,8 +88,9 @@ def run_demo(*, progress: ProgressSink | None = None,
                 fixture.build(pg.dsn("gocdnext"), spec, secret_key=secret_key)
                 d.append("schema at goose 86, runs, jobs, logs, artefact rows, secrets")
             with step("init encrypted repository") as d:
-                gb = GocdBackup.init(f"file://{work}/repo", password=os.urandom(16).hex(),
-                                     progress=progress)
+                gb = GocdBackup.init(
+                    f"file://{work}/repo", password=os.urandom(16).hex(), progress=progress
+                )
                 d.append(gb.url)
             with step("backup") as d:
                 report.backup = gb.backup(pg.dsn("gocdnext"), label="demo")
@@ -95,14 +101,18 @@ def run_demo(*, progress: ProgressSink | None = None,
             with step("restore") as d:
                 bid = report.backup.id
                 report.restore = gb.restore(bid, pg.dsn("gocdnext"), confirm=bid)
-                d.append(f"{report.restore.tables_checked} tables, "
-                         f"{report.restore.rows_checked} rows, goose "
-                         f"{report.restore.goose_version}: all equal to the backup")
+                d.append(
+                    f"{report.restore.tables_checked} tables, "
+                    f"{report.restore.rows_checked} rows, goose "
+                    f"{report.restore.goose_version}: all equal to the backup"
+                )
             with step("check secrets and repository") as d:
                 report.secrets_checked = fixture.decrypt_all(pg.dsn("gocdnext"), secret_key)
                 report.verify = gb.verify(read_data=100)
-                d.append(f"{report.secrets_checked} encrypted values decrypt; "
-                         f"repository verify {'OK' if report.verify.ok else 'FAILED'}")
+                d.append(
+                    f"{report.secrets_checked} encrypted values decrypt; "
+                    f"repository verify {'OK' if report.verify.ok else 'FAILED'}"
+                )
         report.ok = bool(report.verify and report.verify.ok and report.secrets_checked)
     finally:
         if keep_dir is None:

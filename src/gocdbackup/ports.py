@@ -32,7 +32,8 @@ class ObjectStore(Protocol):
         ...
 
     def write(self, key: str, data: bytes) -> None:
-        """Create or replace ``key`` atomically: readers see the old or the new bytes, never a mix."""
+        """Create or replace ``key`` atomically: readers see the old or the new bytes, never a
+        mix."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -108,7 +109,12 @@ class Database(Protocol):
     def create(self, name: str, *, owner: str | None, encoding: str) -> None: ...
 
     def load(
-        self, archive: Archive, name: str, *, role: str | None, min_tool_version: str,
+        self,
+        archive: Archive,
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
         ctx: OpContext,
     ) -> None:
         """``pg_restore --no-owner --no-acl`` of ``archive`` into database ``name``."""

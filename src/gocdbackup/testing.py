@@ -100,8 +100,9 @@ class MemoryStore:
 class FakeClock:
     """Starts at ``start`` and moves ``step`` forward at every ``now()``."""
 
-    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)
-                 ) -> None:
+    def __init__(
+        self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)
+    ) -> None:
         self.current = start or datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
         self.step = step
 
@@ -157,8 +158,8 @@ def fake_dump(db: FakeDb) -> bytes:
 def parse_fake_dump(data: bytes) -> FakeDb:
     if not data.startswith(_MAGIC):
         raise IntegrityError("the dump's table of contents is unreadable: not a fake dump")
-    n = int.from_bytes(data[len(_MAGIC): len(_MAGIC) + 4], "big")
-    header = json.loads(data[len(_MAGIC) + 4: len(_MAGIC) + 4 + n])
+    n = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 4], "big")
+    header = json.loads(data[len(_MAGIC) + 4 : len(_MAGIC) + 4 + n])
     return FakeDb(tables=dict(header["tables"]), goose=header["goose"])
 
 
@@ -174,7 +175,7 @@ class _Stream:
         end = len(self._data) if n < 0 else min(len(self._data), self._pos + n)
         if self._fail_after is not None:
             end = min(end, self._fail_after + 1)
-        chunk = bytes(self._data[self._pos:end])
+        chunk = bytes(self._data[self._pos : end])
         self._pos = end
         return chunk
 
@@ -182,8 +183,13 @@ class _Stream:
 class _Snapshot:
     def __init__(self, owner: FakeDatabase, db: FakeDb, at: datetime) -> None:
         self._owner = owner
-        self._db = FakeDb(tables=dict(db.tables), goose=db.goose, owner=db.owner,
-                          encoding=db.encoding, payload_bytes=db.payload_bytes)
+        self._db = FakeDb(
+            tables=dict(db.tables),
+            goose=db.goose,
+            owner=db.owner,
+            encoding=db.encoding,
+            payload_bytes=db.payload_bytes,
+        )
         self._at = at
 
     @property
@@ -191,14 +197,24 @@ class _Snapshot:
         return "00000003-00000002-1"
 
     def point(self) -> ConsistencyPoint:
-        return ConsistencyPoint(snapshot_at=self._at, snapshot_id=self.snapshot_id,
-                                wal_lsn="0/1A2B3C4D", timeline=1, server_version="16.4",
-                                server_version_num=160004, goose_version=self._db.goose)
+        return ConsistencyPoint(
+            snapshot_at=self._at,
+            snapshot_id=self.snapshot_id,
+            wal_lsn="0/1A2B3C4D",
+            timeline=1,
+            server_version="16.4",
+            server_version_num=160004,
+            goose_version=self._db.goose,
+        )
 
     def database(self) -> DatabaseInfo:
-        return DatabaseInfo(name=self._owner.name, owner=self._db.owner,
-                            encoding=self._db.encoding, size_bytes=self._db.payload_bytes,
-                            pg_dump_version="16.4")
+        return DatabaseInfo(
+            name=self._owner.name,
+            owner=self._db.owner,
+            encoding=self._db.encoding,
+            size_bytes=self._db.payload_bytes,
+            pg_dump_version="16.4",
+        )
 
     def count_rows(self) -> tuple[TableRows, ...]:
         return tuple(TableRows(name=k, rows=v) for k, v in sorted(self._db.tables.items()))
@@ -223,11 +239,17 @@ class FakeDatabase:
 
     ``events`` records every state-changing call (``create``, ``load``, ``swap``, ``drop``), so
     tests can assert that a failed restore never touched the target.  Fault knobs:
-    ``fail_dump_after`` (bytes), ``fail_load`` (bool), ``drift`` (table → rows added on load).
+    ``fail_dump_after`` (bytes), ``fail_load`` (bool), ``drift`` (table → rows added on load),
+    ``goose_after_load`` (the goose version a load leaves behind).
     """
 
-    def __init__(self, name: str = "gocdnext", databases: dict[str, FakeDb] | None = None,
-                 *, roles: Iterable[str] = ("postgres", "gocdnext")) -> None:
+    def __init__(
+        self,
+        name: str = "gocdnext",
+        databases: dict[str, FakeDb] | None = None,
+        *,
+        roles: Iterable[str] = ("postgres", "gocdnext"),
+    ) -> None:
         self._name = name
         self.databases: dict[str, FakeDb] = databases if databases is not None else {}
         self.roles = set(roles)
@@ -235,6 +257,7 @@ class FakeDatabase:
         self.fail_dump_after: int | None = None
         self.fail_load = False
         self.drift: dict[str, int] = {}
+        self.goose_after_load: int | None = None
 
     @property
     def name(self) -> str:
@@ -267,18 +290,27 @@ class FakeDatabase:
         if name in self.databases:
             raise PostgresError(f"database {name!r} already exists")
         self.events.append(f"create {name}")
-        self.databases[name] = FakeDb(tables={}, goose=None, owner=owner or "postgres",
-                                      encoding=encoding)
+        self.databases[name] = FakeDb(
+            tables={}, goose=None, owner=owner or "postgres", encoding=encoding
+        )
 
-    def load(self, archive: FakeArchive, name: str, *, role: str | None, min_tool_version: str,
-             ctx: OpContext) -> None:
+    def load(
+        self,
+        archive: FakeArchive,
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        ctx: OpContext,
+    ) -> None:
         self.events.append(f"load {name}")
         if self.fail_load:
             raise ToolFailed("pg_restore", 1, "pg_restore: error: injected failure")
         restored = parse_fake_dump(archive.data)
         tables = {k: v + self.drift.get(k, 0) for k, v in restored.tables.items()}
         db = self.databases[name]
-        db.tables, db.goose = tables, restored.goose
+        db.tables = tables
+        db.goose = self.goose_after_load if self.goose_after_load is not None else restored.goose
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         db = self.databases[name]

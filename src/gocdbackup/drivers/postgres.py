@@ -22,16 +22,6 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import (
-    AuthenticationFailed,
-    ConfigError,
-    DatabaseNotFound,
-    DatabaseUnreachable,
-    IntegrityError,
-    PostgresError,
-    ToolFailed,
-)
-from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.drivers.pgtools import (
     PgTool,
     find_tool,
@@ -39,6 +29,18 @@ from gocdbackup.drivers.pgtools import (
     private_tempdir,
     run_tool,
 )
+from gocdbackup.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    DatabaseNotFound,
+    GocdBackupError,
+    DatabaseUnreachable,
+    IntegrityError,
+    PostgresError,
+    ToolFailed,
+)
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.ports import Archive
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
 
@@ -69,7 +71,7 @@ def describe_target(params: dict[str, Any]) -> str:
     return f"{host}:{port}/{params.get('dbname') or '?'}"
 
 
-def translate(exc: psycopg.Error, params: dict[str, Any]) -> PostgresError:
+def translate(exc: psycopg.Error, params: dict[str, Any]) -> GocdBackupError:
     """A psycopg error as a gocdbackup error; the message never carries a password."""
     where = describe_target(params)
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -89,9 +91,20 @@ class SpooledArchive:
     size_bytes: int
 
 
+def _path(archive: Archive) -> Path:
+    if not isinstance(archive, SpooledArchive):
+        raise ConfigError("this database driver restores only archives it spooled itself")
+    return archive.path
+
+
 class PgSnapshot:
-    def __init__(self, db: PostgresDatabase, conn: psycopg.Connection[Any], snapshot_id: str,
-                 dump_tool: PgTool) -> None:
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        conn: psycopg.Connection[Any],
+        snapshot_id: str,
+        dump_tool: PgTool,
+    ) -> None:
         self._db = db
         self._conn = conn
         self._snapshot_id = snapshot_id
@@ -103,7 +116,7 @@ class PgSnapshot:
 
     def _one(self, query: str) -> tuple[Any, ...]:
         with self._db.translating(), self._conn.cursor() as cur:
-            cur.execute(query)  # type: ignore[arg-type]  # literal SQL of this module
+            cur.execute(query)
             row = cur.fetchone()
         assert row is not None
         return tuple(row)
@@ -134,7 +147,10 @@ class PgSnapshot:
             " pg_database_size(datname) FROM pg_database WHERE datname = current_database()"
         )
         return DatabaseInfo(
-            name=name, owner=owner, encoding=encoding, size_bytes=int(size),
+            name=name,
+            owner=owner,
+            encoding=encoding,
+            size_bytes=int(size),
             pg_dump_version=self._dump_tool.version,
         )
 
@@ -144,11 +160,15 @@ class PgSnapshot:
     @contextmanager
     def dump(self, ctx: OpContext) -> Iterator[DumpReader]:
         args = [
-            self._dump_tool.path, "--format=custom", "--compress=0",
-            f"--snapshot={self._snapshot_id}", f"--dbname={self._db.tool_conninfo()}",
+            self._dump_tool.path,
+            "--format=custom",
+            "--compress=0",
+            f"--snapshot={self._snapshot_id}",
+            f"--dbname={self._db.tool_conninfo()}",
         ]
-        with run_tool(args, env=self._db.tool_env(), stdout=subprocess.PIPE,
-                      tool="pg_dump") as running:
+        with run_tool(
+            args, env=self._db.tool_env(), stdout=subprocess.PIPE, tool="pg_dump"
+        ) as running:
             assert running.proc.stdout is not None
             reader = DumpReader(running.proc.stdout)
             yield reader
@@ -187,10 +207,18 @@ class DumpReader:
         return data
 
 
+def only_transaction_timeout_errors(stderr: str) -> bool:
+    """True if every error pg_restore reported is the pre-17 server's refusal of
+    ``SET transaction_timeout`` (and there was at least one)."""
+    errors = [line for line in stderr.splitlines() if line.startswith("pg_restore: error:")]
+    needle = 'unrecognized configuration parameter "transaction_timeout"'
+    return bool(errors) and all(needle in line for line in errors)
+
+
 def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[TableRows, ...]:
     out = []
     with db.translating(), conn.cursor() as cur:
-        cur.execute(_TABLES_SQL)  # type: ignore[arg-type]
+        cur.execute(_TABLES_SQL)
         tables = cur.fetchall()
         for schema, name in tables:
             cur.execute(
@@ -207,9 +235,15 @@ def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[T
 class PostgresDatabase:
     """A PostgreSQL database named by a libpq connection string (``PG*`` env honoured)."""
 
-    def __init__(self, dsn: str = "", *, bindir: str | None = None,
-                 scratch_dir: str | None = None, jobs: int = 2,
-                 connect_timeout: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str = "",
+        *,
+        bindir: str | None = None,
+        scratch_dir: str | None = None,
+        jobs: int = 2,
+        connect_timeout: int = 10,
+    ) -> None:
         try:
             self._params = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
@@ -217,7 +251,8 @@ class PostgresDatabase:
         self._params.setdefault("connect_timeout", connect_timeout)
         if not self._params.get("dbname"):
             self._params["dbname"] = os.environ.get("PGDATABASE") or os.environ.get(
-                "PGUSER", "postgres")
+                "PGUSER", "postgres"
+            )
         self._bindir = bindir
         self._scratch = scratch_dir
         self._jobs = max(1, jobs)
@@ -239,9 +274,10 @@ class PostgresDatabase:
             params = dict(self._params, dbname=dbname or self.name)
             raise translate(exc, params) from exc
 
-    def connect(self, dbname: str | None = None, *, autocommit: bool = True
-                ) -> psycopg.Connection[Any]:
-        params = dict(self._params)
+    def connect(
+        self, dbname: str | None = None, *, autocommit: bool = True
+    ) -> psycopg.Connection[Any]:
+        params = {k: str(v) for k, v in self._params.items() if v is not None}
         if dbname is not None:
             params["dbname"] = dbname
         with self.translating(params["dbname"]):
@@ -263,8 +299,8 @@ class PostgresDatabase:
         return env
 
     def server_major(self) -> int:
-        with self.connect() as conn:
-            return major_of(str(conn.info.server_version // 10000))
+        with self.connect(self._admin_db(self.name)) as conn:
+            return int(conn.info.server_version // 10000)
 
     # -- backup ------------------------------------------------------------------------------
 
@@ -273,8 +309,9 @@ class PostgresDatabase:
         conn = self.connect(autocommit=False)
         try:
             server_major = conn.info.server_version // 10000
-            tool = find_tool("pg_dump", server_major, prefer_major=server_major,
-                             bindir=self._bindir)
+            tool = find_tool(
+                "pg_dump", server_major, prefer_major=server_major, bindir=self._bindir
+            )
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             with self.translating():
@@ -283,24 +320,36 @@ class PostgresDatabase:
             log.debug("exported snapshot %s using %s %s", row[0], tool.path, tool.version)
             yield PgSnapshot(self, conn, str(row[0]), tool)
         finally:
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
+            self._release(conn)
+
+    @staticmethod
+    def _release(conn: psycopg.Connection[Any]) -> None:
+        """End the snapshot: cancel a query still running in it (row counting abandoned by a
+        failed or interrupted backup), roll back, close."""
+        try:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+                conn.cancel_safe(timeout=10)
+            conn.rollback()
+        except psycopg.Error as exc:
+            log.debug("ending the snapshot: %s", exc)
+        finally:
+            conn.close()
 
     # -- restore -----------------------------------------------------------------------------
 
     def exists(self, name: str) -> bool:
         with self.connect(self._admin_db(name)) as conn, self.translating():
-            return conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+                is not None
+            )
 
     def role_exists(self, role: str) -> bool:
         with self.connect(self._admin_db(self.name)) as conn, self.translating():
-            return conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
-            ).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                is not None
+            )
 
     @contextmanager
     def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> Iterator[SpooledArchive]:
@@ -317,14 +366,18 @@ class PostgresDatabase:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    def _restore_tool(self, min_tool_version: str) -> PgTool:
-        return find_tool("pg_restore", major_of(min_tool_version), bindir=self._bindir)
+    def _restore_tool(self, min_tool_version: str, server_major: int | None = None) -> PgTool:
+        return find_tool(
+            "pg_restore", major_of(min_tool_version), prefer_major=server_major, bindir=self._bindir
+        )
 
-    def list_archive(self, archive: SpooledArchive, *, min_tool_version: str) -> int:
+    def list_archive(self, archive: Archive, *, min_tool_version: str) -> int:
         tool = self._restore_tool(min_tool_version)
         with run_tool(
-            [tool.path, "--list", str(archive.path)], env=self.tool_env(),
-            stdout=subprocess.PIPE, tool="pg_restore",
+            [tool.path, "--list", str(_path(archive))],
+            env=self.tool_env(),
+            stdout=subprocess.PIPE,
+            tool="pg_restore",
         ) as running:
             assert running.proc.stdout is not None
             listing = running.proc.stdout.read()
@@ -338,22 +391,39 @@ class PostgresDatabase:
 
     def create(self, name: str, *, owner: str | None, encoding: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
-            sql.Identifier(name), sql.Literal(encoding))
+            sql.Identifier(name), sql.Literal(encoding)
+        )
         if owner:
             query = query + sql.SQL(" OWNER {}").format(sql.Identifier(owner))
         with self.connect(self._admin_db(name)) as conn, self.translating(name):
             conn.execute(query)
 
-    def load(self, archive: SpooledArchive, name: str, *, role: str | None,
-             min_tool_version: str, ctx: OpContext) -> None:
-        tool = self._restore_tool(min_tool_version)
+    def load(
+        self,
+        archive: Archive,
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        ctx: OpContext,
+    ) -> None:
+        server_major = self.server_major()
+        tool = self._restore_tool(min_tool_version, server_major)
+        # pg_restore 17+ starts every session with "SET transaction_timeout", which servers
+        # before 17 reject; that one error is harmless, so it is tolerated (and only it)
+        tolerate = tool.major >= 17 > server_major
         args = [
-            tool.path, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={self._jobs}",
+            tool.path,
+            "--no-owner",
+            "--no-acl",
+            f"--jobs={self._jobs}",
             f"--dbname={self.tool_conninfo(name)}",
         ]
+        if not tolerate:
+            args.append("--exit-on-error")
         if role:
             args.append(f"--role={role}")
-        args.append(str(archive.path))
+        args.append(str(_path(archive)))
         ctx.report("restore", 0, archive.size_bytes, message=f"pg_restore into {name}")
         with run_tool(args, env=self.tool_env(), stdout=None, tool="pg_restore") as running:
             while True:
@@ -362,7 +432,9 @@ class PostgresDatabase:
                     break
                 except subprocess.TimeoutExpired:
                     ctx.check()  # poll for cancellation; leaving the context stops pg_restore
-            if code != 0:
+            if code != 0 and not (
+                tolerate and only_transaction_timeout_errors(running.stderr_all())
+            ):
                 raise ToolFailed("pg_restore", code, running.stderr_tail())
         ctx.report("restore", archive.size_bytes, archive.size_bytes)
 
@@ -370,7 +442,7 @@ class PostgresDatabase:
         with self.connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with self.translating(name):
-                row = conn.execute(_GOOSE_SQL).fetchone()  # type: ignore[arg-type]
+                row = conn.execute(_GOOSE_SQL).fetchone()
             goose = None if row is None or row[0] is None else int(row[0])
             tables = count_tables(conn, self)
             conn.rollback()
@@ -379,18 +451,25 @@ class PostgresDatabase:
     def _terminate(self, conn: psycopg.Connection[Any], name: str) -> None:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
 
     def swap(self, staging: str, target: str) -> None:
         with self.connect(self._admin_db(target)) as conn, self.translating(target):
             self._terminate(conn, target)
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(target)))
-            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(staging), sql.Identifier(target)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target))
+            )
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(staging), sql.Identifier(target)
+                )
+            )
 
     def drop(self, name: str) -> None:
         with self.connect(self._admin_db(name)) as conn, self.translating(name):
             self._terminate(conn, name)
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

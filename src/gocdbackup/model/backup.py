@@ -182,4 +182,3 @@ class BackupSet:
         s["tables"] = len(self.database.tables)
         s["server"] = self.point.server_version
         return kv_table(s.items(), caption=f"Backup {self.id}")
-

@@ -163,7 +163,9 @@ def _db_from_dict(d: Mapping[str, Any]) -> DatabaseInfo:
         if not (isinstance(item, list) and len(item) == 2):
             raise ValueError("tables entries must be [name, rows]")
         name, rows = item
-        tables.append(TableRows(name=_check(name, str, "table name"), rows=_check(rows, int, "rows")))
+        tables.append(
+            TableRows(name=_check(name, str, "table name"), rows=_check(rows, int, "rows"))
+        )
     return DatabaseInfo(
         name=_get(d, "name", str),
         owner=_get(d, "owner", str),
@@ -192,7 +194,9 @@ def _component_from_dict(d: Mapping[str, Any]) -> Component:
         if not (isinstance(item, list) and len(item) == 2):
             raise ValueError("chunk entries must be [blob_id, size]")
         chunks.append(
-            ChunkRef(blob_id=_check(item[0], str, "blob id"), size_bytes=_check(item[1], int, "size"))
+            ChunkRef(
+                blob_id=_check(item[0], str, "blob id"), size_bytes=_check(item[1], int, "size")
+            )
         )
     return Component(
         kind=_get(d, "kind", str),
@@ -214,7 +218,7 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
 
 
 def _check(value: Any, typ: type[T] | tuple[type, ...], what: str) -> T:
-    if isinstance(value, bool) and typ is not bool or not isinstance(value, typ):
+    if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
         raise TypeError(f"{what} has the wrong type")
     return value  # type: ignore[return-value]
 
@@ -233,4 +237,3 @@ def _time(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError("timestamps must carry a UTC offset")
     return parsed
-

@@ -31,7 +31,9 @@ class BackupCheck:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"backup {self.backup_id} is intact ({self.chunks_read}/{self.chunks} chunks read)"
+            return (
+                f"backup {self.backup_id} is intact ({self.chunks_read}/{self.chunks} chunks read)"
+            )
         return f"backup {self.backup_id} is damaged: " + "; ".join(self.problems)
 
 

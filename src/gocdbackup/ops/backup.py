@@ -21,7 +21,12 @@ DUMP_KIND = "postgres_dump"
 
 
 def take_backup(
-    repo: Repository, db: Database, *, ctx: OpContext, label: str = "", tool_version: str = "",
+    repo: Repository,
+    db: Database,
+    *,
+    ctx: OpContext,
+    label: str = "",
+    tool_version: str = "",
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -36,17 +41,26 @@ def take_backup(
         point = snap.point()
         database = snap.database()
         ctx.report("dump", 0, database.size_bytes, message=f"dumping {database.name}")
-        # exact row counts are read in the same snapshot while pg_dump streams
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gocdbackup-count") as pool:
+        # exact row counts are read in the same snapshot while pg_dump streams; on failure the
+        # counting thread is abandoned (leaving the snapshot cancels its query)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gocdbackup-count")
+        try:
             counts = pool.submit(snap.count_rows)
             dump_started = ctx.now()
             with snap.dump(ctx) as stream:
                 component = store_stream(
-                    repo, chunk_stream(stream, repo.chunker), kind=DUMP_KIND, known=known,
-                    ctx=ctx, phase="dump", total_hint=database.size_bytes,
+                    repo,
+                    chunk_stream(stream, repo.chunker),
+                    kind=DUMP_KIND,
+                    known=known,
+                    ctx=ctx,
+                    phase="dump",
+                    total_hint=database.size_bytes,
                 )
             dump_seconds = (ctx.now() - dump_started).total_seconds()
             tables = counts.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     ctx.check()
     backup = BackupSet(
         id=backup_id,
@@ -61,6 +75,9 @@ def take_backup(
     repo.write_manifest(Manifest(backup=backup))  # the commit point
     log.info(
         "backup %s done: %d bytes, %d stored, %.0f%% deduplicated",
-        backup_id, backup.size_bytes, backup.stored_bytes, backup.dedup_ratio * 100,
+        backup_id,
+        backup.size_bytes,
+        backup.stored_bytes,
+        backup.dedup_ratio * 100,
     )
     return backup

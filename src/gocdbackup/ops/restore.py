@@ -34,8 +34,14 @@ def staging_name(target: str, suffix: str) -> str:
 
 
 def restore_backup(
-    repo: Repository, db: Database, backup_id: str, *, confirm: str, ctx: OpContext,
-    target: str | None = None, replace: bool = False,
+    repo: Repository,
+    db: Database,
+    backup_id: str,
+    *,
+    confirm: str,
+    ctx: OpContext,
+    target: str | None = None,
+    replace: bool = False,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names).
 
@@ -77,9 +83,14 @@ def restore_backup(
     return report
 
 
-def _restore_verified(
-    db: Database, backup: BackupSet, archive: Archive, target: str, exists: bool,
-    ctx: OpContext, started: datetime,
+def _restore_verified(  # noqa: PLR0917 - private helper of one caller
+    db: Database,
+    backup: BackupSet,
+    archive: Archive,
+    target: str,
+    exists: bool,
+    ctx: OpContext,
+    started: datetime,
 ) -> RestoreReport:
     info = backup.database
     owner = info.owner if db.role_exists(info.owner) else None
@@ -88,11 +99,17 @@ def _restore_verified(
     try:
         load_started = ctx.now()
         db.load(
-            archive, staging, role=owner, min_tool_version=info.pg_dump_version, ctx=ctx,
+            archive,
+            staging,
+            role=owner,
+            min_tool_version=info.pg_dump_version,
+            ctx=ctx,
         )
         restore_seconds = (ctx.now() - load_started).total_seconds()
         goose, tables = db.inspect(staging)
-        problems = [str(d) for d in diff_tables(info.table_rows(), {t.name: t.rows for t in tables})]
+        problems = [
+            str(d) for d in diff_tables(info.table_rows(), {t.name: t.rows for t in tables})
+        ]
         if goose != backup.point.goose_version:
             problems.insert(
                 0, f"goose version: expected {backup.point.goose_version}, found {goose}"

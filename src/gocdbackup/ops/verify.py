@@ -16,8 +16,12 @@ log = logging.getLogger("gocdbackup.ops.verify")
 
 
 def verify_repository(
-    repo: Repository, *, ctx: OpContext, backup_id: str | None = None,
-    read_data_percent: float = 0.0, seed: int | None = None,
+    repo: Repository,
+    *,
+    ctx: OpContext,
+    backup_id: str | None = None,
+    read_data_percent: float = 0.0,
+    seed: int | None = None,
 ) -> VerifyReport:
     """Check that every manifest (or just ``backup_id``'s) parses and that every blob it needs
     exists; read back ``read_data_percent`` % of the chunks (decrypt + hash).  At 100 % every
@@ -29,7 +33,7 @@ def verify_repository(
     if backup_id is not None:
         repo.read_manifest(backup_id)  # BackupNotFound before anything else
     stored = repo.blob_sizes()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sampling, not cryptography
     checks = []
     problems: list[str] = []
     for n, bid in enumerate(ids):
@@ -47,9 +51,13 @@ def verify_repository(
     )
 
 
-def _check_backup(
-    repo: Repository, backup: BackupSet, stored: dict[str, int], percent: float,
-    rng: random.Random, ctx: OpContext,
+def _check_backup(  # noqa: PLR0917
+    repo: Repository,
+    backup: BackupSet,
+    stored: dict[str, int],
+    percent: float,
+    rng: random.Random,
+    ctx: OpContext,
 ) -> BackupCheck:
     problems: list[str] = []
     chunks = read = 0

@@ -47,7 +47,9 @@ class BlobCodec:
         try:
             packed = self._aead.decrypt(stored[2:14], stored[14:], blob_id.encode())
         except InvalidTag as exc:
-            raise IntegrityError(f"blob {blob_id[:12]}… fails authentication (corrupt or tampered)") from exc
+            raise IntegrityError(
+                f"blob {blob_id[:12]}… fails authentication (corrupt or tampered)"
+            ) from exc
         try:
             plaintext = zstandard.ZstdDecompressor().decompress(packed)
         except zstandard.ZstdError as exc:  # pragma: no cover - authenticated data decompresses

@@ -60,7 +60,8 @@ class RepoConfig:
                 repo_id=str(d["repo_id"]),
                 created_at=datetime.fromisoformat(d["created_at"]),
                 chunker=ChunkerParams(
-                    avg_size=int(c["avg_size"]), min_size=int(c["min_size"]),
+                    avg_size=int(c["avg_size"]),
+                    min_size=int(c["min_size"]),
                     max_size=int(c["max_size"]),
                 ),
                 compression_level=int(d["compression"]["level"]),

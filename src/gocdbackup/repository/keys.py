@@ -91,8 +91,14 @@ def _kek(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def wrap_keys(
-    keys: MasterKeys, passphrase: bytes, *, label: str, created_at: datetime,
-    n: int = DEFAULT_SCRYPT_N, r: int = 8, p: int = 1,
+    keys: MasterKeys,
+    passphrase: bytes,
+    *,
+    label: str,
+    created_at: datetime,
+    n: int = DEFAULT_SCRYPT_N,
+    r: int = 8,
+    p: int = 1,
 ) -> KeySlot:
     if not passphrase:
         raise ConfigError("the repository passphrase must not be empty")
@@ -100,7 +106,13 @@ def wrap_keys(
     nonce = os.urandom(12)
     sealed = AESGCM(_kek(passphrase, salt, n, r, p)).encrypt(nonce, keys.to_bytes(), _SLOT_AAD)
     return KeySlot(
-        id=os.urandom(4).hex(), label=label, created_at=created_at, salt=salt, n=n, r=r, p=p,
+        id=os.urandom(4).hex(),
+        label=label,
+        created_at=created_at,
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
         wrapped=nonce + sealed,
     )
 

@@ -68,8 +68,13 @@ class Repository:
 
     @classmethod
     def init(
-        cls, store: ObjectStore, passphrase: bytes, *, now: datetime,
-        chunker: ChunkerParams | None = None, scrypt_n: int = DEFAULT_SCRYPT_N,
+        cls,
+        store: ObjectStore,
+        passphrase: bytes,
+        *,
+        now: datetime,
+        chunker: ChunkerParams | None = None,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
         compression_level: int = 3,
     ) -> Repository:
         if not passphrase:
@@ -83,8 +88,11 @@ class Repository:
         keys = MasterKeys.generate()
         slot = wrap_keys(keys, passphrase, label="initial", created_at=now, n=scrypt_n)
         config = RepoConfig(
-            repo_id=os.urandom(8).hex(), created_at=now, chunker=chunker or ChunkerParams(),
-            compression_level=compression_level, key_slots=(slot,),
+            repo_id=os.urandom(8).hex(),
+            created_at=now,
+            chunker=chunker or ChunkerParams(),
+            compression_level=compression_level,
+            key_slots=(slot,),
         )
         store.write(CONFIG_KEY, config.to_json())
         log.info("initialised repository %s (id %s)", store.url, config.repo_id)
@@ -151,7 +159,9 @@ class Repository:
         try:
             envelope = json.loads(raw)
             if envelope.get("kind") != _ENVELOPE_KIND or envelope.get("id") != backup_id:
-                raise UnsupportedFormat(f"{manifest_key(backup_id)} is not a manifest of {backup_id}")
+                raise UnsupportedFormat(
+                    f"{manifest_key(backup_id)} is not a manifest of {backup_id}"
+                )
             sealed = base64.b64decode(envelope["sealed"], validate=True)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UnsupportedFormat(f"{manifest_key(backup_id)} is malformed") from exc
@@ -163,7 +173,7 @@ class Repository:
     def backup_ids(self) -> list[str]:
         ids = []
         for info in self.store.list(BACKUPS_PREFIX):
-            name = info.key[len(BACKUPS_PREFIX):]
+            name = info.key[len(BACKUPS_PREFIX) :]
             if name.endswith(".json") and "/" not in name:
                 ids.append(name[: -len(".json")])
         return sorted(ids)

@@ -1,5 +1,5 @@
 """Writing a stream into the repository as chunks, and reading it back, in parallel with
-bounded memory (about ``max_chunk_size × window`` bytes in flight)."""
+bounded memory (about ``max_chunk_size * window`` bytes in flight)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ DEFAULT_WORKERS = 4
 
 
 def store_stream(
-    repo: Repository, chunks: Iterable[bytes], *, kind: str, known: dict[str, int],
-    ctx: OpContext, phase: str = "backup", total_hint: int | None = None,
+    repo: Repository,
+    chunks: Iterable[bytes],
+    *,
+    kind: str,
+    known: dict[str, int],
+    ctx: OpContext,
+    phase: str = "backup",
+    total_hint: int | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> Component:
     """Store every chunk the repository does not already hold; describe the stream.
@@ -65,14 +71,23 @@ def store_stream(
         known[blob_id] = 0
     log.debug("stored %s: %d chunks, %d bytes, %d reused", kind, len(refs), size, reused)
     return Component(
-        kind=kind, size_bytes=size, sha256=digest.hexdigest(), chunks=tuple(refs),
-        stored_bytes=stored, reused_bytes=reused,
+        kind=kind,
+        size_bytes=size,
+        sha256=digest.hexdigest(),
+        chunks=tuple(refs),
+        stored_bytes=stored,
+        reused_bytes=reused,
     )
 
 
 def read_stream(
-    repo: Repository, refs: Iterable[ChunkRef], ctx: OpContext, *, phase: str = "read",
-    total: int | None = None, workers: int = DEFAULT_WORKERS,
+    repo: Repository,
+    refs: Iterable[ChunkRef],
+    ctx: OpContext,
+    *,
+    phase: str = "read",
+    total: int | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> Iterator[bytes]:
     """Every chunk's plaintext, in order, each authenticated and checked against its id."""
     done = 0

@@ -1,0 +1,128 @@
+"""Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
+
+    python benchmarks/run.py [--output benchmarks/results/latest.json]
+
+Each benchmark compares against a baseline measured in this same run (plain pg_dump and
+pg_restore with the same binaries, or the same measurement at another size); nothing asserts a
+wall-clock limit.  Targets are reported as met or not, and the exit status stays 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import _db
+import bench_backup
+import bench_dedup
+import bench_memory
+import bench_restore
+from _common import MB, Result, table, timed
+from gocdbackup.testing import LocalPostgres
+
+FULL_DB = "gocdnext"
+HALF_DB = "gocdnext_half"
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
+
+
+def _section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def run_all(workdir: Path) -> tuple[list[Result], dict[str, Any]]:
+    # the repository passphrase lives only in this variable and in the memory benchmark's
+    # child environment; it is never printed or written out
+    password = secrets.token_urlsafe(24)
+    meta: dict[str, Any] = {}
+    with LocalPostgres.start(parent_dir=str(workdir)) as pg:
+        _section("building the databases")
+        with timed() as t:
+            size_full = _db.build(pg, FULL_DB, _db.FULL)
+        print(f"  {FULL_DB}: {size_full:,} bytes ({size_full / MB:.1f} MB) in {t[0]:.1f} s")
+        if size_full < _db.MIN_FULL_BYTES:
+            raise SystemExit(
+                f"the benchmark database is only {size_full:,} bytes; "
+                f"raise the FixtureSpec in benchmarks/_db.py"
+            )
+        with timed() as t:
+            size_half = _db.build(pg, HALF_DB, _db.HALF)
+        print(f"  {HALF_DB}: {size_half:,} bytes ({size_half / MB:.1f} MB) in {t[0]:.1f} s")
+        meta.update(
+            db_size_bytes=size_full,
+            half_db_size_bytes=size_half,
+            fixture_full=_spec(_db.FULL),
+            fixture_half=_spec(_db.HALF),
+            pg_bindir=str(pg.bindir),
+        )
+
+        _section("1+4. backup vs pg_dump -Fc")
+        backed = bench_backup.run(pg, FULL_DB, workdir, password)
+        results = list(backed.results)
+        meta.update(first_backup_id=backed.backup.id, dump_bytes=backed.backup.size_bytes)
+
+        _section("2. restore vs pg_restore -j2")
+        results += bench_restore.run(pg, backed.gb, backed.backup, backed.dump_path)
+        backed.dump_path.unlink()
+
+        _section("3. peak RSS of the backup process at two sizes")
+        results += bench_memory.run(
+            pg.dsn(FULL_DB), size_full, pg.dsn(HALF_DB), size_half, workdir, password
+        )
+        _db.drop(pg, HALF_DB)
+
+        _section("5. dedup after ~1% of the runs changed")
+        dedup_results, change = bench_dedup.run(backed.gb, backed.backup, pg.dsn(FULL_DB), _db.FULL)
+        results += dedup_results
+        meta["change"] = change
+    return results, meta
+
+
+def _spec(spec: Any) -> dict[str, Any]:
+    return {k: getattr(spec, k) for k in spec.__attrs_attrs__.__dict__ if not k.startswith("_")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="where to write the results as JSON (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="gocdbackup-bench-") as tmp:
+        results, meta = run_all(Path(tmp))
+    total = time.perf_counter() - started
+
+    _section(f"summary (database {meta['db_size_bytes'] / MB:.1f} MB, total {total:.0f} s)")
+    print(table(results))
+    report = {
+        "started_at": started_at.isoformat(),
+        "total_seconds": round(total, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        **meta,
+        "results": [r.as_json() for r in results],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

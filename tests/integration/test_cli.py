@@ -1,0 +1,177 @@
+"""The CLI, as a user runs it: real processes, real PostgreSQL, exit codes and --json output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from gocdbackup.testing import LocalPostgres
+from tests.conftest import PG_PASSWORD, REPO_PASSWORD
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "gocdbackup.cli"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD, **(env or {})}
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def test_full_story_with_json(pg: LocalPostgres, gocdnext_db: str, repo_url: str) -> None:
+    run("init", "--repo", repo_url)
+    made = json.loads(
+        run("--json", "backup", "--repo", repo_url, "--db", gocdnext_db, "--label", "cli").stdout
+    )
+    assert made["status"] == "done"
+    assert made["size_bytes"] > 0
+    assert made["label"] == "cli"
+
+    listed = json.loads(run("--json", "list", "--repo", repo_url).stdout)
+    assert [b["id"] for b in listed] == [made["id"]]
+
+    shown = json.loads(run("--json", "show", made["id"], "--repo", repo_url).stdout)
+    assert shown["point"]["goose_version"] == 86
+    assert isinstance(shown["components"][0]["chunks"], int)
+
+    target = pg.dsn("cli_" + made["id"][-6:])
+    restored = json.loads(
+        run(
+            "--json",
+            "restore",
+            made["id"],
+            "--repo",
+            repo_url,
+            "--db",
+            target,
+            "--confirm",
+            made["id"],
+        ).stdout
+    )
+    assert restored["goose_version"] == 86
+    refused = run(
+        "restore",
+        made["id"],
+        "--repo",
+        repo_url,
+        "--db",
+        target,
+        "--confirm",
+        made["id"],
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "--replace" in refused.stderr
+
+    verified = json.loads(run("--json", "verify", "--repo", repo_url, "--read-data", "100%").stdout)
+    assert verified["ok"] is True
+
+
+def test_env_defaults_for_repo_and_db(gocdnext_db: str, repo_url: str) -> None:
+    env = {"GOCDBACKUP_REPO": repo_url, "GOCDBACKUP_DB": gocdnext_db}
+    run("init", env=env)
+    run("backup", env=env)
+    assert len(json.loads(run("--json", "list", env=env).stdout)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["list", "--repo", "file:///nonexistent/place"], "no gocdbackup repository"),
+        (
+            ["verify", "--repo", "file:///nonexistent/place", "--read-data", "lots"],
+            "not a percentage",
+        ),
+        (["init", "--repo", ""], "repository URL is required"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(args: list[str], message: str) -> None:
+    proc = run(*args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_wrong_repo_passphrase(repo_url: str) -> None:
+    run("init", "--repo", repo_url)
+    proc = run(
+        "--json", "list", "--repo", repo_url, env={"GOCDBACKUP_PASSWORD": "Zq9-not-it"}, check=False
+    )
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"]["code"] == "wrong_password"
+    assert "error: wrong passphrase for the repository at file://" in proc.stderr
+    assert "Zq9-not-it" not in proc.stderr + proc.stdout
+
+
+def test_missing_passphrase(repo_url: str) -> None:
+    proc = run("list", "--repo", repo_url, env={"GOCDBACKUP_PASSWORD": ""}, check=False)
+    assert proc.returncode == 1
+    assert "GOCDBACKUP_PASSWORD" in proc.stderr
+
+
+def test_password_file_option(repo_url: str, tmp_path: Path) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("from-a-file\n")
+    env = {"GOCDBACKUP_PASSWORD": ""}
+    run("init", "--repo", repo_url, "--password-file", str(secret), env=env)
+    run("list", "--repo", repo_url, "--password-file", str(secret), env=env)
+
+
+def test_errors_never_show_the_server_password(pg: LocalPostgres, repo_url: str) -> None:
+    run("init", "--repo", repo_url)
+    proc = run("backup", "--repo", repo_url, "--db", pg.dsn("nope"), check=False)
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stderr
+    assert PG_PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_ctrl_c_during_backup_commits_nothing(
+    pg: LocalPostgres, gocdnext_db: str, repo_url: str
+) -> None:
+    """pg_dump is made to wait on a lock, the user presses Ctrl-C: exit 130, nothing listed,
+    no pg_dump left behind, and the lock holder is unaffected."""
+    run("init", "--repo", repo_url)
+    blocker = psycopg.connect(gocdnext_db)
+    blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
+    proc = subprocess.Popen(
+        [*CLI, "backup", "--repo", repo_url, "--db", gocdnext_db],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        dumpers: list[psutil.Process] = []
+        while not dumpers and time.monotonic() < deadline:
+            dumpers = [
+                c
+                for c in psutil.Process(proc.pid).children(recursive=True)
+                if c.name() == "pg_dump"
+            ]
+            time.sleep(0.05)
+        assert dumpers, "pg_dump never started"
+        time.sleep(0.3)  # let it reach the lock
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        blocker.close()
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert not any(d.is_running() and d.status() != psutil.STATUS_ZOMBIE for d in dumpers)
+    assert json.loads(run("--json", "list", "--repo", repo_url).stdout) == []
