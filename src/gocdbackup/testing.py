@@ -28,6 +28,7 @@ from gocdbackup.errors import (
     PostgresError,
     ToolFailed,
 )
+from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.ports import ObjectInfo
@@ -63,6 +64,7 @@ class MemoryStore:
         return f"MemoryStore({self._url!r}, {len(self.objects)} objects)"
 
     def read(self, key: str) -> bytes:
+        check_object_key(key)
         with self._lock:
             try:
                 return self.objects[key]
@@ -70,11 +72,13 @@ class MemoryStore:
                 raise ObjectMissing(key) from None
 
     def write(self, key: str, data: bytes) -> None:
+        check_object_key(key)
         with self._lock:
             self.objects[key] = bytes(data)
             self.writes += 1
 
     def exists(self, key: str) -> bool:
+        check_object_key(key)
         with self._lock:
             return key in self.objects
 
@@ -84,6 +88,7 @@ class MemoryStore:
         return iter([ObjectInfo(key=k, size_bytes=n) for k, n in items])
 
     def delete(self, key: str) -> None:
+        check_object_key(key)
         with self._lock:
             self.objects.pop(key, None)
 

@@ -230,8 +230,6 @@ class TestObjectStoreContract:
         "key", UNSAFE_KEYS, ids=["dotdot", "absolute", "inner-dotdot", "empty"]
     )
     def test_unsafe_keys_are_refused(self, backend: Backend, key: str) -> None:
-        if not backend.is_fsspec:
-            pytest.skip("MemoryStore is a dict: it has no paths to escape and does not check keys")
         store = backend.store
         with pytest.raises(ConfigError, match="unsafe object key"):
             store.write(key, b"x")

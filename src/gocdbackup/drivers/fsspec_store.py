@@ -22,6 +22,7 @@ from gocdbackup.errors import (
     StorageError,
     TransientStorageError,
 )
+from gocdbackup.model.keys import check_object_key
 from gocdbackup.ports import ObjectInfo
 
 log = logging.getLogger("gocdbackup.drivers.store")
@@ -117,8 +118,7 @@ class FsspecStore:
         return f"FsspecStore({self._url!r})"
 
     def _path(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise ConfigError(f"unsafe object key {key!r}")
+        check_object_key(key)
         return f"{self.root}/{key}" if self.root else key
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
@@ -132,10 +132,10 @@ class FsspecStore:
                         raise StorageError(
                             f"write {key!r} at {self._url}: the bucket or directory does not exist"
                         ) from exc
-                    raise ObjectMissing(key) from None
+                    raise ObjectMissing(key) from exc
                 except IsADirectoryError as exc:
                     if what == "read":  # a "directory" is not an object, as on object stores
-                        raise ObjectMissing(key) from None
+                        raise ObjectMissing(key) from exc
                     raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
                 except PermissionError as exc:
                     raise StorageError(f"{what} {key!r} at {self._url}: access denied") from exc
