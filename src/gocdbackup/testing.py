@@ -28,8 +28,8 @@ from gocdbackup.errors import (
     PostgresError,
     ToolFailed,
 )
-from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.ports import ObjectInfo
 
