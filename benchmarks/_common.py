@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,14 @@ def timed() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - start)
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def seconds_list(xs: Sequence[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in xs) + " s"
 
 
 def run_quiet(args: Sequence[str]) -> None:

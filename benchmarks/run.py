@@ -1,6 +1,6 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
-    python benchmarks/run.py [--output benchmarks/results/latest.json]
+    python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
 pg_restore with the same binaries, or the same measurement at another size); nothing asserts a
@@ -38,7 +38,7 @@ def _section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def run_all(workdir: Path) -> tuple[list[Result], dict[str, Any]]:
+def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
     # the repository passphrase lives only in this variable and in the memory benchmark's
     # child environment; it is never printed or written out
     password = secrets.token_urlsafe(24)
@@ -65,12 +65,14 @@ def run_all(workdir: Path) -> tuple[list[Result], dict[str, Any]]:
         )
 
         _section("1+4. backup vs pg_dump -Fc")
-        backed = bench_backup.run(pg, FULL_DB, workdir, password)
+        backed = bench_backup.run(pg, FULL_DB, workdir, password, repeat=repeat)
         results = list(backed.results)
-        meta.update(first_backup_id=backed.backup.id, dump_bytes=backed.backup.size_bytes)
+        meta.update(dump_bytes=backed.backup.size_bytes, repeat=repeat)
 
         _section("2. restore vs pg_restore -j2")
-        results += bench_restore.run(pg, backed.gb, backed.backup, backed.dump_path)
+        results += bench_restore.run(
+            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, repeat=repeat
+        )
         backed.dump_path.unlink()
 
         _section("3. peak RSS of the backup process at two sizes")
@@ -80,9 +82,11 @@ def run_all(workdir: Path) -> tuple[list[Result], dict[str, Any]]:
         _db.drop(pg, HALF_DB)
 
         _section("5. dedup after ~1% of the runs changed")
-        dedup_results, change = bench_dedup.run(backed.gb, backed.backup, pg.dsn(FULL_DB), _db.FULL)
+        dedup_results, changes = bench_dedup.run(
+            backed.gb, backed.backup, pg.dsn(FULL_DB), _db.FULL, workdir, password
+        )
         results += dedup_results
-        meta["change"] = change
+        meta["changes"] = changes
     return results, meta
 
 
@@ -98,11 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_OUTPUT,
         help="where to write the results as JSON (default: %(default)s)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="repetitions of each timed comparison; medians are compared (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="gocdbackup-bench-") as tmp:
-        results, meta = run_all(Path(tmp))
+        results, meta = run_all(Path(tmp), max(1, args.repeat))
     total = time.perf_counter() - started
 
     _section(f"summary (database {meta['db_size_bytes'] / MB:.1f} MB, total {total:.0f} s)")

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -139,11 +141,11 @@ def test_errors_never_show_the_server_password(pg: LocalPostgres, repo_url: str)
     assert PG_PASSWORD not in proc.stderr + proc.stdout
 
 
-def test_ctrl_c_during_backup_commits_nothing(
-    pg: LocalPostgres, gocdnext_db: str, repo_url: str
-) -> None:
-    """pg_dump is made to wait on a lock, the user presses Ctrl-C: exit 130, nothing listed,
-    no pg_dump left behind, and the lock holder is unaffected."""
+@contextmanager
+def blocked_backup(
+    gocdnext_db: str, repo_url: str
+) -> Iterator[tuple[subprocess.Popen[str], list[psutil.Process]]]:
+    """A CLI backup whose pg_dump is waiting on a lock another session holds."""
     run("init", "--repo", repo_url)
     blocker = psycopg.connect(gocdnext_db)
     blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
@@ -167,11 +169,34 @@ def test_ctrl_c_during_backup_commits_nothing(
             time.sleep(0.05)
         assert dumpers, "pg_dump never started"
         time.sleep(0.3)  # let it reach the lock
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        yield proc, dumpers
     finally:
         blocker.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+
+
+def test_ctrl_c_during_backup_commits_nothing(gocdnext_db: str, repo_url: str) -> None:
+    """The user presses Ctrl-C: exit 130, nothing listed, no pg_dump left behind."""
+    with blocked_backup(gocdnext_db, repo_url) as (proc, dumpers):
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err
     assert not any(d.is_running() and d.status() != psutil.STATUS_ZOMBIE for d in dumpers)
     assert json.loads(run("--json", "list", "--repo", repo_url).stdout) == []
+
+
+def test_crash_during_backup_commits_nothing(gocdnext_db: str, repo_url: str) -> None:
+    """kill -9 of the backup process: no cleanup code runs, and still nothing is listed;
+    the next backup into the same repository works."""
+    with blocked_backup(gocdnext_db, repo_url) as (proc, dumpers):
+        proc.kill()
+        proc.wait(timeout=60)
+    for d in dumpers:  # orphaned: it dies on its broken pipe once the lock is released
+        with suppress(psutil.NoSuchProcess):
+            d.wait(timeout=60)
+    assert json.loads(run("--json", "list", "--repo", repo_url).stdout) == []
+    run("backup", "--repo", repo_url, "--db", gocdnext_db)
+    assert len(json.loads(run("--json", "list", "--repo", repo_url).stdout)) == 1

@@ -1,0 +1,168 @@
+"""Small pure pieces: ids, rendering, context, password resolution, tool-output parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gocdbackup._facade import BackupList, resolve_password
+from gocdbackup.context import CancelToken, OpContext
+from gocdbackup.drivers.fsspec_store import redact_url
+from gocdbackup.drivers.pgtools import major_of
+from gocdbackup.drivers.postgres import only_transaction_timeout_errors
+from gocdbackup.errors import Cancelled, ConfigError, ToolFailed
+from gocdbackup.model import ProgressEvent, diff_tables, is_backup_id, make_backup_id
+from gocdbackup.model.keys import check_object_key
+from gocdbackup.model.render import html_table, human_bytes
+from gocdbackup.ops import take_backup
+from gocdbackup.repository import Repository
+from gocdbackup.testing import FakeDatabase
+
+
+@given(
+    st.datetimes(datetime(1970, 1, 1), datetime(9999, 12, 30), timezones=st.just(UTC)),
+    st.text("0123456789abcdef", min_size=6, max_size=6),
+)
+def test_backup_ids_sort_by_time_and_parse(at: datetime, suffix: str) -> None:
+    bid = make_backup_id(at, suffix)
+    assert is_backup_id(bid)
+    later = make_backup_id(at + timedelta(seconds=1), suffix)
+    assert bid < later
+
+
+def test_backup_id_uses_utc() -> None:
+    local = datetime(2026, 11, 25, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert make_backup_id(local, "abcdef") == "20261124T233000Z-abcdef"
+    with pytest.raises(ValueError, match="6 lowercase hex"):
+        make_backup_id(local, "XYZ")
+
+
+@given(
+    st.dictionaries(st.text(max_size=5), st.integers(0, 100), max_size=8),
+    st.dictionaries(st.text(max_size=5), st.integers(0, 100), max_size=8),
+)
+def test_diff_tables_lists_exactly_the_differences(
+    expected: dict[str, int], actual: dict[str, int]
+) -> None:
+    diffs = diff_tables(expected, actual)
+    names = [d.table for d in diffs]
+    assert names == sorted(names)
+    assert set(names) == {
+        n for n in set(expected) | set(actual) if expected.get(n) != actual.get(n)
+    }
+    assert diff_tables(expected, expected) == ()
+
+
+def test_table_diff_reads_like_a_sentence() -> None:
+    (d,) = diff_tables({"public.runs": 3}, {})
+    assert str(d) == "public.runs: expected 3 rows, found absent"
+
+
+def test_html_is_escaped() -> None:
+    html = html_table([{"name": "<script>alert(1)</script>", "n": 1}], caption="a & b")
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "a &amp; b" in html
+    assert html_table([]) == "<p>(empty)</p>"
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 2**30, "5.0 GiB")]
+)
+def test_human_bytes(n: int, text: str) -> None:
+    assert human_bytes(n) == text
+
+
+def test_cancel_token() -> None:
+    token = CancelToken()
+    token.raise_if_cancelled()
+    token.cancel("stop now")
+    assert token.cancelled
+    with pytest.raises(Cancelled, match="stop now"):
+        OpContext(cancel=token).check()
+
+
+def test_any_callable_is_a_progress_sink() -> None:
+    seen: list[ProgressEvent] = []
+    OpContext(progress=seen.append).report("dump", 5, 10)
+    assert seen == [ProgressEvent(phase="dump", done=5, total=10)]
+    assert seen[0].fraction == 0.5
+    assert ProgressEvent(phase="x").fraction is None
+
+
+def test_password_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOCDBACKUP_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="GOCDBACKUP_PASSWORD"):
+        resolve_password(None, None)
+    f = tmp_path / "p"
+    f.write_bytes(b"from-file\r\n")
+    assert resolve_password(None, f) == b"from-file"
+    with pytest.raises(ConfigError, match="cannot read the password file"):
+        resolve_password(None, tmp_path / "missing")
+    monkeypatch.setenv("GOCDBACKUP_PASSWORD", "from-env")
+    assert resolve_password(None, None) == b"from-env"
+    assert resolve_password("explicit", f) == b"explicit"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("s3://AKIA:topsecret@bucket/p", "s3://bucket/p"),
+        ("file:///srv/backups", "file:///srv/backups"),
+        ("gs://Bucket/x", "gs://Bucket/x"),
+    ],
+)
+def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("key", ["", "/etc/passwd", "../x", "a/../../b", "a/.."])
+def test_unsafe_keys(key: str) -> None:
+    with pytest.raises(ConfigError, match="unsafe object key"):
+        check_object_key(key)
+
+
+def test_major_versions() -> None:
+    assert major_of("18.1") == 18
+    assert major_of("9.6.24") == 9
+    with pytest.raises(ConfigError):
+        major_of("banana")
+
+
+def test_only_the_transaction_timeout_error_is_tolerated() -> None:
+    harmless = (
+        'pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter "transaction_timeout"\n'
+        "Command was: SET transaction_timeout = 0;\n"
+        "pg_restore: warning: errors ignored on restore: 1\n"
+    )
+    assert only_transaction_timeout_errors(harmless)
+    real = (
+        harmless
+        + 'pg_restore: error: could not execute query: ERROR:  relation "x" already exists\n'
+    )
+    assert not only_transaction_timeout_errors(real)
+    assert not only_transaction_timeout_errors("")
+
+
+def test_tool_failed_message_has_the_last_stderr_line() -> None:
+    err = ToolFailed("pg_dump", 1, "line one\npg_dump: error: connection lost\n")
+    assert str(err) == "pg_dump exited 1: pg_dump: error: connection lost"
+    assert str(ToolFailed("pg_dump", -9, "")) == "pg_dump was killed"
+
+
+def test_backup_values_render_for_notebooks(
+    repo: Repository, db: FakeDatabase, ctx: OpContext
+) -> None:
+    backup = take_backup(repo, db, ctx=ctx, label="<b>nightly</b>")
+    assert repr(backup).startswith(f"<BackupSet {backup.id} done 'gocdnext'")
+    html = backup._repr_html_()
+    assert backup.id in html
+    assert "<b>nightly</b>" not in html
+    assert backup.rows()[0] == {"table": "public.artifacts", "rows": 40}
+    listing = BackupList([backup])
+    assert listing.rows()[0]["id"] == backup.id
+    assert backup.id in listing._repr_html_()
