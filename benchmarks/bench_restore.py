@@ -6,9 +6,10 @@ read, the restore goes into a staging database whose goose version and per-table
 checked against the manifest, and only then is it renamed into place.  Its pg_restore share
 (``RestoreReport.restore_seconds``) is reported on a line of its own.
 
-A diagnostic pair follows: ``pg_restore`` of a ``pg_dump -Fc -Z0`` written to a pipe, which is
-the archive gocdbackup stores (a dump streamed through a pipe has no data offsets in its table
-of contents), with ``-j2`` as gocdbackup runs it and with ``-j1``.
+Diagnostics follow: ``pg_restore`` of a ``pg_dump -Fc -Z0`` written to a pipe, which is the
+archive gocdbackup stores (a dump streamed through a pipe has no data offsets in its table of
+contents), with ``-j2`` as gocdbackup runs it and with ``-j1``; and our restore again through
+``GocdBackup(..., jobs=1)``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import _db
 from _common import Result, median, ratio, run_quiet, seconds_list, timed
-from gocdbackup import BackupSet, GocdBackup
+from gocdbackup import BackupSet, GocdBackup, RestoreReport
 from gocdbackup.testing import LocalPostgres
 
 BASELINE_DB = "bench_plain_restore"
@@ -47,6 +48,18 @@ def plain_restore(pg: LocalPostgres, dump_path: Path, *, jobs: int = 2) -> float
     return t[0]
 
 
+def our_restore(
+    pg: LocalPostgres, gb: GocdBackup, backup: BackupSet
+) -> tuple[float, RestoreReport]:
+    """``gb.restore`` into a new database: its wall time and report (then it is dropped)."""
+    try:
+        with timed() as t:
+            report = gb.restore(backup.id, pg.dsn(TARGET_DB), confirm=backup.id)
+    finally:
+        _db.drop(pg, TARGET_DB)
+    return t[0], report
+
+
 def piped_dump(pg: LocalPostgres, dbname: str, path: Path) -> None:
     """``pg_dump -Fc -Z0 | cat > path``: the archive as gocdbackup streams and stores it."""
     args = [str(pg.bindir / "pg_dump"), "-Fc", "-Z0", f"--dbname={pg.dsn(dbname)}"]
@@ -63,6 +76,7 @@ def run(
     backup: BackupSet,
     dump_path: Path,
     dbname: str,
+    password: str,
     *,
     repeat: int,
 ) -> list[Result]:
@@ -71,18 +85,17 @@ def run(
     loads: list[float] = []
     for _ in range(repeat):
         baseline.append(plain_restore(pg, dump_path))
-        try:
-            with timed() as t:
-                report = gb.restore(backup.id, pg.dsn(TARGET_DB), confirm=backup.id)
-        finally:
-            _db.drop(pg, TARGET_DB)
-        ours.append(t[0])
+        seconds, report = our_restore(pg, gb, backup)
+        ours.append(seconds)
         loads.append(report.restore_seconds)
     print(f"  pg_restore -j2 of the pg_dump -Fc file: {seconds_list(baseline)}")
     print(
         f"  gocdbackup restore: {seconds_list(ours)}; its pg_restore part {seconds_list(loads)};"
         f" {report.tables_checked} tables / {report.rows_checked:,} rows checked"
     )
+    serial = GocdBackup(gb.url, password=password, jobs=1)
+    ours_j1 = [our_restore(pg, serial, backup)[0] for _ in range(repeat)]
+    print(f"  gocdbackup restore with jobs=1: {seconds_list(ours_j1)}")
 
     piped = dump_path.with_name("piped-z0.dump")
     piped_dump(pg, dbname, piped)
@@ -108,6 +121,7 @@ def run(
         ("  its pg_restore part ÷ pg_restore -j2", median(loads), None, ""),
         ("  diag: piped -Z0 dump, pg_restore -j2", median(piped_j2), None, "no data offsets"),
         ("  diag: piped -Z0 dump, pg_restore -j1", median(piped_j1), None, "no data offsets"),
+        ("  diag: gocdbackup restore, jobs=1", median(ours_j1), None, "GocdBackup(jobs=1)"),
     ]
     return [
         Result(

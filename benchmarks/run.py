@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 import _db
 import bench_backup
 import bench_dedup
@@ -59,8 +61,8 @@ def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
         meta.update(
             db_size_bytes=size_full,
             half_db_size_bytes=size_half,
-            fixture_full=_spec(_db.FULL),
-            fixture_half=_spec(_db.HALF),
+            fixture_full=attrs.asdict(_db.FULL),
+            fixture_half=attrs.asdict(_db.HALF),
             pg_bindir=str(pg.bindir),
         )
 
@@ -71,13 +73,19 @@ def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
 
         _section("2. restore vs pg_restore -j2")
         results += bench_restore.run(
-            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, repeat=repeat
+            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, password, repeat=repeat
         )
         backed.dump_path.unlink()
 
         _section("3. peak RSS of the backup process at two sizes")
         results += bench_memory.run(
-            pg.dsn(FULL_DB), size_full, pg.dsn(HALF_DB), size_half, workdir, password
+            pg.dsn(FULL_DB),
+            size_full,
+            pg.dsn(HALF_DB),
+            size_half,
+            workdir,
+            password,
+            repeat=repeat,
         )
         _db.drop(pg, HALF_DB)
 
@@ -88,10 +96,6 @@ def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
         results += dedup_results
         meta["changes"] = changes
     return results, meta
-
-
-def _spec(spec: Any) -> dict[str, Any]:
-    return {k: getattr(spec, k) for k in spec.__attrs_attrs__.__dict__ if not k.startswith("_")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from gocdbackup import GocdBackup
 from gocdbackup.errors import GocdBackupError, IntegrityError
@@ -238,13 +238,21 @@ def list_(state: State, repo: str, password_file: str | None) -> None:
 
 def _print_list(backups: list[BackupSet]) -> None:
     table = Table(
-        "id", "created (UTC)", "label", "database", "goose", "size", "stored", "dedup", box=None
+        Column("id", no_wrap=True),
+        Column("created (UTC)", no_wrap=True),
+        Column("label", min_width=5),
+        Column("database", min_width=8),
+        Column("goose", min_width=5),
+        Column("size", no_wrap=True, justify="right"),
+        Column("stored", no_wrap=True, justify="right"),
+        Column("dedup", min_width=5, justify="right"),
+        box=None,
     )
     for b in backups:
         s = b.summary()
         table.add_row(
             b.id,
-            f"{b.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{b.created_at:%Y-%m-%d %H:%M}",
             b.label,
             b.database.name,
             str(b.point.goose_version),

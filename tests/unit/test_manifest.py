@@ -68,6 +68,7 @@ def backup_sets(draw: st.DrawFn) -> BackupSet:
             owner=draw(text),
             encoding=draw(text),
             size_bytes=draw(st.integers(0, 2**50)),
+            data_bytes=draw(st.integers(0, 2**50)),
             pg_dump_version=draw(text),
             tables=tuple(
                 draw(

@@ -142,15 +142,20 @@ class PgSnapshot:
         )
 
     def database(self) -> DatabaseInfo:
-        name, owner, encoding, size = self._one(
+        name, owner, encoding, size, data = self._one(
             "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),"
-            " pg_database_size(datname) FROM pg_database WHERE datname = current_database()"
+            " pg_database_size(datname),"
+            " (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c"
+            "  WHERE c.relkind IN ('r', 'm') AND c.relnamespace NOT IN"
+            "  ('pg_catalog'::regnamespace, 'information_schema'::regnamespace))"
+            " FROM pg_database WHERE datname = current_database()"
         )
         return DatabaseInfo(
             name=name,
             owner=owner,
             encoding=encoding,
             size_bytes=int(size),
+            data_bytes=int(data),
             pg_dump_version=self._dump_tool.version,
         )
 

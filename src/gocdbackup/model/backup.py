@@ -61,8 +61,10 @@ class DatabaseInfo:
     name: str
     owner: str
     encoding: str
-    size_bytes: int = field(validator=non_negative)
+    size_bytes: int = field(validator=non_negative)  # pg_database_size
     pg_dump_version: str
+    #: bytes of table data (heap + TOAST, no indexes): about what a dump holds
+    data_bytes: int = field(default=0, validator=non_negative)
     tables: tuple[TableRows, ...] = ()
 
     def table_rows(self) -> dict[str, int]:

@@ -152,6 +152,7 @@ def _db_to_dict(db: DatabaseInfo) -> dict[str, Any]:
         "owner": db.owner,
         "encoding": db.encoding,
         "size_bytes": db.size_bytes,
+        "data_bytes": db.data_bytes,
         "pg_dump_version": db.pg_dump_version,
         "tables": [[t.name, t.rows] for t in db.tables],
     }
@@ -171,6 +172,7 @@ def _db_from_dict(d: Mapping[str, Any]) -> DatabaseInfo:
         owner=_get(d, "owner", str),
         encoding=_get(d, "encoding", str),
         size_bytes=_get(d, "size_bytes", int),
+        data_bytes=_get(d, "data_bytes", int),
         pg_dump_version=_get(d, "pg_dump_version", str),
         tables=tuple(tables),
     )

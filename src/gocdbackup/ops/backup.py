@@ -40,7 +40,9 @@ def take_backup(
     with db.snapshot(ctx) as snap:
         point = snap.point()
         database = snap.database()
-        ctx.report("dump", 0, database.size_bytes, message=f"dumping {database.name}")
+        # the total is an estimate (table data without indexes); the last event is exact
+        estimate = database.data_bytes or database.size_bytes
+        ctx.report("dump", 0, estimate, message=f"dumping {database.name}")
         # exact row counts are read in the same snapshot while pg_dump streams; on failure the
         # counting thread is abandoned (leaving the snapshot cancels its query)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gocdbackup-count")
@@ -55,9 +57,10 @@ def take_backup(
                     known=known,
                     ctx=ctx,
                     phase="dump",
-                    total_hint=database.size_bytes,
+                    total_hint=estimate,
                 )
             dump_seconds = (ctx.now() - dump_started).total_seconds()
+            ctx.report("dump", component.size_bytes, component.size_bytes)
             tables = counts.result()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
