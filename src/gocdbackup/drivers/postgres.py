@@ -145,7 +145,10 @@ class PgSnapshot:
         name, owner, encoding, size, data = self._one(
             "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),"
             " pg_database_size(datname),"
-            " (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c"
+            # from the catalog's page counts: opening the tables would wait on their locks
+            " (SELECT coalesce(sum(c.relpages + coalesce(t.relpages, 0)), 0)::bigint"
+            "         * current_setting('block_size')::bigint"
+            "  FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
             "  WHERE c.relkind IN ('r', 'm') AND c.relnamespace NOT IN"
             "  ('pg_catalog'::regnamespace, 'information_schema'::regnamespace))"
             " FROM pg_database WHERE datname = current_database()"
