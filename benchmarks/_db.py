@@ -177,24 +177,6 @@ def change_one_percent(dsn: str, spec: FixtureSpec) -> dict[str, Any]:
     }
 
 
-def to_arrival_order(dsn: str) -> None:
-    """Rewrite ``log_lines`` in the order gocdnext writes it: by time, each job's lines as they
-    are produced.  The fixture inserts the lines of all jobs interleaved by line number (line 1
-    of every job, then line 2 of every job, ...), so retiring 1% of the runs touches every
-    page of the table; a real installation appends a job's lines while the job runs."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "CREATE TEMP TABLE arrival AS SELECT * FROM log_lines ORDER BY at, job_run_id, seq"
-        )
-        conn.execute("TRUNCATE log_lines")
-        conn.execute("INSERT INTO log_lines SELECT * FROM arrival ORDER BY at, job_run_id, seq")
-        conn.execute("DROP TABLE arrival")
-        conn.commit()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-    checkpoint(dsn)
-
-
 def _count(conn: psycopg.Connection[Any], table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
     assert row is not None

@@ -1,15 +1,14 @@
 """Restore wall time against ``pg_restore -j2 --no-owner --no-acl`` of the plain dump file.
 
 Ours does more than the baseline, and its time is reported as is: every chunk is fetched,
-authenticated and hashed, the dump is spooled to a scratch file and its table of contents
-read, the restore goes into a staging database whose goose version and per-table row counts are
-checked against the manifest, and only then is it renamed into place.  Its pg_restore share
-(``RestoreReport.restore_seconds``) is reported on a line of its own.
+authenticated and hashed while it streams into ``pg_restore`` of a staging database, the
+whole stream's SHA-256 is checked, the staging database's goose version and per-table row
+counts are checked against the manifest, and only then is it renamed into place.  Its
+load share (``RestoreReport.restore_seconds``) is reported on a line of its own.
 
 Diagnostics follow: ``pg_restore`` of a ``pg_dump -Fc -Z0`` written to a pipe, which is the
 archive gocdbackup stores (a dump streamed through a pipe has no data offsets in its table of
-contents), with ``-j2`` as gocdbackup runs it and with ``-j1``; and our restore again through
-``GocdBackup(..., jobs=1)``.
+contents, so parallel ``-j2`` must scan for each table's data), with ``-j2`` and ``-j1``.
 """
 
 from __future__ import annotations
@@ -76,7 +75,6 @@ def run(
     backup: BackupSet,
     dump_path: Path,
     dbname: str,
-    password: str,
     *,
     repeat: int,
 ) -> list[Result]:
@@ -93,9 +91,6 @@ def run(
         f"  gocdbackup restore: {seconds_list(ours)}; its pg_restore part {seconds_list(loads)};"
         f" {report.tables_checked} tables / {report.rows_checked:,} rows checked"
     )
-    serial = GocdBackup(gb.url, password=password, jobs=1)
-    ours_j1 = [our_restore(pg, serial, backup)[0] for _ in range(repeat)]
-    print(f"  gocdbackup restore with jobs=1: {seconds_list(ours_j1)}")
 
     piped = dump_path.with_name("piped-z0.dump")
     piped_dump(pg, dbname, piped)
@@ -121,7 +116,6 @@ def run(
         ("  its pg_restore part ÷ pg_restore -j2", median(loads), None, ""),
         ("  diag: piped -Z0 dump, pg_restore -j2", median(piped_j2), None, "no data offsets"),
         ("  diag: piped -Z0 dump, pg_restore -j1", median(piped_j1), None, "no data offsets"),
-        ("  diag: gocdbackup restore, jobs=1", median(ours_j1), None, "GocdBackup(jobs=1)"),
     ]
     return [
         Result(

@@ -73,7 +73,7 @@ def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
 
         _section("2. restore vs pg_restore -j2")
         results += bench_restore.run(
-            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, password, repeat=repeat
+            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, repeat=repeat
         )
         backed.dump_path.unlink()
 
@@ -91,7 +91,7 @@ def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
 
         _section("5. dedup after ~1% of the runs changed")
         dedup_results, changes = bench_dedup.run(
-            backed.gb, backed.backup, pg.dsn(FULL_DB), _db.FULL, workdir, password
+            backed.gb, backed.backup, pg.dsn(FULL_DB), _db.FULL
         )
         results += dedup_results
         meta["changes"] = changes

@@ -86,16 +86,14 @@ class GocdBackup:
         progress: ProgressSink | None = None,
         clock: Clock | None = None,
         pg_bindir: str | None = None,
-        scratch_dir: str | None = None,
-        jobs: int = 2,
+        restore_settings: dict[str, str] | None = None,
     ) -> None:
         self._store = FsspecStore(repo, storage_options) if isinstance(repo, str) else repo
         self._password = resolve_password(password, password_file)
         self._progress = progress
         self._clock = clock or SystemClock()
         self._pg_bindir = pg_bindir
-        self._scratch = scratch_dir
-        self._jobs = jobs
+        self._restore_settings = restore_settings
         self._repo: Repository | None = None
         self.cancel_token = CancelToken()
 
@@ -146,7 +144,7 @@ class GocdBackup:
         if not isinstance(dsn, str):
             return dsn
         return PostgresDatabase(
-            dsn, bindir=self._pg_bindir, scratch_dir=self._scratch, jobs=self._jobs
+            dsn, bindir=self._pg_bindir, restore_settings=self._restore_settings
         )
 
     # -- use cases ---------------------------------------------------------------------------

@@ -303,7 +303,6 @@ def _print_show(b: BackupSet) -> None:
 @db_option
 @click.option("--replace", is_flag=True, help="Replace the target database if it exists.")
 @click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
-@click.option("--jobs", default=2, show_default=True, help="Parallel pg_restore jobs.")
 @click.pass_obj
 def restore(
     state: State,
@@ -315,11 +314,10 @@ def restore(
     pg_bindir: str | None,
     replace: bool,
     confirm: str,
-    jobs: int,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
-        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir, jobs=jobs)
+        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
         report = gb.restore(backup_id, db, confirm=confirm, replace=replace)
     _emit(
         state,

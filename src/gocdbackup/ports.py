@@ -77,13 +77,6 @@ class Snapshot(Protocol):
         ...
 
 
-class Archive(Protocol):
-    """A dump spooled to local scratch space, ready for checks and loading."""
-
-    @property
-    def size_bytes(self) -> int: ...
-
-
 class Database(Protocol):
     """A PostgreSQL server reachable with one set of connection parameters."""
 
@@ -98,26 +91,20 @@ class Database(Protocol):
 
     def role_exists(self, role: str) -> bool: ...
 
-    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> AbstractContextManager[Archive]:
-        """Write a dump's bytes to private scratch space; removed when the context ends."""
-        ...
-
-    def list_archive(self, archive: Archive, *, min_tool_version: str) -> int:
-        """Read the archive's table of contents; the number of entries. Raises if unreadable."""
-        ...
-
     def create(self, name: str, *, owner: str | None, encoding: str) -> None: ...
 
     def load(
         self,
-        archive: Archive,
+        chunks: Iterable[bytes],
         name: str,
         *,
         role: str | None,
         min_tool_version: str,
         ctx: OpContext,
     ) -> None:
-        """``pg_restore --no-owner --no-acl`` of ``archive`` into database ``name``."""
+        """``pg_restore --no-owner --no-acl`` of the dump ``chunks`` make up into database
+        ``name``, streamed.  If ``chunks`` raises, the restore is stopped and the error
+        propagates (the caller drops ``name``)."""
         ...
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:

@@ -230,15 +230,6 @@ class _Snapshot:
         yield _Stream(fake_dump(self._db), self._owner.fail_dump_after)
 
 
-@define
-class FakeArchive:
-    data: bytes
-
-    @property
-    def size_bytes(self) -> int:
-        return len(self.data)
-
-
 class FakeDatabase:
     """A :class:`~gocdbackup.ports.Database` over a dict of :class:`FakeDb`.
 
@@ -280,17 +271,6 @@ class FakeDatabase:
     def role_exists(self, role: str) -> bool:
         return role in self.roles
 
-    @contextmanager
-    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> Iterator[FakeArchive]:
-        data = bytearray()
-        for c in chunks:
-            ctx.check()
-            data += c
-        yield FakeArchive(bytes(data))
-
-    def list_archive(self, archive: FakeArchive, *, min_tool_version: str) -> int:
-        return len(parse_fake_dump(archive.data).tables)
-
     def create(self, name: str, *, owner: str | None, encoding: str) -> None:
         if name in self.databases:
             raise PostgresError(f"database {name!r} already exists")
@@ -301,7 +281,7 @@ class FakeDatabase:
 
     def load(
         self,
-        archive: FakeArchive,
+        chunks: Iterable[bytes],
         name: str,
         *,
         role: str | None,
@@ -311,7 +291,11 @@ class FakeDatabase:
         self.events.append(f"load {name}")
         if self.fail_load:
             raise ToolFailed("pg_restore", 1, "pg_restore: error: injected failure")
-        restored = parse_fake_dump(archive.data)
+        data = bytearray()
+        for c in chunks:  # like pg_restore: consumes the stream, stops on its errors
+            ctx.check()
+            data += c
+        restored = parse_fake_dump(bytes(data))
         tables = {k: v + self.drift.get(k, 0) for k, v in restored.tables.items()}
         db = self.databases[name]
         db.tables = tables

@@ -33,6 +33,14 @@ def _counts(dsn: str) -> dict[str, int]:
         }
 
 
+def _staging_leftovers(pg: LocalPostgres) -> list[str]:
+    with psycopg.connect(pg.dsn()) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE strpos(datname, '__restore_') > 0"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def test_backup_then_restore_into_a_new_database(
     pg: LocalPostgres, gocdnext_db: str, repo_url: str
 ) -> None:
@@ -123,9 +131,10 @@ def test_corrupted_chunk_leaves_the_target_untouched(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="fails authentication"):
         gb.restore(backup.id, gocdnext_db, confirm=backup.id, replace=True)
     assert _counts(gocdnext_db) == before
+    assert _staging_leftovers(pg) == []
 
 
 def test_pg_dump_killed_mid_stream_lists_nothing(big_gocdnext_db: str, repo_url: str) -> None:

@@ -71,15 +71,17 @@ def test_unknown_backup(repo: Repository, db: FakeDatabase, ctx: OpContext) -> N
         )
 
 
-def test_corrupted_chunk_refuses_before_touching_anything(
+def test_corrupted_chunk_never_reaches_the_target(
     repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet, store: MemoryStore
 ) -> None:
     chunk = backup.components[0].chunks[2]
     store.corrupt(blob_key(chunk.blob_id), offset=40)
     live = dict(db.databases["gocdnext"].tables)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="fails authentication"):
         restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx, replace=True)
-    assert db.events == []
+    # only the staging database saw the bytes, and it is gone; the target never changed
+    assert [e.split()[0] for e in db.events] == ["create", "load", "drop"]
+    assert set(db.databases) == {"gocdnext"}
     assert db.databases["gocdnext"].tables == live
 
 

@@ -115,7 +115,8 @@ _BULK = [
               '[' || jr.name || '] step ' || n || ': ' || md5(jr.id::text || n)
                   || ' compiling module ' || (n %% 97) || ' ok'
        FROM job_runs jr, generate_series(1, %(lines)s) n
-       WHERE jr.logs_archive_uri IS NULL""",
+       WHERE jr.logs_archive_uri IS NULL
+       ORDER BY jr.started_at, jr.id, n""",  # a job's lines arrive together, in time order
     """INSERT INTO artifacts (run_id, job_run_id, pipeline_id, project_id, path, storage_key,
                               size_bytes, content_sha256, status, expires_at, created_at)
        SELECT r.id, jr.id, r.pipeline_id, pl.project_id, 'dist/' || jr.name || '.tar.gz',

@@ -7,12 +7,11 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -146,13 +145,18 @@ class Running:
 
 @contextmanager
 def run_tool(
-    args: Iterable[str], *, env: dict[str, str], stdout: int | IO[bytes] | None, tool: str
+    args: Iterable[str],
+    *,
+    env: dict[str, str],
+    stdout: int | IO[bytes] | None,
+    tool: str,
+    stdin: int | None = subprocess.DEVNULL,
 ) -> Iterator[Running]:
     """Start a tool; on leaving the context (normally or not) it is stopped and reaped."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             list(args),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=err,
             env=env,
@@ -163,14 +167,7 @@ def run_tool(
             yield running
         finally:
             running.stop()
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-
-def which(name: str) -> str | None:
-    return shutil.which(name)
-
-
-def private_tempdir(parent: str | None) -> Path:
-    """A 0700 directory for spooled dumps (they hold the database's contents)."""
-    return Path(tempfile.mkdtemp(prefix="gocdbackup-", dir=parent))
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with suppress(OSError):  # a broken pipe on close changes nothing
+                        stream.close()

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from attrs import define
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -26,7 +23,6 @@ from gocdbackup.drivers.pgtools import (
     PgTool,
     find_tool,
     major_of,
-    private_tempdir,
     run_tool,
 )
 from gocdbackup.errors import (
@@ -35,16 +31,14 @@ from gocdbackup.errors import (
     DatabaseNotFound,
     DatabaseUnreachable,
     GocdBackupError,
-    IntegrityError,
     PostgresError,
     ToolFailed,
 )
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
-from gocdbackup.ports import Archive
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
 
-_READ_SIZE = 1024 * 1024
+DEFAULT_RESTORE_SETTINGS = {"maintenance_work_mem": "256MB", "synchronous_commit": "off"}
 _MAGIC = b"PGDMP"
 
 _TABLES_SQL = """
@@ -83,18 +77,6 @@ def translate(exc: psycopg.Error, params: dict[str, Any]) -> GocdBackupError:
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnreachable(f"cannot connect to PostgreSQL at {where}: {text}")
     return PostgresError(f"PostgreSQL at {where}: {text}")
-
-
-@define
-class SpooledArchive:
-    path: Path
-    size_bytes: int
-
-
-def _path(archive: Archive) -> Path:
-    if not isinstance(archive, SpooledArchive):
-        raise ConfigError("this database driver restores only archives it spooled itself")
-    return archive.path
 
 
 class PgSnapshot:
@@ -248,8 +230,7 @@ class PostgresDatabase:
         dsn: str = "",
         *,
         bindir: str | None = None,
-        scratch_dir: str | None = None,
-        jobs: int = 2,
+        restore_settings: dict[str, str] | None = None,
         connect_timeout: int = 10,
     ) -> None:
         try:
@@ -262,8 +243,11 @@ class PostgresDatabase:
                 "PGUSER", "postgres"
             )
         self._bindir = bindir
-        self._scratch = scratch_dir
-        self._jobs = max(1, jobs)
+        #: session settings for pg_restore's connection (PGOPTIONS): bigger sort memory
+        #: for index builds, no waiting on WAL flushes while loading a fresh database
+        self._settings = (
+            dict(DEFAULT_RESTORE_SETTINGS) if restore_settings is None else restore_settings
+        )
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({describe_target(self._params)!r})"
@@ -359,43 +343,10 @@ class PostgresDatabase:
                 is not None
             )
 
-    @contextmanager
-    def spool(self, chunks: Iterable[bytes], ctx: OpContext) -> Iterator[SpooledArchive]:
-        directory = private_tempdir(self._scratch)
-        try:
-            path = directory / "dump.pgc"
-            size = 0
-            with path.open("wb") as f:
-                for data in chunks:
-                    ctx.check()
-                    f.write(data)
-                    size += len(data)
-            yield SpooledArchive(path=path, size_bytes=size)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-
     def _restore_tool(self, min_tool_version: str, server_major: int | None = None) -> PgTool:
         return find_tool(
             "pg_restore", major_of(min_tool_version), prefer_major=server_major, bindir=self._bindir
         )
-
-    def list_archive(self, archive: Archive, *, min_tool_version: str) -> int:
-        tool = self._restore_tool(min_tool_version)
-        with run_tool(
-            [tool.path, "--list", str(_path(archive))],
-            env=self.tool_env(),
-            stdout=subprocess.PIPE,
-            tool="pg_restore",
-        ) as running:
-            assert running.proc.stdout is not None
-            listing = running.proc.stdout.read()
-            code = running.proc.wait()
-            if code != 0:
-                raise IntegrityError(
-                    "the dump's table of contents is unreadable: "
-                    + (running.stderr_tail().strip().splitlines() or ["no detail"])[-1]
-                )
-        return sum(1 for line in listing.splitlines() if line and not line.startswith(b";"))
 
     def create(self, name: str, *, owner: str | None, encoding: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
@@ -408,7 +359,7 @@ class PostgresDatabase:
 
     def load(
         self,
-        archive: Archive,
+        chunks: Iterable[bytes],
         name: str,
         *,
         role: str | None,
@@ -420,31 +371,31 @@ class PostgresDatabase:
         # pg_restore 17+ starts every session with "SET transaction_timeout", which servers
         # before 17 reject; that one error is harmless, so it is tolerated (and only it)
         tolerate = tool.major >= 17 > server_major
-        args = [
-            tool.path,
-            "--no-owner",
-            "--no-acl",
-            f"--jobs={self._jobs}",
-            f"--dbname={self.tool_conninfo(name)}",
-        ]
+        args = [tool.path, "--no-owner", "--no-acl", f"--dbname={self.tool_conninfo(name)}"]
         if not tolerate:
             args.append("--exit-on-error")
         if role:
             args.append(f"--role={role}")
-        args.append(str(_path(archive)))
-        ctx.report("restore", 0, archive.size_bytes, message=f"pg_restore into {name}")
-        with run_tool(args, env=self.tool_env(), stdout=None, tool="pg_restore") as running:
-            while True:
-                try:
-                    code = running.proc.wait(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    ctx.check()  # poll for cancellation; leaving the context stops pg_restore
+        env = self.tool_env()
+        env["PGOPTIONS"] = " ".join(
+            [env.get("PGOPTIONS", ""), *(f"-c {k}={v}" for k, v in self._settings.items())]
+        ).strip()
+        with run_tool(
+            args, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, tool="pg_restore"
+        ) as running:
+            pipe = running.proc.stdin
+            assert pipe is not None
+            try:
+                for data in chunks:  # an error here leaves the context: pg_restore is stopped
+                    pipe.write(data)
+                pipe.close()
+            except BrokenPipeError:
+                log.debug("pg_restore stopped reading early")
+            code = running.proc.wait()
             if code != 0 and not (
                 tolerate and only_transaction_timeout_errors(running.stderr_all())
             ):
                 raise ToolFailed("pg_restore", code, running.stderr_tail())
-        ctx.report("restore", archive.size_bytes, archive.size_bytes)
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         with self.connect(name, autocommit=False) as conn:

@@ -1,11 +1,10 @@
-"""restore_backup: verify everything first, then restore into a staging database, check it,
-and only then put it in place of the target."""
+"""restore_backup: stream the verified dump into a staging database, check it, and only then
+put it in place of the target."""
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import (
@@ -14,11 +13,10 @@ from gocdbackup.errors import (
     RestoreMismatch,
     TargetExists,
 )
-from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.restore import RestoreReport, diff_tables
 from gocdbackup.ops._components import checked_stream, missing_chunks
 from gocdbackup.ops.backup import DUMP_KIND
-from gocdbackup.ports import Archive, Database
+from gocdbackup.ports import Database
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.restore")
@@ -47,11 +45,13 @@ def restore_backup(
 
     Order of work, so that a bad backup or a failed restore never costs the target anything:
 
-    1. ``confirm`` must equal ``backup_id``; an existing target needs ``replace=True``.
-    2. Every chunk is fetched, authenticated and hashed, the stream's SHA-256 is checked, and
-       the archive's table of contents is read.
-    3. The dump is restored into a staging database; its goose version and every table's row
-       count must equal the manifest's.
+    1. ``confirm`` must equal ``backup_id``; an existing target needs ``replace=True``; every
+       chunk the backup needs must be in the repository.
+    2. The dump streams into ``pg_restore`` of a new staging database, every chunk
+       authenticated and checked against its id on the way, and the whole stream's length and
+       SHA-256 checked at its end.
+    3. The staging database's goose version and every table's row count must equal the
+       manifest's.
     4. Only then are the target's sessions ended, the target dropped and the staging database
        renamed to the target.  On any failure before that, the staging database is dropped and
        the target is untouched.
@@ -67,7 +67,6 @@ def restore_backup(
         raise TargetExists(
             f"database {target!r} already exists; pass replace (--replace) to overwrite it"
         )
-    started = ctx.now()
     component = backup.component(DUMP_KIND)
     missing = missing_chunks(component, repo.blob_sizes())
     if missing:
@@ -75,37 +74,20 @@ def restore_backup(
             f"backup {backup_id} is damaged: {len(missing)} chunk(s) missing; nothing was changed",
             problems=[f"missing blob {m}" for m in missing],
         )
-    with db.spool(checked_stream(repo, component, ctx, phase="verify"), ctx) as archive:
-        db.list_archive(archive, min_tool_version=backup.database.pg_dump_version)
-        ctx.check()
-        report = _restore_verified(db, backup, archive, target, exists, ctx, started)
-    log.info("restored backup %s into %s", backup_id, target)
-    return report
-
-
-def _restore_verified(  # noqa: PLR0917 - private helper of one caller
-    db: Database,
-    backup: BackupSet,
-    archive: Archive,
-    target: str,
-    exists: bool,
-    ctx: OpContext,
-    started: datetime,
-) -> RestoreReport:
+    started = ctx.now()
     info = backup.database
     owner = info.owner if db.role_exists(info.owner) else None
     staging = staging_name(target, os.urandom(3).hex())
     db.create(staging, owner=owner, encoding=info.encoding)
     try:
-        load_started = ctx.now()
         db.load(
-            archive,
+            checked_stream(repo, component, ctx, phase="restore"),
             staging,
             role=owner,
             min_tool_version=info.pg_dump_version,
             ctx=ctx,
         )
-        restore_seconds = (ctx.now() - load_started).total_seconds()
+        restore_seconds = (ctx.now() - started).total_seconds()
         goose, tables = db.inspect(staging)
         problems = [
             str(d) for d in diff_tables(info.table_rows(), {t.name: t.rows for t in tables})
@@ -125,6 +107,7 @@ def _restore_verified(  # noqa: PLR0917 - private helper of one caller
     except BaseException:
         db.drop(staging)
         raise
+    log.info("restored backup %s into %s", backup_id, target)
     return RestoreReport(
         backup_id=backup.id,
         database=target,
