@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from gocdbackup import GocdBackup
@@ -112,3 +113,22 @@ def test_server_password_is_not_in_tool_command_lines(gb: GocdBackup, big_gocdne
     assert any("pg_dump" in c for c in seen)
     assert not any(PG_PASSWORD in c for c in seen)
     assert os.environ.get("PGPASSWORD") is None  # never set in our own environment
+
+
+def test_pg_environment_is_honoured(
+    gb: GocdBackup, pg: LocalPostgres, gocdnext_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty DSN: host, port, user, password and database all come from PG* variables,
+    for the snapshot connection and for pg_dump alike."""
+    dbname = psycopg.conninfo.conninfo_to_dict(gocdnext_db)["dbname"]
+    for var, value in {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg.port),
+        "PGUSER": "postgres",
+        "PGPASSWORD": PG_PASSWORD,
+        "PGDATABASE": str(dbname),
+    }.items():
+        monkeypatch.setenv(var, value)
+    backup = gb.backup("")
+    assert backup.database.name == dbname
+    assert backup.point.goose_version == 86
