@@ -51,31 +51,10 @@ def test_full_story_with_json(pg: LocalPostgres, gocdnext_db: str, repo_url: str
     assert isinstance(shown["components"][0]["chunks"], int)
 
     target = pg.dsn("cli_" + made["id"][-6:])
-    restored = json.loads(
-        run(
-            "--json",
-            "restore",
-            made["id"],
-            "--repo",
-            repo_url,
-            "--db",
-            target,
-            "--confirm",
-            made["id"],
-        ).stdout
-    )
+    restore = ["restore", made["id"], "--repo", repo_url, "--db", target, "--confirm", made["id"]]
+    restored = json.loads(run("--json", *restore).stdout)
     assert restored["goose_version"] == 86
-    refused = run(
-        "restore",
-        made["id"],
-        "--repo",
-        repo_url,
-        "--db",
-        target,
-        "--confirm",
-        made["id"],
-        check=False,
-    )
+    refused = run(*restore, check=False)
     assert refused.returncode == 1
     assert "--replace" in refused.stderr
 

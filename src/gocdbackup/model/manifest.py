@@ -159,14 +159,9 @@ def _db_to_dict(db: DatabaseInfo) -> dict[str, Any]:
 
 
 def _db_from_dict(d: Mapping[str, Any]) -> DatabaseInfo:
-    tables = []
-    for item in _get(d, "tables", list):
-        if not (isinstance(item, list) and len(item) == 2):
-            raise ValueError("tables entries must be [name, rows]")
-        name, rows = item
-        tables.append(
-            TableRows(name=_check(name, str, "table name"), rows=_check(rows, int, "rows"))
-        )
+    tables = [
+        TableRows(name=name, rows=rows) for name, rows in _pairs(d, "tables", "table name", "rows")
+    ]
     return DatabaseInfo(
         name=_get(d, "name", str),
         owner=_get(d, "owner", str),
@@ -191,15 +186,10 @@ def _component_to_dict(c: Component) -> dict[str, Any]:
 
 
 def _component_from_dict(d: Mapping[str, Any]) -> Component:
-    chunks = []
-    for item in _get(d, "chunks", list):
-        if not (isinstance(item, list) and len(item) == 2):
-            raise ValueError("chunk entries must be [blob_id, size]")
-        chunks.append(
-            ChunkRef(
-                blob_id=_check(item[0], str, "blob id"), size_bytes=_check(item[1], int, "size")
-            )
-        )
+    chunks = [
+        ChunkRef(blob_id=blob_id, size_bytes=size)
+        for blob_id, size in _pairs(d, "chunks", "blob id", "size")
+    ]
     return Component(
         kind=_get(d, "kind", str),
         size_bytes=_get(d, "size_bytes", int),
@@ -223,6 +213,16 @@ def _check(value: Any, typ: type[T] | tuple[type, ...], what: str) -> T:
     if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
         raise TypeError(f"{what} has the wrong type")
     return value  # type: ignore[return-value]
+
+
+def _pairs(d: Mapping[str, Any], key: str, first: str, second: str) -> list[tuple[str, int]]:
+    """A list of ``[str, int]`` pairs (the compact form of tables and chunks)."""
+    out = []
+    for item in _get(d, key, list):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError(f"{key} entries must be [{first}, {second}]")
+        out.append((_check(item[0], str, first), _check(item[1], int, second)))
+    return out
 
 
 def _get(d: Mapping[str, Any], key: str, typ: type[T] | tuple[type, ...]) -> T:
