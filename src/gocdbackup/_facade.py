@@ -17,10 +17,11 @@ from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.verify import VerifyReport
 from gocdbackup.ports import Database, ObjectStore
-from gocdbackup.repository import ChunkerParams, Repository
+from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 
 PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a password
+NEW_PASSWORD_ENV = "GOCDBACKUP_NEW_PASSWORD"  # noqa: S105 - the variable's name
 
 
 def __version__() -> str:
@@ -32,7 +33,9 @@ def __version__() -> str:
         return "0+unknown"
 
 
-def resolve_password(password: str | bytes | None, password_file: str | Path | None) -> bytes:
+def resolve_password(
+    password: str | bytes | None, password_file: str | Path | None, *, env: str = PASSWORD_ENV
+) -> bytes:
     """The explicit value, else the file (one trailing newline stripped), else the
     ``GOCDBACKUP_PASSWORD`` variable."""
     if password is not None:
@@ -47,9 +50,10 @@ def resolve_password(password: str | bytes | None, password_file: str | Path | N
         value = value[:-1] if value.endswith(b"\n") else value
         value = value[:-1] if value.endswith(b"\r") else value
     else:
-        value = os.environ.get(PASSWORD_ENV, "").encode()
+        value = os.environ.get(env, "").encode()
     if not value:
-        raise ConfigError(f"no repository passphrase: set {PASSWORD_ENV} or pass --password-file")
+        option = "--new-password-file" if env == NEW_PASSWORD_ENV else "--password-file"
+        raise ConfigError(f"no repository passphrase: set {env} or pass {option}")
     return value
 
 
@@ -200,3 +204,49 @@ class GocdBackup:
         )
 
     verify_repository = verify
+
+    # -- pins and keys -----------------------------------------------------------------------
+
+    def pin(self, backup_id: str, *, reason: str) -> BackupSet:
+        """Keep ``backup_id`` whatever the retention policy says."""
+        return ops.pin_backup(self.repository, backup_id, reason=reason)
+
+    def unpin(self, backup_id: str) -> BackupSet:
+        return ops.unpin_backup(self.repository, backup_id)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """The key slots (never their contents); ``in_use`` marks the one that opened it."""
+        repo = self.repository
+        return [
+            {
+                "id": s.id,
+                "label": s.label,
+                "created_at": s.created_at.isoformat(),
+                "in_use": s.id == repo.slot_id,
+            }
+            for s in keyring.list_keys(repo)
+        ]
+
+    def add_key(
+        self,
+        *,
+        password: str | bytes | None = None,
+        password_file: str | Path | None = None,
+        label: str = "",
+    ) -> str:
+        """Add a key slot for another passphrase; its id."""
+        new = resolve_password(password, password_file, env=NEW_PASSWORD_ENV)
+        slot = keyring.add_key(self.repository, new, label=label, now=self._clock.now())
+        return slot.id
+
+    def remove_key(self, key_id: str) -> None:
+        keyring.remove_key(self.repository, key_id)
+
+    def change_password(
+        self, *, password: str | bytes | None = None, password_file: str | Path | None = None
+    ) -> str:
+        """Replace the passphrase this repository was opened with; the new key's id."""
+        new = resolve_password(password, password_file, env=NEW_PASSWORD_ENV)
+        slot = keyring.change_passphrase(self.repository, new, now=self._clock.now())
+        self._password = new
+        return slot.id

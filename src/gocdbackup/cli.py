@@ -371,6 +371,111 @@ def _print_verify(checks: Any, problems: Any) -> None:
 
 
 @main.command()
+@click.argument("backup_id")
+@repo_options
+@click.option("--reason", required=True, help="Why it is kept (e.g. 'legal hold').")
+@click.pass_obj
+def pin(state: State, backup_id: str, repo: str, password_file: str | None, reason: str) -> None:
+    """Pin a backup: retention never forgets it."""
+    with _errors(state):
+        b = _open(state, repo, password_file).pin(backup_id, reason=reason)
+    _emit(state, b.summary(), lambda: out_console.print(f"pinned {b.id}: {b.pin}", highlight=False))
+
+
+@main.command()
+@click.argument("backup_id")
+@repo_options
+@click.pass_obj
+def unpin(state: State, backup_id: str, repo: str, password_file: str | None) -> None:
+    """Remove a backup's pin."""
+    with _errors(state):
+        b = _open(state, repo, password_file).unpin(backup_id)
+    _emit(state, b.summary(), lambda: out_console.print(f"unpinned {b.id}", highlight=False))
+
+
+@main.group()
+def key() -> None:
+    """The repository's key slots: several passphrases can open one repository."""
+
+
+@key.command(name="list")
+@repo_options
+@click.pass_obj
+def key_list(state: State, repo: str, password_file: str | None) -> None:
+    """List the key slots (ids and labels, never key material)."""
+    with _errors(state):
+        keys = _open(state, repo, password_file).list_keys()
+
+    def human() -> None:
+        table = Table("id", "label", "created (UTC)", "in use", box=None)
+        for k in keys:
+            table.add_row(k["id"], k["label"], k["created_at"][:16], "*" if k["in_use"] else "")
+        out_console.print(table)
+
+    _emit(state, keys, human)
+
+
+def new_password_option(fn: F) -> F:
+    return click.option(
+        "--new-password-file",
+        type=click.Path(dir_okay=False),
+        help="File holding the new passphrase (default: $GOCDBACKUP_NEW_PASSWORD).",
+    )(fn)
+
+
+@key.command(name="add")
+@repo_options
+@new_password_option
+@click.option("--label", default="", help="What this key is for (e.g. 'break-glass').")
+@click.pass_obj
+def key_add(
+    state: State, repo: str, password_file: str | None, new_password_file: str | None, label: str
+) -> None:
+    """Add a key slot for another passphrase."""
+    with _errors(state):
+        key_id = _open(state, repo, password_file).add_key(
+            password_file=new_password_file, label=label
+        )
+    _emit(
+        state,
+        {"id": key_id, "label": label},
+        lambda: out_console.print(f"added key {key_id}", highlight=False),
+    )
+
+
+@key.command(name="remove")
+@click.argument("key_id")
+@repo_options
+@click.pass_obj
+def key_remove(state: State, key_id: str, repo: str, password_file: str | None) -> None:
+    """Remove a key slot (not the last one, not the one in use)."""
+    with _errors(state):
+        _open(state, repo, password_file).remove_key(key_id)
+    _emit(
+        state,
+        {"removed": key_id},
+        lambda: out_console.print(f"removed key {key_id}", highlight=False),
+    )
+
+
+@key.command(name="passwd")
+@repo_options
+@new_password_option
+@click.pass_obj
+def key_passwd(
+    state: State, repo: str, password_file: str | None, new_password_file: str | None
+) -> None:
+    """Change the passphrase of the key in use (rewraps the keys; data is not re-encrypted)."""
+    with _errors(state):
+        key_id = _open(state, repo, password_file).change_password(password_file=new_password_file)
+    _emit(
+        state,
+        {"id": key_id},
+        lambda: out_console.print(f"passphrase changed (now key {key_id})", highlight=False),
+    )
+
+
+@main.command()
 @click.pass_obj
 def demo(state: State) -> None:
     """Run the whole story on an embedded PostgreSQL: backup, destroy, restore, check."""

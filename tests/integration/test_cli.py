@@ -179,3 +179,61 @@ def test_crash_during_backup_commits_nothing(gocdnext_db: str, repo_url: str) ->
     assert json.loads(run("--json", "list", "--repo", repo_url).stdout) == []
     run("backup", "--repo", repo_url, "--db", gocdnext_db)
     assert len(json.loads(run("--json", "list", "--repo", repo_url).stdout)) == 1
+
+
+def test_keys_and_pins(gocdnext_db: str, repo_url: str, tmp_path: Path) -> None:
+    run("init", "--repo", repo_url)
+    new = tmp_path / "new-pass"
+    new.write_text("break-glass-passphrase\n")
+    added = json.loads(
+        run(
+            "--json",
+            "key",
+            "add",
+            "--repo",
+            repo_url,
+            "--new-password-file",
+            str(new),
+            "--label",
+            "break-glass",
+        ).stdout
+    )
+    keys = json.loads(run("--json", "key", "list", "--repo", repo_url).stdout)
+    assert [k["label"] for k in keys] == ["initial", "break-glass"]
+    assert [k["in_use"] for k in keys] == [True, False]
+    assert "passphrase" not in json.dumps(keys)
+
+    refused = run("key", "remove", keys[0]["id"], "--repo", repo_url, check=False)
+    assert refused.returncode == 1
+    assert "in use" in refused.stderr
+    other = {"GOCDBACKUP_PASSWORD": "break-glass-passphrase"}
+    run("key", "remove", keys[0]["id"], "--repo", repo_url, env=other)
+    assert run("list", "--repo", repo_url, check=False).returncode == 1  # old passphrase gone
+    again = json.loads(run("--json", "key", "list", "--repo", repo_url, env=other).stdout)
+    assert [k["id"] for k in again] == [added["id"]]
+
+    run("key", "passwd", "--repo", repo_url, env={**other, "GOCDBACKUP_NEW_PASSWORD": "third"})
+    made = json.loads(
+        run(
+            "--json",
+            "backup",
+            "--repo",
+            repo_url,
+            "--db",
+            gocdnext_db,
+            env={"GOCDBACKUP_PASSWORD": "third"},
+        ).stdout
+    )
+    third = {"GOCDBACKUP_PASSWORD": "third"}
+    pinned = json.loads(
+        run(
+            "--json", "pin", made["id"], "--repo", repo_url, "--reason", "release 1.4", env=third
+        ).stdout
+    )
+    assert pinned["pin"] == "release 1.4"
+    assert (
+        json.loads(run("--json", "list", "--repo", repo_url, env=third).stdout)[0]["pin"]
+        == "release 1.4"
+    )
+    run("unpin", made["id"], "--repo", repo_url, env=third)
+    assert json.loads(run("--json", "list", "--repo", repo_url, env=third).stdout)[0]["pin"] is None

@@ -4,6 +4,7 @@ Automation that needs a composition the facade does not offer calls these direct
 
 from gocdbackup.ops.backup import DUMP_KIND, take_backup
 from gocdbackup.ops.catalog import get_backup, list_backups
+from gocdbackup.ops.pins import pin_backup, unpin_backup
 from gocdbackup.ops.restore import restore_backup
 from gocdbackup.ops.verify import verify_repository
 
@@ -11,7 +12,9 @@ __all__ = [
     "DUMP_KIND",
     "get_backup",
     "list_backups",
+    "pin_backup",
     "restore_backup",
     "take_backup",
+    "unpin_backup",
     "verify_repository",
 ]

@@ -52,10 +52,15 @@ def manifest_key(backup_id: str) -> str:
 class Repository:
     """An opened (unlocked) repository. Create with :meth:`init` or :meth:`open`."""
 
-    def __init__(self, store: ObjectStore, config: RepoConfig, keys: MasterKeys) -> None:
+    def __init__(
+        self, store: ObjectStore, config: RepoConfig, keys: MasterKeys, slot_id: str
+    ) -> None:
         self.store = store
         self.config = config
         self.codec = BlobCodec(keys, level=config.compression_level)
+        self.master_keys = keys
+        #: the key slot this repository was opened with
+        self.slot_id = slot_id
 
     def __repr__(self) -> str:
         return f"<Repository {self.store.url} id={self.config.repo_id}>"
@@ -96,7 +101,7 @@ class Repository:
         )
         store.write(CONFIG_KEY, config.to_json())
         log.info("initialised repository %s (id %s)", store.url, config.repo_id)
-        return cls(store, config, keys)
+        return cls(store, config, keys, slot.id)
 
     @classmethod
     def open(cls, store: ObjectStore, passphrase: bytes) -> Repository:
@@ -110,8 +115,13 @@ class Repository:
         for slot in config.key_slots:
             keys = unwrap_keys(slot, passphrase)
             if keys is not None:
-                return cls(store, config, keys)
+                return cls(store, config, keys, slot.id)
         raise WrongPassword(f"wrong passphrase for the repository at {store.url}")
+
+    def write_config(self, config: RepoConfig) -> None:
+        """Replace ``config.json`` (atomically) and use the new config from now on."""
+        self.store.write(CONFIG_KEY, config.to_json())
+        self.config = config
 
     # -- blobs -------------------------------------------------------------------------------
 
