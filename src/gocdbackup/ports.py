@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from datetime import datetime
+
 from attrs import frozen
 
 from gocdbackup.context import OpContext
@@ -17,6 +19,8 @@ from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 class ObjectInfo:
     key: str
     size_bytes: int
+    #: when the object was last written, where the store says (None where it does not)
+    modified_at: datetime | None = None
 
 
 class ObjectStore(Protocol):

@@ -17,7 +17,7 @@ from typing import Any
 
 from attrs import define, field
 
-from gocdbackup.context import OpContext
+from gocdbackup.context import Clock, OpContext, SystemClock
 from gocdbackup.drivers.gocdnext_fixture import FixtureSpec, decrypt_gocdnext, encrypt_gocdnext
 from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
 from gocdbackup.drivers.local_server import LocalPostgres
@@ -50,9 +50,11 @@ __all__ = [
 class MemoryStore:
     """A thread-safe dict-backed :class:`~gocdbackup.ports.ObjectStore`."""
 
-    def __init__(self, url: str = "memory://fake") -> None:
+    def __init__(self, url: str = "memory://fake", *, clock: Clock | None = None) -> None:
         self._url = url
+        self._clock: Clock = clock or SystemClock()
         self.objects: dict[str, bytes] = {}
+        self.modified: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self.writes = 0
 
@@ -75,6 +77,7 @@ class MemoryStore:
         check_object_key(key)
         with self._lock:
             self.objects[key] = bytes(data)
+            self.modified[key] = self._clock.now()
             self.writes += 1
 
     def exists(self, key: str) -> bool:
@@ -84,13 +87,16 @@ class MemoryStore:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
-            items = sorted((k, len(v)) for k, v in self.objects.items() if k.startswith(prefix))
-        return iter([ObjectInfo(key=k, size_bytes=n) for k, n in items])
+            items = sorted(
+                (k, len(v), self.modified[k]) for k, v in self.objects.items() if k.startswith(prefix)
+            )
+        return iter([ObjectInfo(key=k, size_bytes=n, modified_at=m) for k, n, m in items])
 
     def delete(self, key: str) -> None:
         check_object_key(key)
         with self._lock:
             self.objects.pop(key, None)
+            self.modified.pop(key, None)
 
     # -- fault injection ---------------------------------------------------------------------
 
@@ -110,11 +116,17 @@ class FakeClock:
     ) -> None:
         self.current = start or datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
         self.step = step
+        self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        value = self.current
-        self.current += self.step
-        return value
+        with self._lock:
+            value = self.current
+            self.current += self.step
+            return value
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self.current += delta
 
 
 class RecordingProgress:

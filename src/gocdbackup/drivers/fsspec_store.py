@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import tempfile
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,7 +188,13 @@ class FsspecStore:
         for path, info in found.items():
             key = _relative(path, base)
             if key.startswith(prefix) and not _is_temp(key):
-                out.append(ObjectInfo(key=key, size_bytes=int(info.get("size") or 0)))
+                out.append(
+                    ObjectInfo(
+                        key=key,
+                        size_bytes=int(info.get("size") or 0),
+                        modified_at=modified_at(info),
+                    )
+                )
         out.sort(key=lambda o: o.key)
         return out
 
@@ -201,6 +208,26 @@ class FsspecStore:
                 return  # a missing key, or a "directory" that is no object: nothing to delete
 
         self._call("delete", key, rm)
+
+
+def modified_at(info: dict[str, Any]) -> datetime | None:
+    """The last-write time in an fsspec ``info`` dict: ``mtime`` (local files, epoch seconds),
+    ``LastModified`` (S3), ``updated`` (GCS, RFC 3339), ``created`` (fsspec memory)."""
+    for field in ("LastModified", "mtime", "updated", "created"):
+        value = info.get(field)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def _relative(path: str, base: str) -> str:

@@ -180,6 +180,10 @@ class Repository:
             raise IntegrityError(f"manifest {backup_id} names another backup")
         return manifest
 
+    def delete_manifest(self, backup_id: str) -> None:
+        """Forget a backup: its manifest goes, its blobs stay for garbage collection."""
+        self.store.delete(manifest_key(backup_id))
+
     def backup_ids(self) -> list[str]:
         ids = []
         for info in self.store.list(BACKUPS_PREFIX):
