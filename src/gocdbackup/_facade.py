@@ -209,10 +209,10 @@ class GocdBackup:
 
     def pin(self, backup_id: str, *, reason: str) -> BackupSet:
         """Keep ``backup_id`` whatever the retention policy says."""
-        return ops.pin_backup(self.repository, backup_id, reason=reason)
+        return ops.pin_backup(self.repository, backup_id, reason=reason, ctx=self.context())
 
     def unpin(self, backup_id: str) -> BackupSet:
-        return ops.unpin_backup(self.repository, backup_id)
+        return ops.unpin_backup(self.repository, backup_id, ctx=self.context())
 
     def list_keys(self) -> list[dict[str, Any]]:
         """The key slots (never their contents); ``in_use`` marks the one that opened it."""

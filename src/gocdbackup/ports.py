@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol
-
 from datetime import datetime
+from typing import Protocol
 
 from attrs import frozen
 

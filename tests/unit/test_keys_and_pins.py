@@ -75,12 +75,12 @@ def test_change_passphrase(repo: Repository, store: MemoryStore, clock: FakeCloc
 
 def test_pin_and_unpin(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
     backup = take_backup(repo, db, ctx=ctx)
-    pinned = pin_backup(repo, backup.id, reason="  legal hold ")
+    pinned = pin_backup(repo, backup.id, reason="  legal hold ", ctx=ctx)
     assert pinned.pin == "legal hold"
     assert get_backup(repo, backup.id).pin == "legal hold"
-    assert unpin_backup(repo, backup.id).pin is None
+    assert unpin_backup(repo, backup.id, ctx=ctx).pin is None
     assert get_backup(repo, backup.id) == backup
-    assert unpin_backup(repo, backup.id) == backup  # unpinning twice is harmless
+    assert unpin_backup(repo, backup.id, ctx=ctx) == backup  # unpinning twice is harmless
 
 
 def test_pin_needs_a_reason_and_a_backup(
@@ -88,6 +88,6 @@ def test_pin_needs_a_reason_and_a_backup(
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     with pytest.raises(ConfigError, match="needs a reason"):
-        pin_backup(repo, backup.id, reason=" ")
+        pin_backup(repo, backup.id, reason=" ", ctx=ctx)
     with pytest.raises(BackupNotFound):
-        pin_backup(repo, "20990101T000000Z-000000", reason="x")
+        pin_backup(repo, "20990101T000000Z-000000", reason="x", ctx=ctx)

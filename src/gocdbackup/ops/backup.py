@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import attrs
 
 from gocdbackup.context import OpContext
-from gocdbackup.model.backup import BackupSet, BackupStatus, Timings
+from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
-from gocdbackup.ports import Database
+from gocdbackup.ports import Database, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 
 log = logging.getLogger("gocdbackup.ops.backup")
@@ -36,46 +36,24 @@ def take_backup(
     started = ctx.now()
     backup_id = make_backup_id(started, os.urandom(3).hex())
     log.info("backup %s of database %s started", backup_id, db.name)
-    known = repo.blob_sizes()
-    with db.snapshot(ctx) as snap:
-        point = snap.point()
-        database = snap.database()
-        # the total is an estimate (table data without indexes); the last event is exact
-        estimate = database.data_bytes or database.size_bytes
-        ctx.report("dump", 0, estimate, message=f"dumping {database.name}")
-        # exact row counts are read in the same snapshot while pg_dump streams; on failure the
-        # counting thread is abandoned (leaving the snapshot cancels its query)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gocdbackup-count")
-        try:
-            counts = pool.submit(snap.count_rows)
-            dump_started = ctx.now()
-            with snap.dump(ctx) as stream:
-                component = store_stream(
-                    repo,
-                    chunk_stream(stream, repo.chunker),
-                    kind=DUMP_KIND,
-                    known=known,
-                    ctx=ctx,
-                    phase="dump",
-                    total_hint=estimate,
-                )
-            dump_seconds = (ctx.now() - dump_started).total_seconds()
-            ctx.report("dump", component.size_bytes, component.size_bytes)
-            tables = counts.result()
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-    ctx.check()
-    backup = BackupSet(
-        id=backup_id,
-        status=BackupStatus.DONE,
-        label=label,
-        point=point,
-        database=attrs.evolve(database, tables=tables),
-        components=(component,),
-        timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
-        tool_version=tool_version,
-    )
-    repo.write_manifest(Manifest(backup=backup))  # the commit point
+    with repo.lock("shared", "backup", ctx.clock) as lock:
+        known = repo.blob_sizes()
+        with db.snapshot(ctx) as snap:
+            point = snap.point()
+            database, component, dump_seconds = _dump(repo, snap, known, ctx)
+        ctx.check()
+        backup = BackupSet(
+            id=backup_id,
+            status=BackupStatus.DONE,
+            label=label,
+            point=point,
+            database=database,
+            components=(component,),
+            timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
+            tool_version=tool_version,
+        )
+        lock.check()  # a lease lost while working means a GC may have run: do not commit
+        repo.write_manifest(Manifest(backup=backup))  # the commit point
     log.info(
         "backup %s done: %d bytes, %d stored, %.0f%% deduplicated",
         backup_id,
@@ -84,3 +62,34 @@ def take_backup(
         backup.dedup_ratio * 100,
     )
     return backup
+
+
+def _dump(
+    repo: Repository, snap: Snapshot, known: dict[str, int], ctx: OpContext
+) -> tuple[DatabaseInfo, Component, float]:
+    """Stream pg_dump at ``snap`` into ``repo`` while counting rows in the same snapshot."""
+    database = snap.database()
+    # the total is an estimate (table data without indexes); the last event is exact
+    estimate = database.data_bytes or database.size_bytes
+    ctx.report("dump", 0, estimate, message=f"dumping {database.name}")
+    # on failure the counting thread is abandoned (leaving the snapshot cancels its query)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gocdbackup-count")
+    try:
+        counts = pool.submit(snap.count_rows)
+        dump_started = ctx.now()
+        with snap.dump(ctx) as stream:
+            component = store_stream(
+                repo,
+                chunk_stream(stream, repo.chunker),
+                kind=DUMP_KIND,
+                known=known,
+                ctx=ctx,
+                phase="dump",
+                total_hint=estimate,
+            )
+        dump_seconds = (ctx.now() - dump_started).total_seconds()
+        ctx.report("dump", component.size_bytes, component.size_bytes)
+        tables = counts.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return attrs.evolve(database, tables=tables), component, dump_seconds

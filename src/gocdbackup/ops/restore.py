@@ -41,12 +41,29 @@ def restore_backup(
     target: str | None = None,
     replace: bool = False,
 ) -> RestoreReport:
-    """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names).
+    """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
+    shared repository lock (retention and garbage collection wait).  See :func:`_restore`."""
+    if confirm != backup_id:
+        raise ConfirmationMismatch(
+            f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
+        )
+    with repo.lock("shared", "restore", ctx.clock):
+        return _restore(repo, db, backup_id, ctx=ctx, target=target, replace=replace)
 
-    Order of work, so that a bad backup or a failed restore never costs the target anything:
 
-    1. ``confirm`` must equal ``backup_id``; an existing target needs ``replace=True``; every
-       chunk the backup needs must be in the repository.
+def _restore(
+    repo: Repository,
+    db: Database,
+    backup_id: str,
+    *,
+    ctx: OpContext,
+    target: str | None,
+    replace: bool,
+) -> RestoreReport:
+    """Order of work, so that a bad backup or a failed restore never costs the target anything:
+
+    1. An existing target needs ``replace=True``; every chunk the backup needs must be in the
+       repository.
     2. The dump streams into ``pg_restore`` of a new staging database, every chunk
        authenticated and checked against its id on the way, and the whole stream's length and
        SHA-256 checked at its end.
@@ -56,10 +73,6 @@ def restore_backup(
        renamed to the target.  On any failure before that, the staging database is dropped and
        the target is untouched.
     """
-    if confirm != backup_id:
-        raise ConfirmationMismatch(
-            f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
-        )
     backup = repo.read_manifest(backup_id).backup
     target = target or db.name
     exists = db.exists(target)

@@ -29,6 +29,17 @@ def verify_repository(
     """
     if not 0.0 <= read_data_percent <= 100.0:
         raise ConfigError(f"read-data must be between 0 and 100 %, got {read_data_percent}")
+    with repo.lock("shared", "verify", ctx.clock):
+        return _verify(repo, ctx, backup_id, read_data_percent, seed)
+
+
+def _verify(
+    repo: Repository,
+    ctx: OpContext,
+    backup_id: str | None,
+    read_data_percent: float,
+    seed: int | None,
+) -> VerifyReport:
     ids = [backup_id] if backup_id is not None else repo.backup_ids()
     if backup_id is not None:
         repo.read_manifest(backup_id)  # BackupNotFound before anything else

@@ -14,8 +14,9 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from gocdbackup.context import Clock
 from gocdbackup.errors import (
     BackupNotFound,
     ConfigError,
@@ -32,6 +33,7 @@ from gocdbackup.repository.chunker import ChunkerParams
 from gocdbackup.repository.codec import BlobCodec
 from gocdbackup.repository.config import RepoConfig
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N, MasterKeys, unwrap_keys, wrap_keys
+from gocdbackup.repository.locks import DEFAULT_TTL, Kind, RepositoryLock
 
 log = logging.getLogger("gocdbackup.repository")
 
@@ -61,6 +63,9 @@ class Repository:
         self.master_keys = keys
         #: the key slot this repository was opened with
         self.slot_id = slot_id
+        #: lease settings for :meth:`lock`
+        self.lock_ttl = DEFAULT_TTL
+        self.lock_wait = timedelta(0)
 
     def __repr__(self) -> str:
         return f"<Repository {self.store.url} id={self.config.repo_id}>"
@@ -117,6 +122,12 @@ class Repository:
             if keys is not None:
                 return cls(store, config, keys, slot.id)
         raise WrongPassword(f"wrong passphrase for the repository at {store.url}")
+
+    def lock(self, kind: Kind, operation: str, clock: Clock) -> RepositoryLock:
+        """A lease on this repository (use as a context manager)."""
+        return RepositoryLock(
+            self.store, kind, operation, clock, ttl=self.lock_ttl, wait=self.lock_wait
+        )
 
     def write_config(self, config: RepoConfig) -> None:
         """Replace ``config.json`` (atomically) and use the new config from now on."""
