@@ -88,7 +88,9 @@ class MemoryStore:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
             items = sorted(
-                (k, len(v), self.modified[k]) for k, v in self.objects.items() if k.startswith(prefix)
+                (k, len(v), self.modified[k])
+                for k, v in self.objects.items()
+                if k.startswith(prefix)
             )
         return iter([ObjectInfo(key=k, size_bytes=n, modified_at=m) for k, n, m in items])
 
