@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.verify import VerifyReport
+from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
 from gocdbackup.ports import Database, ObjectStore
 from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
+from gocdbackup.repository.locks import remove_stale
 
 PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 NEW_PASSWORD_ENV = "GOCDBACKUP_NEW_PASSWORD"  # noqa: S105 - the variable's name
@@ -204,6 +207,16 @@ class GocdBackup:
         )
 
     verify_repository = verify
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def gc(self, *, grace: timedelta = DEFAULT_GRACE, dry_run: bool = True) -> GcResult:
+        """Delete blobs no backup references, older than ``grace`` (a dry run by default)."""
+        return collect_garbage(self.repository, ctx=self.context(), grace=grace, dry_run=dry_run)
+
+    def unlock_stale(self) -> list[str]:
+        """Remove expired (and unreadable) lock files; live locks are never touched."""
+        return remove_stale(self.repository.store, self._clock.now())
 
     # -- pins and keys -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -24,8 +25,9 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from gocdbackup import GocdBackup
-from gocdbackup.errors import GocdBackupError, IntegrityError
+from gocdbackup.errors import ConfigError, GocdBackupError, IntegrityError
 from gocdbackup.model import BackupSet, Manifest, ProgressEvent
+from gocdbackup.model.durations import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -368,6 +370,63 @@ def _print_verify(checks: Any, problems: Any) -> None:
         )
     for p in problems:
         out_console.print(f"DAMAGED {p}", highlight=False, markup=False)
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@repo_options
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="Keep unreferenced blobs younger than this (a backup may be writing them).",
+)
+@click.pass_obj
+def gc(state: State, repo: str, password_file: str | None, dry_run: bool, grace: str) -> None:
+    """Delete the blobs no backup references (after retention forgot backups)."""
+    with _errors(state):
+        result = _open(state, repo, password_file).gc(grace=_duration(grace), dry_run=dry_run)
+    s = result.summary()
+
+    def human() -> None:
+        verb = "would delete" if dry_run else "deleted"
+        count = s["to_delete"] if dry_run else s["deleted"]
+        size = s["reclaimable_bytes"] if dry_run else s["deleted_bytes"]
+        out_console.print(
+            f"{verb} {count} of {s['blobs']} blobs ({_mib(size)}); "
+            f"{s['too_recent']} unreferenced blobs are younger than {s['grace']}",
+            highlight=False,
+        )
+
+    _emit(state, s, human)
+
+
+@main.command()
+@repo_options
+@click.option(
+    "--stale",
+    is_flag=True,
+    required=True,
+    help="Remove expired lock files (the only kind this command removes).",
+)
+@click.pass_obj
+def unlock(state: State, repo: str, password_file: str | None, stale: bool) -> None:
+    """Remove stale locks left by crashed processes; live locks are never removed."""
+    with _errors(state):
+        removed = _open(state, repo, password_file).unlock_stale()
+    _emit(
+        state,
+        {"removed": removed},
+        lambda: out_console.print(f"removed {len(removed)} stale lock(s)", highlight=False),
+    )
 
 
 @main.command()

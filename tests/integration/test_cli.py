@@ -237,3 +237,42 @@ def test_keys_and_pins(gocdnext_db: str, repo_url: str, tmp_path: Path) -> None:
     )
     run("unpin", made["id"], "--repo", repo_url, env=third)
     assert json.loads(run("--json", "list", "--repo", repo_url, env=third).stdout)[0]["pin"] is None
+
+
+def test_gc_and_unlock(gocdnext_db: str, repo_url: str, tmp_path: Path) -> None:
+    run("init", "--repo", repo_url)
+    run("backup", "--repo", repo_url, "--db", gocdnext_db)
+    root = Path(repo_url.removeprefix("file://"))
+    stray = root / "data" / "ab" / ("ab" * 32)  # as left by a crashed backup, two days ago
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"G1" + bytes(40))
+    old = time.time() - 2 * 86400
+    os.utime(stray, (old, old))
+
+    dry = json.loads(run("--json", "gc", "--repo", repo_url, "--dry-run").stdout)
+    assert dry["to_delete"] == 1
+    assert dry["dry_run"] is True
+    assert stray.exists()
+    done = json.loads(run("--json", "gc", "--repo", repo_url).stdout)
+    assert done["deleted"] == 1
+    assert not stray.exists()
+    assert json.loads(run("--json", "verify", "--repo", repo_url, "--read-data", "100").stdout)[
+        "ok"
+    ]
+    assert run("gc", "--repo", repo_url, "--grace", "soon", check=False).returncode == 2
+
+    expired = {
+        "id": "deadbeef",
+        "kind": "exclusive",
+        "operation": "gc",
+        "host": "gone",
+        "pid": 1,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "expires_at": "2026-01-01T00:05:00+00:00",
+    }
+    (root / "locks").mkdir(exist_ok=True)
+    (root / "locks" / "deadbeef.json").write_text(json.dumps(expired))
+    assert run("unlock", "--repo", repo_url, check=False).returncode == 2  # --stale is required
+    assert json.loads(run("--json", "unlock", "--repo", repo_url, "--stale").stdout)["removed"] == [
+        "locks/deadbeef.json"
+    ]

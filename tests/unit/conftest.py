@@ -11,13 +11,13 @@ SMALL_CHUNKS = ChunkerParams(avg_size=64 * 1024, min_size=16 * 1024, max_size=25
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def store(clock: FakeClock) -> MemoryStore:
+    return MemoryStore(clock=clock)
 
 
 @pytest.fixture

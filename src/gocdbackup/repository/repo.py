@@ -27,6 +27,7 @@ from gocdbackup.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
+from gocdbackup.model.gc import BlobInfo
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.ports import ObjectStore
 from gocdbackup.repository.chunker import ChunkerParams
@@ -135,6 +136,18 @@ class Repository:
         self.config = config
 
     # -- blobs -------------------------------------------------------------------------------
+
+    def blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob with its size and write time, in one listing pass."""
+        for info in self.store.list(DATA_PREFIX):
+            name = info.key.rsplit("/", 1)[-1]
+            if len(name) == 64 and info.key == blob_key(name):
+                yield BlobInfo(
+                    blob_id=name, size_bytes=info.size_bytes, modified_at=info.modified_at
+                )
+
+    def delete_blob(self, blob_id: str) -> None:
+        self.store.delete(blob_key(blob_id))
 
     def blob_sizes(self) -> dict[str, int]:
         """Every stored blob id with its stored size, in one listing pass."""

@@ -1,0 +1,81 @@
+"""Garbage collection: delete the blobs no backup references, after a grace period."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from attrs import frozen
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import GocdBackupError, PreconditionFailed
+from gocdbackup.model.gc import GcPlan, plan_gc
+from gocdbackup.repository import Repository
+
+log = logging.getLogger("gocdbackup.ops.gc")
+
+DEFAULT_GRACE = timedelta(hours=24)
+
+
+@frozen(kw_only=True)
+class GcResult:
+    plan: GcPlan
+    dry_run: bool
+    deleted: int
+    deleted_bytes: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.plan.summary(),
+            "dry_run": self.dry_run,
+            "deleted": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+        }
+
+    def _repr_html_(self) -> str:
+        return self.plan._repr_html_()
+
+
+def referenced_blobs(repo: Repository) -> set[str]:
+    """Every blob id any manifest names. An unreadable manifest stops the collection: what it
+    references cannot be known, so nothing may be deleted."""
+    out: set[str] = set()
+    for backup_id in repo.backup_ids():
+        try:
+            backup = repo.read_manifest(backup_id).backup
+        except GocdBackupError as exc:
+            raise PreconditionFailed(
+                f"manifest {backup_id} is unreadable ({exc}); garbage collection refuses to "
+                "run until 'gocdbackup verify' is clean"
+            ) from exc
+        for component in backup.components:
+            out.update(c.blob_id for c in component.chunks)
+    return out
+
+
+def collect_garbage(
+    repo: Repository, *, ctx: OpContext, grace: timedelta = DEFAULT_GRACE, dry_run: bool = True
+) -> GcResult:
+    """Under an exclusive lock: list the blobs once, read every manifest, and delete (unless
+    ``dry_run``) the blobs none references that are older than ``grace``.  The grace period
+    protects blobs of a backup still writing under an expired-then-renewed lease, or a clock
+    that runs behind; the lock keeps backups out while the collection runs."""
+    if grace < timedelta(0):
+        raise PreconditionFailed("the grace period cannot be negative")
+    with repo.lock("exclusive", "gc", ctx.clock) as lock:
+        blobs = list(repo.blobs())
+        plan = plan_gc(blobs, referenced_blobs(repo), now=ctx.now(), grace=grace)
+        if dry_run:
+            return GcResult(plan=plan, dry_run=True, deleted=0, deleted_bytes=0)
+        deleted = deleted_bytes = 0
+        for n, blob in enumerate(plan.delete):
+            ctx.check()
+            if n % 100 == 0:
+                lock.check()
+            repo.delete_blob(blob.blob_id)
+            deleted += 1
+            deleted_bytes += blob.size_bytes
+            ctx.report("gc", deleted, len(plan.delete), unit="blobs")
+    log.info("garbage collection deleted %d blobs (%d bytes)", deleted, deleted_bytes)
+    return GcResult(plan=plan, dry_run=False, deleted=deleted, deleted_bytes=deleted_bytes)
