@@ -17,6 +17,7 @@ from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.verify import VerifyReport
+from gocdbackup.ops.copy import CopyResult, copy_backup
 from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
 from gocdbackup.ports import Database, ObjectStore
 from gocdbackup.repository import ChunkerParams, Repository, keyring
@@ -207,6 +208,12 @@ class GocdBackup:
         )
 
     verify_repository = verify
+
+    def copy(self, backup_id: str, to: GocdBackup) -> CopyResult:
+        """Copy a backup into another repository (opened as ``to``), re-encrypted with its keys."""
+        return copy_backup(self.repository, to.repository, backup_id, ctx=self.context())
+
+    copy_backup = copy
 
     # -- maintenance -------------------------------------------------------------------------
 

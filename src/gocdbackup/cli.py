@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -370,6 +371,49 @@ def _print_verify(checks: Any, problems: Any) -> None:
         )
     for p in problems:
         out_console.print(f"DAMAGED {p}", highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("backup_id")
+@repo_options
+@click.option("--to", "to_repo", required=True, metavar="URL", help="The target repository.")
+@click.option(
+    "--to-password-file",
+    type=click.Path(dir_okay=False),
+    help="Passphrase of the target (default: $GOCDBACKUP_TO_PASSWORD, else the "
+    "source's passphrase).",
+)
+@click.pass_obj
+def copy(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    to_repo: str,
+    to_password_file: str | None,
+) -> None:
+    """Copy a backup to a second repository (3-2-1), re-encrypted with its keys."""
+    with _errors(state), _Bar(_progress_enabled(state)) as bar:
+        source = _open(state, repo, password_file, bar)
+        to_password = os.environ.get("GOCDBACKUP_TO_PASSWORD") or None
+        if to_password_file is None and to_password is None:
+            target = _open(state, to_repo, password_file)
+        else:
+            target = GocdBackup(to_repo, password=to_password, password_file=to_password_file)
+        result = source.copy(backup_id, target)
+    s = result.summary()
+    _emit(
+        state,
+        s,
+        lambda: out_console.print(
+            f"{backup_id} is already in {to_repo}"
+            if result.already_there
+            else f"copied {backup_id} to {to_repo}: {s['blobs_written']} new blobs, "
+            f"{_mib(s['bytes_written'])} written and read back",
+            highlight=False,
+        ),
+    )
 
 
 def _duration(value: str) -> timedelta:

@@ -276,3 +276,27 @@ def test_gc_and_unlock(gocdnext_db: str, repo_url: str, tmp_path: Path) -> None:
     assert json.loads(run("--json", "unlock", "--repo", repo_url, "--stale").stdout)["removed"] == [
         "locks/deadbeef.json"
     ]
+
+
+def test_copy_to_a_second_repository(
+    pg: LocalPostgres, gocdnext_db: str, repo_url: str, tmp_path: Path
+) -> None:
+    offsite = f"file://{tmp_path}/offsite"
+    run("init", "--repo", repo_url)
+    run("init", "--repo", offsite, env={"GOCDBACKUP_PASSWORD": "offsite-pass"})
+    made = json.loads(run("--json", "backup", "--repo", repo_url, "--db", gocdnext_db).stdout)
+    to = {"GOCDBACKUP_TO_PASSWORD": "offsite-pass"}
+    copied = json.loads(
+        run("--json", "copy", made["id"], "--repo", repo_url, "--to", offsite, env=to).stdout
+    )
+    assert copied["blobs_written"] > 0
+    again = json.loads(
+        run("--json", "copy", made["id"], "--repo", repo_url, "--to", offsite, env=to).stdout
+    )
+    assert again["already_there"] is True
+    off = {"GOCDBACKUP_PASSWORD": "offsite-pass"}
+    target = pg.dsn("offsite_" + made["id"][-6:])
+    run("restore", made["id"], "--repo", offsite, "--db", target, "--confirm", made["id"], env=off)
+    wrong = run("copy", made["id"], "--repo", repo_url, "--to", offsite, check=False)
+    assert wrong.returncode == 1
+    assert "wrong passphrase" in wrong.stderr
