@@ -16,9 +16,11 @@ from gocdbackup.errors import ConfigError
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
+from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
 from gocdbackup.ops.copy import CopyResult, copy_backup
 from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
+from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.ports import Database, ObjectStore
 from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
@@ -214,6 +216,14 @@ class GocdBackup:
         return copy_backup(self.repository, to.repository, backup_id, ctx=self.context())
 
     copy_backup = copy
+
+    def plan_retention(self, policy: RetentionPolicy) -> RetentionPlan:
+        """What ``policy`` would keep and forget now, with reasons (changes nothing)."""
+        return plan_retention(self.repository, policy, now=self._clock.now())
+
+    def apply_retention(self, plan: RetentionPlan, *, confirm: str) -> tuple[str, ...]:
+        """Forget exactly the backups ``plan`` forgets (``confirm`` repeats ``plan.id``)."""
+        return apply_retention(self.repository, plan, confirm=confirm, ctx=self.context())
 
     # -- maintenance -------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from gocdbackup import GocdBackup
 from gocdbackup.errors import ConfigError, GocdBackupError, IntegrityError
 from gocdbackup.model import BackupSet, Manifest, ProgressEvent
 from gocdbackup.model.durations import parse_duration
+from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -411,6 +412,91 @@ def copy(
             if result.already_there
             else f"copied {backup_id} to {to_repo}: {s['blobs_written']} new blobs, "
             f"{_mib(s['bytes_written'])} written and read back",
+            highlight=False,
+        ),
+    )
+
+
+def policy_options(fn: F) -> F:
+    for flag, help_text in reversed(
+        [
+            ("--keep-last", "Keep the N newest successful backups."),
+            ("--keep-daily", "Keep the newest backup of each of the last N days that have one."),
+            ("--keep-weekly", "... of each of the last N ISO weeks that have one."),
+            ("--keep-monthly", "... of each of the last N months that have one."),
+            ("--keep-yearly", "... of each of the last N years that have one."),
+        ]
+    ):
+        fn = click.option(flag, type=click.IntRange(min=0), default=0, metavar="N", help=help_text)(
+            fn
+        )
+    fn = click.option(
+        "--keep-within", metavar="DURATION", help="Keep every backup younger than this (e.g. 7d)."
+    )(fn)
+    return click.option(
+        "--tz",
+        default="UTC",
+        show_default=True,
+        metavar="ZONE",
+        help="Time zone that days, weeks and months are counted in.",
+    )(fn)
+
+
+def _policy(kw: dict[str, Any]) -> RetentionPolicy:
+    within = kw.pop("keep_within")
+    return RetentionPolicy(
+        keep_last=kw.pop("keep_last"),
+        daily=kw.pop("keep_daily"),
+        weekly=kw.pop("keep_weekly"),
+        monthly=kw.pop("keep_monthly"),
+        yearly=kw.pop("keep_yearly"),
+        keep_within=_duration(within) if within else None,
+        tz=kw.pop("tz"),
+    )
+
+
+@main.group()
+def retention() -> None:
+    """Forget old backups by a daily/weekly/monthly/yearly policy (pins are always kept)."""
+
+
+def _print_plan(plan: RetentionPlan) -> None:
+    table = Table(Column("id", no_wrap=True), "action", "reasons", box=None)
+    for d in plan.decisions:
+        table.add_row(d.backup_id, "keep" if d.keep else "[red]forget[/]", ", ".join(d.reasons))
+    out_console.print(table)
+    out_console.print(plan.summary(), highlight=False)
+
+
+@retention.command(name="plan")
+@repo_options
+@policy_options
+@click.pass_obj
+def retention_plan(state: State, /, repo: str, password_file: str | None, **kw: Any) -> None:
+    """Show what the policy keeps and forgets, and the plan id to confirm (changes nothing)."""
+    with _errors(state):
+        plan = _open(state, repo, password_file).plan_retention(_policy(kw))
+    _emit(state, plan.to_dict(), lambda: _print_plan(plan))
+
+
+@retention.command(name="apply")
+@repo_options
+@policy_options
+@click.option("--confirm", required=True, metavar="PLAN_ID", help="The id 'retention plan' showed.")
+@click.pass_obj
+def retention_apply(
+    state: State, /, repo: str, password_file: str | None, confirm: str, **kw: Any
+) -> None:
+    """Forget what the plan forgets; refused if the plan is no longer the confirmed one."""
+    with _errors(state):
+        gb = _open(state, repo, password_file)
+        plan = gb.plan_retention(_policy(kw))
+        forgotten = gb.apply_retention(plan, confirm=confirm)
+    _emit(
+        state,
+        {**plan.to_dict(), "forgotten": list(forgotten)},
+        lambda: out_console.print(
+            f"forgot {len(forgotten)} backup(s); 'gocdbackup gc' reclaims their space",
             highlight=False,
         ),
     )

@@ -300,3 +300,51 @@ def test_copy_to_a_second_repository(
     wrong = run("copy", made["id"], "--repo", repo_url, "--to", offsite, check=False)
     assert wrong.returncode == 1
     assert "wrong passphrase" in wrong.stderr
+
+
+def test_retention_plan_and_apply(gocdnext_db: str, repo_url: str) -> None:
+    run("init", "--repo", repo_url)
+    ids = [
+        json.loads(run("--json", "backup", "--repo", repo_url, "--db", gocdnext_db).stdout)["id"]
+        for _ in range(3)
+    ]
+    run("pin", ids[0], "--repo", repo_url, "--reason", "legal hold")
+    policy = ["--keep-last", "1", "--tz", "Europe/Berlin"]
+    plan = json.loads(run("--json", "retention", "plan", "--repo", repo_url, *policy).stdout)
+    decisions = {b["id"]: b for b in plan["backups"]}
+    assert decisions[ids[2]]["keep"]
+    assert "last 1" in decisions[ids[2]]["reasons"]
+    assert decisions[ids[0]]["keep"]
+    assert "pinned: legal hold" in decisions[ids[0]]["reasons"]
+    assert decisions[ids[1]]["keep"] is False
+
+    wrong = run(
+        "retention", "apply", "--repo", repo_url, *policy, "--confirm", "not-the-plan", check=False
+    )
+    assert wrong.returncode == 1
+    assert "nothing was changed" in wrong.stderr
+    assert len(json.loads(run("--json", "list", "--repo", repo_url).stdout)) == 3
+
+    applied = json.loads(
+        run(
+            "--json", "retention", "apply", "--repo", repo_url, *policy, "--confirm", plan["id"]
+        ).stdout
+    )
+    assert applied["forgotten"] == [ids[1]]
+    assert [b["id"] for b in json.loads(run("--json", "list", "--repo", repo_url).stdout)] == [
+        ids[0],
+        ids[2],
+    ]
+    bad_tz = run(
+        "retention",
+        "plan",
+        "--repo",
+        repo_url,
+        "--keep-daily",
+        "7",
+        "--tz",
+        "Mars/Olympus",
+        check=False,
+    )
+    assert bad_tz.returncode == 1
+    assert "time zone" in bad_tz.stderr

@@ -16,6 +16,7 @@ from attrs import field, frozen
 from gocdbackup.errors import ConfigError
 from gocdbackup.model._validate import aware
 from gocdbackup.model.backup import BackupSet, BackupStatus
+from gocdbackup.model.durations import format_duration
 from gocdbackup.model.render import html_table
 
 _COUNTS = ("keep_last", "daily", "weekly", "monthly", "yearly")
@@ -43,23 +44,6 @@ def _zone(_inst: Any, _attribute: attrs.Attribute[Any], value: object) -> None:
             f"unknown time zone {value!r} for retention (use an IANA name such as "
             "'UTC' or 'Europe/Berlin')"
         ) from None
-
-
-def format_duration(value: timedelta) -> str:
-    """``timedelta(days=1, hours=12)`` -> ``'1d12h'``; exact, ``'0s'`` for zero."""
-    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-    sign, micros = ("-", -micros) if micros < 0 else ("", micros)
-    seconds, micro = divmod(micros, 1_000_000)
-    parts = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        n, seconds = divmod(seconds, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    if micro:
-        parts.append(f"{seconds}.{micro:06d}".rstrip("0") + "s")
-    elif seconds or not parts:
-        parts.append(f"{seconds}s")
-    return sign + "".join(parts)
 
 
 @frozen(kw_only=True)
@@ -229,7 +213,8 @@ def decide_retention(
 
     Slots are computed in ``policy.tz``. For each of daily, weekly (ISO week), monthly and
     yearly = N: take the N most recent periods that contain at least one DONE backup, and in
-    each keep the newest DONE backup (by snapshot time, ties by id). "Most recent" ranks
+    each keep the newest DONE backup (by snapshot time, ties by id: the greater id wins, as
+    in the newest-first order of the decisions). "Most recent" ranks
     periods by their newest DONE backup, which is calendar order in every zone whose clocks
     never step back across midnight. Reasons: ``"daily slot 2026-11-20"``,
     ``"weekly slot 2026-W47"``, ``"monthly slot 2026-11"``, ``"yearly slot 2026"``.
@@ -277,13 +262,10 @@ def decide_retention(
             gone = "no slot" if b.status is BackupStatus.DONE else "not successful"
             decisions.append(Decision(backup_id=b.id, keep=False, reasons=(gone,)))
     basis = retention_basis(backups)
+    # the id names what the plan does, not when it was made: planning again later gives the
+    # same id as long as the backups and the decisions are the same (the CLI's apply does so)
     plan_id = _sha256(
-        {
-            "basis": basis,
-            "policy": policy.to_dict(),
-            "now": now.isoformat(),
-            "decisions": [d.to_dict() for d in decisions],
-        }
+        {"basis": basis, "policy": policy.to_dict(), "decisions": [d.to_dict() for d in decisions]}
     )[:12]
     return RetentionPlan(
         id=plan_id, policy=policy, now=now, basis=basis, decisions=tuple(decisions)

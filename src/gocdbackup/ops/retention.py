@@ -41,24 +41,25 @@ def apply_retention(
         raise ConfirmationMismatch(
             f"applying retention needs confirm={plan.id!r} (got {confirm!r}); nothing was changed"
         )
-    backups = list_backups(repo)
-    if retention_basis(backups) != plan.basis:
-        raise PreconditionFailed(
-            f"the repository changed since plan {plan.id} was made (backups were added, "
-            "removed or pinned); nothing was changed; plan again"
-        )
-    if decide_retention(backups, plan.policy, now=plan.now) != plan:
-        raise PreconditionFailed(
-            f"plan {plan.id} is not what its policy decides for this repository; "
-            "nothing was changed; plan again"
-        )
-    forget = plan.forget
-    total = len(forget)
-    ctx.report("forget", 0, total, unit="backups")
-    for n, backup_id in enumerate(forget, 1):
-        ctx.check()
-        repo.delete_manifest(backup_id)
-        ctx.report("forget", n, total, unit="backups")
-        log.info("forgot backup %s (plan %s)", backup_id, plan.id)
+    with repo.lock("exclusive", "retention", ctx.clock):
+        backups = list_backups(repo)
+        if retention_basis(backups) != plan.basis:
+            raise PreconditionFailed(
+                f"the repository changed since plan {plan.id} was made (backups were added, "
+                "removed or pinned); nothing was changed; plan again"
+            )
+        if decide_retention(backups, plan.policy, now=plan.now) != plan:
+            raise PreconditionFailed(
+                f"plan {plan.id} is not what its policy decides for this repository; "
+                "nothing was changed; plan again"
+            )
+        forget = plan.forget
+        total = len(forget)
+        ctx.report("forget", 0, total, unit="backups")
+        for n, backup_id in enumerate(forget, 1):
+            ctx.check()
+            repo.delete_manifest(backup_id)
+            ctx.report("forget", n, total, unit="backups")
+            log.info("forgot backup %s (plan %s)", backup_id, plan.id)
     log.info("retention plan %s applied: kept %d, forgot %d", plan.id, len(plan.keep), total)
     return forget
