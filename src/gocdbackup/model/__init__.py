@@ -10,10 +10,13 @@ from gocdbackup.model.backup import (
     TableRows,
     Timings,
 )
+from gocdbackup.model.durations import format_duration, parse_duration
+from gocdbackup.model.gc import BlobInfo, GcPlan, plan_gc
 from gocdbackup.model.ids import is_backup_id, make_backup_id
 from gocdbackup.model.manifest import FORMAT_VERSION, Manifest
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.model.restore import RestoreReport, TableDiff, diff_tables
+from gocdbackup.model.retention import Decision, RetentionPlan, RetentionPolicy, decide_retention
 from gocdbackup.model.verify import BackupCheck, VerifyReport
 
 __all__ = [
@@ -21,18 +24,27 @@ __all__ = [
     "BackupCheck",
     "BackupSet",
     "BackupStatus",
+    "BlobInfo",
     "ChunkRef",
     "Component",
     "ConsistencyPoint",
     "DatabaseInfo",
+    "Decision",
+    "GcPlan",
     "Manifest",
     "ProgressEvent",
     "RestoreReport",
+    "RetentionPlan",
+    "RetentionPolicy",
     "TableDiff",
     "TableRows",
     "Timings",
     "VerifyReport",
+    "decide_retention",
     "diff_tables",
+    "format_duration",
     "is_backup_id",
     "make_backup_id",
+    "parse_duration",
+    "plan_gc",
 ]
