@@ -32,7 +32,15 @@ text = st.text(max_size=40)
 @st.composite
 def components(draw: st.DrawFn) -> Component:
     chunks = draw(
-        st.lists(st.builds(ChunkRef, blob_id=hex64, size_bytes=st.integers(0, 2**40)), max_size=20)
+        st.lists(
+            st.builds(
+                ChunkRef,
+                blob_id=hex64,
+                size_bytes=st.integers(0, 2**40),
+                stored_bytes=st.integers(0, 2**40),
+            ),
+            max_size=20,
+        )
     )
     return Component(
         kind=draw(st.sampled_from(["postgres_dump", "artifact_index"])),
@@ -130,7 +138,8 @@ def test_arbitrary_json_never_escapes_as_a_vendor_error(value: object) -> None:
         (lambda d: d["database"].update(tables=[["t"]]), "tables"),
         (lambda d: d.update(status="exploded"), "malformed manifest"),
         (lambda d: d["components"][0].update(size_bytes=1), "chunks add up"),
-        (lambda d: d["components"][0].update(chunks=[["nothex", 1]]), "blob_id"),
+        (lambda d: d["components"][0].update(chunks=[["nothex", 1, 1]]), "blob_id"),
+        (lambda d: d["components"][0].update(chunks=[["a" * 64, 5]]), "entries must be"),
     ],
 )
 def test_malformed_manifests_say_what_is_wrong(mutate: object, message: str) -> None:

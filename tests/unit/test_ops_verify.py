@@ -54,6 +54,18 @@ def test_missing_blob_found_without_reading_data(
     assert report.checks[0].problems == ("1 blob(s) missing from postgres_dump",)
 
 
+def test_truncated_blob_found_without_reading_data(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+) -> None:
+    b = take_backup(repo, db, ctx=ctx)
+    key = blob_key(b.components[0].chunks[0].blob_id)
+    store.write(key, store.read(key)[:-10])
+    report = verify_repository(repo, ctx=ctx)
+    assert report.checks[0].problems == ("1 blob(s) of the wrong size in postgres_dump",)
+    assert report.checks[0].chunks_read == 0
+    assert "backup " + b.id + " is damaged" in str(report.checks[0])
+
+
 def test_unreadable_manifest_is_a_repository_problem(
     repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
 ) -> None:

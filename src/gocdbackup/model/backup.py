@@ -24,7 +24,9 @@ class ChunkRef:
     """One content-defined piece of a stream, stored as one blob."""
 
     blob_id: str = field(validator=hex64)
-    size_bytes: int = field(validator=non_negative)
+    size_bytes: int = field(validator=non_negative)  # plaintext
+    #: the blob's size in the repository (compressed, encrypted); verify checks it
+    stored_bytes: int = field(default=0, validator=non_negative)
 
 
 @frozen(kw_only=True)

@@ -180,15 +180,15 @@ def _component_to_dict(c: Component) -> dict[str, Any]:
         "sha256": c.sha256,
         "stored_bytes": c.stored_bytes,
         "reused_bytes": c.reused_bytes,
-        # compact: [blob_id, size] pairs; a large dump has thousands of chunks
-        "chunks": [[ch.blob_id, ch.size_bytes] for ch in c.chunks],
+        # compact: [blob_id, size, stored size]; a large dump has thousands of chunks
+        "chunks": [[ch.blob_id, ch.size_bytes, ch.stored_bytes] for ch in c.chunks],
     }
 
 
 def _component_from_dict(d: Mapping[str, Any]) -> Component:
     chunks = [
-        ChunkRef(blob_id=blob_id, size_bytes=size)
-        for blob_id, size in _pairs(d, "chunks", "blob id", "size")
+        ChunkRef(blob_id=blob_id, size_bytes=size, stored_bytes=stored)
+        for blob_id, size, stored in _triples(d, "chunks")
     ]
     return Component(
         kind=_get(d, "kind", str),
@@ -222,6 +222,22 @@ def _pairs(d: Mapping[str, Any], key: str, first: str, second: str) -> list[tupl
         if not (isinstance(item, list) and len(item) == 2):
             raise ValueError(f"{key} entries must be [{first}, {second}]")
         out.append((_check(item[0], str, first), _check(item[1], int, second)))
+    return out
+
+
+def _triples(d: Mapping[str, Any], key: str) -> list[tuple[str, int, int]]:
+    """``[blob id, size, stored size]`` entries."""
+    out = []
+    for item in _get(d, key, list):
+        if not (isinstance(item, list) and len(item) == 3):
+            raise ValueError(f"{key} entries must be [blob id, size, stored size]")
+        out.append(
+            (
+                _check(item[0], str, "blob id"),
+                _check(item[1], int, "size"),
+                _check(item[2], int, "stored size"),
+            )
+        )
     return out
 
 

@@ -17,6 +17,17 @@ def missing_chunks(component: Component, stored: dict[str, int]) -> list[str]:
     return sorted({c.blob_id for c in component.chunks if c.blob_id not in stored})
 
 
+def wrong_size_chunks(component: Component, stored: dict[str, int]) -> list[str]:
+    """Blob ids present with another size than the manifest recorded (truncated, replaced)."""
+    return sorted(
+        {
+            c.blob_id
+            for c in component.chunks
+            if c.stored_bytes and c.blob_id in stored and stored[c.blob_id] != c.stored_bytes
+        }
+    )
+
+
 def checked_stream(
     repo: Repository, component: Component, ctx: OpContext, *, phase: str
 ) -> Iterator[bytes]:

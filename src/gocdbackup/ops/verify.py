@@ -9,7 +9,7 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, GocdBackupError
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.verify import BackupCheck, VerifyReport
-from gocdbackup.ops._components import checked_stream, missing_chunks
+from gocdbackup.ops._components import checked_stream, missing_chunks, wrong_size_chunks
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.verify")
@@ -78,6 +78,9 @@ def _check_backup(  # noqa: PLR0917
         if missing:
             problems.append(f"{len(missing)} blob(s) missing from {component.kind}")
             continue
+        resized = wrong_size_chunks(component, stored)
+        if resized:
+            problems.append(f"{len(resized)} blob(s) of the wrong size in {component.kind}")
         if percent >= 100.0:
             try:
                 for _ in checked_stream(repo, component, ctx, phase="read"):

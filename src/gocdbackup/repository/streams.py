@@ -36,16 +36,18 @@ def store_stream(
     what this call writes (so a second stream in the same backup dedups against the first).
     """
     digest = hashlib.sha256()
-    refs: list[ChunkRef] = []
+    chunk_ids: list[tuple[str, int]] = []  # (blob id, plaintext size), in stream order
     size = reused = stored = 0
-    pending: deque[Future[int]] = deque()
+    pending: deque[tuple[str, Future[int]]] = deque()
     in_flight: set[str] = set()
     window = workers * 2
 
     def drain(limit: int) -> None:
         nonlocal stored
         while len(pending) > limit:
-            stored += pending.popleft().result()
+            blob_id, future = pending.popleft()
+            known[blob_id] = future.result()  # the stored size, for this and later streams
+            stored += known[blob_id]
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-put") as pool:
         try:
@@ -53,22 +55,21 @@ def store_stream(
                 ctx.check()
                 blob_id = repo.codec.blob_id(data)
                 digest.update(data)
-                refs.append(ChunkRef(blob_id=blob_id, size_bytes=len(data)))
+                chunk_ids.append((blob_id, len(data)))
                 size += len(data)
                 if blob_id in known or blob_id in in_flight:
                     reused += len(data)
                 else:
                     in_flight.add(blob_id)
-                    pending.append(pool.submit(repo.put_blob, blob_id, data))
+                    pending.append((blob_id, pool.submit(repo.put_blob, blob_id, data)))
                     drain(window)
                 ctx.report(phase, size, total_hint)
             drain(0)
         except BaseException:
-            for f in pending:
+            for _, f in pending:
                 f.cancel()
             raise
-    for blob_id in in_flight:
-        known[blob_id] = 0
+    refs = [ChunkRef(blob_id=b, size_bytes=n, stored_bytes=known[b]) for b, n in chunk_ids]
     log.debug("stored %s: %d chunks, %d bytes, %d reused", kind, len(refs), size, reused)
     return Component(
         kind=kind,
