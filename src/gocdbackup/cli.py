@@ -39,9 +39,10 @@ out_console = Console(soft_wrap=True)
 
 
 class State:
-    def __init__(self, as_json: bool, debug: bool) -> None:
+    def __init__(self, as_json: bool = False, debug: bool = False) -> None:
         self.as_json = as_json
         self.debug = debug
+        self.storage_options: dict[str, Any] = {}
 
 
 def _emit(state: State, document: Any, human: Callable[[], None]) -> None:
@@ -133,7 +134,37 @@ def _configure_logging(verbose: int, debug: bool) -> None:
     logging.getLogger("gocdbackup").setLevel(level)
 
 
+def _storage_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true, objects) is used as such."""
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item.split('=')[0]!r}=…")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def _remember_storage_options(
+    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    ctx.ensure_object(State).storage_options = _storage_options(values)
+
+
 def repo_options(fn: F) -> F:
+    fn = click.option(
+        "--storage-option",
+        "storage_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=_remember_storage_options,
+        help="An fsspec storage option for --repo, e.g. endpoint_url=http://minio:9000 "
+        "(repeatable; never printed).",
+    )(fn)
     fn = click.option(
         "--password-file",
         type=click.Path(dir_okay=False),
@@ -184,6 +215,7 @@ def _open(
         repo,
         password_file=password_file,
         progress=progress if progress and progress.enabled else None,
+        storage_options=state.storage_options,
         **kw,
     )
 
@@ -194,7 +226,9 @@ def _open(
 def init(state: State, repo: str, password_file: str | None) -> None:
     """Create a new, empty, encrypted repository."""
     with _errors(state):
-        gb = GocdBackup.init(repo, password_file=password_file)
+        gb = GocdBackup.init(
+            repo, password_file=password_file, storage_options=state.storage_options
+        )
         cfg = gb.repository.config
         _emit(
             state,
