@@ -13,11 +13,13 @@ from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, Syst
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.postgres import PostgresDatabase
 from gocdbackup.errors import ConfigError
+from gocdbackup.model.artifacts import ArtifactIndex
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
+from gocdbackup.ops.artifacts import ArtifactRestore, load_index, restore_artifacts, select
 from gocdbackup.ops.copy import CopyResult, copy_backup
 from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
 from gocdbackup.ops.retention import apply_retention, plan_retention
@@ -61,6 +63,12 @@ def resolve_password(
         option = "--new-password-file" if env == NEW_PASSWORD_ENV else "--password-file"
         raise ConfigError(f"no repository passphrase: set {env} or pass {option}")
     return value
+
+
+def _store(value: str | ObjectStore | None) -> ObjectStore | None:
+    if value is None or not isinstance(value, str):
+        return value
+    return FsspecStore(value)
 
 
 class BackupList(list[BackupSet]):
@@ -159,14 +167,25 @@ class GocdBackup:
 
     # -- use cases ---------------------------------------------------------------------------
 
-    def backup(self, db: str | Database, *, label: str = "") -> BackupSet:
-        """Take a consistent backup of the database ``db`` names (a libpq DSN)."""
+    def backup(
+        self,
+        db: str | Database,
+        *,
+        label: str = "",
+        artifacts: str | ObjectStore | None = None,
+        fail_on_missing: bool = False,
+    ) -> BackupSet:
+        """Take a consistent backup of the database ``db`` names (a libpq DSN) and, with
+        ``artifacts`` (an fsspec URL of gocdnext's artefact store), of the objects its rows
+        reference, at the same point in time."""
         return ops.take_backup(
             self.repository,
             self.database(db),
             ctx=self.context(),
             label=label,
             tool_version=__version__(),
+            artifacts=_store(artifacts),
+            fail_on_missing=fail_on_missing,
         )
 
     take_backup = backup
@@ -188,9 +207,11 @@ class GocdBackup:
         confirm: str,
         replace: bool = False,
         target: str | None = None,
+        artifacts: str | ObjectStore | None = None,
     ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
-        one needs ``replace=True``).  ``confirm`` must repeat the backup id."""
+        one needs ``replace=True``).  ``confirm`` must repeat the backup id.  With
+        ``artifacts``, the backup's objects are written back into that store first."""
         return ops.restore_backup(
             self.repository,
             self.database(db),
@@ -199,9 +220,34 @@ class GocdBackup:
             ctx=self.context(),
             target=target,
             replace=replace,
+            artifacts=_store(artifacts),
         )
 
     restore_backup = restore
+
+    def artifact_index(self, backup_id: str) -> ArtifactIndex | None:
+        """What the backup holds of the artefact store (None for a database-only backup)."""
+        return load_index(self.repository, self.get_backup(backup_id), self.context())
+
+    def restore_artifacts(
+        self,
+        backup_id: str,
+        artifacts: str | ObjectStore,
+        *,
+        project: str | None = None,
+        pipeline: str | None = None,
+        run: str | None = None,
+        prefix: str | None = None,
+    ) -> ArtifactRestore:
+        """Write back the backup's objects (or those of one project, pipeline, run or key
+        prefix) into ``artifacts``, e.g. after someone deleted a release's artefacts."""
+        index = self.artifact_index(backup_id)
+        if index is None:
+            raise ConfigError(f"backup {backup_id} was taken without artefacts")
+        store = _store(artifacts)
+        assert store is not None
+        only = select(project=project, pipeline=pipeline, run=run, prefix=prefix)
+        return restore_artifacts(self.repository, index, store, ctx=self.context(), only=only)
 
     def verify(self, backup_id: str | None = None, *, read_data: float = 0.0) -> VerifyReport:
         """Structure check of every backup (or one); read back ``read_data`` % of the data."""

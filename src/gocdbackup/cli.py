@@ -243,6 +243,18 @@ def init(state: State, repo: str, password_file: str | None) -> None:
 @repo_options
 @db_option
 @click.option("--label", default="", help="A free-text label stored with the backup.")
+@click.option(
+    "--artifacts",
+    metavar="STORE_URL",
+    help="gocdnext's artefact store (file:///var/lib/gocdnext/artifacts, s3://bucket, "
+    "gs://bucket): back up the objects the database references, at the same "
+    "point in time.",
+)
+@click.option(
+    "--fail-on-missing",
+    is_flag=True,
+    help="Fail (commit nothing) if a ready object is missing from the store.",
+)
 @click.pass_obj
 def backup(
     state: State,
@@ -252,11 +264,13 @@ def backup(
     db: str,
     pg_bindir: str | None,
     label: str,
+    artifacts: str | None,
+    fail_on_missing: bool,
 ) -> None:
-    """Back up the database into the repository."""
+    """Back up the database (and its artefact store) into the repository."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
-        b = gb.backup(db, label=label)
+        b = gb.backup(db, label=label, artifacts=artifacts, fail_on_missing=fail_on_missing)
     _emit(state, b.summary(), lambda: _print_backup_line(b))
 
 
@@ -341,6 +355,11 @@ def _print_show(b: BackupSet) -> None:
 @db_option
 @click.option("--replace", is_flag=True, help="Replace the target database if it exists.")
 @click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
+@click.option(
+    "--artifacts",
+    metavar="STORE_URL",
+    help="Also write the backup's artefact objects back into this store.",
+)
 @click.pass_obj
 def restore(
     state: State,
@@ -352,11 +371,12 @@ def restore(
     pg_bindir: str | None,
     replace: bool,
     confirm: str,
+    artifacts: str | None,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
-        report = gb.restore(backup_id, db, confirm=confirm, replace=replace)
+        report = gb.restore(backup_id, db, confirm=confirm, replace=replace, artifacts=artifacts)
     _emit(
         state,
         report.summary(),

@@ -11,6 +11,7 @@ from typing import Protocol
 from attrs import frozen
 
 from gocdbackup.context import OpContext
+from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 
 
@@ -49,6 +50,16 @@ class ObjectStore(Protocol):
         """Remove ``key``; deleting a missing key is not an error."""
         ...
 
+    def open_read(self, key: str) -> AbstractContextManager[DumpStream]:
+        """A stream of ``key``'s bytes (for objects too big to hold in memory);
+        :class:`~gocdbackup.errors.ObjectMissing` if absent."""
+        ...
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Create or replace ``key`` from ``chunks``, atomically (readers never see a partial
+        object, and a failure leaves the old object); the number of bytes written."""
+        ...
+
 
 class DumpStream(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
@@ -70,6 +81,11 @@ class Snapshot(Protocol):
 
     def count_rows(self) -> tuple[TableRows, ...]:
         """Exact row counts of every ordinary table, read in this snapshot."""
+        ...
+
+    def referenced_objects(self) -> list[ObjectRef]:
+        """Every artefact-store object a row references in this snapshot (gocdnext's
+        ``artifacts``, ``caches`` and archived ``job_runs`` logs), sorted by key."""
         ...
 
     def dump(self, ctx: OpContext) -> AbstractContextManager[DumpStream]:
@@ -108,6 +124,11 @@ class Database(Protocol):
         """``pg_restore --no-owner --no-acl`` of the dump ``chunks`` make up into database
         ``name``, streamed.  If ``chunks`` raises, the restore is stopped and the error
         propagates (the caller drops ``name``)."""
+        ...
+
+    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
+        """For each key, the status of the row referencing it *now* (outside any snapshot);
+        keys no row references any more are absent."""
         ...
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:

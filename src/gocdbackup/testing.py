@@ -8,6 +8,7 @@ local server) and :func:`build_gocdnext_fixture` (a gocdnext-shaped database).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from gocdbackup.errors import (
     PostgresError,
     ToolFailed,
 )
+from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.progress import ProgressEvent
@@ -100,6 +102,15 @@ class MemoryStore:
             self.objects.pop(key, None)
             self.modified.pop(key, None)
 
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[io.BytesIO]:
+        yield io.BytesIO(self.read(key))
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        data = b"".join(chunks)  # all or nothing, like the real stores
+        self.write(key, data)
+        return len(data)
+
     # -- fault injection ---------------------------------------------------------------------
 
     def corrupt(self, key: str, *, offset: int = -1) -> None:
@@ -150,6 +161,8 @@ class RecordingProgress:
 @define
 class FakeDb:
     tables: dict[str, int] = field(factory=dict)
+    #: the artefact-store objects this database's rows reference
+    objects: list[ObjectRef] = field(factory=list)
     goose: int | None = 86
     owner: str = "gocdnext"
     encoding: str = "UTF8"
@@ -204,6 +217,7 @@ class _Snapshot:
         self._owner = owner
         self._db = FakeDb(
             tables=dict(db.tables),
+            objects=list(db.objects),
             goose=db.goose,
             owner=db.owner,
             encoding=db.encoding,
@@ -237,6 +251,9 @@ class _Snapshot:
 
     def count_rows(self) -> tuple[TableRows, ...]:
         return tuple(TableRows(name=k, rows=v) for k, v in sorted(self._db.tables.items()))
+
+    def referenced_objects(self) -> list[ObjectRef]:
+        return sorted(self._db.objects, key=lambda r: r.key)
 
     @contextmanager
     def dump(self, ctx: OpContext) -> Iterator[_Stream]:
@@ -314,6 +331,11 @@ class FakeDatabase:
         db = self.databases[name]
         db.tables = tables
         db.goose = self.goose_after_load if self.goose_after_load is not None else restored.goose
+
+    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
+        """Rows of database ``name`` as they are now (tests change ``objects`` meanwhile)."""
+        current = {r.key: r.status for r in self.databases[self._name].objects}
+        return {k: current[k] for k in keys if k in current}
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         db = self.databases[name]

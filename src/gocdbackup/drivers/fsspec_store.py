@@ -8,7 +8,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ import stamina
 
 from gocdbackup.errors import (
     ConfigError,
+    GocdBackupError,
     ObjectMissing,
     StorageError,
     TransientStorageError,
@@ -27,6 +29,8 @@ from gocdbackup.model.keys import check_object_key
 from gocdbackup.ports import ObjectInfo
 
 log = logging.getLogger("gocdbackup.drivers.store")
+
+_STREAM_BLOCK = 8 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -76,15 +80,44 @@ def _credentials_from_url(
     return url, options, userinfo
 
 
+#: vendor exception classes (matched by name anywhere in the class hierarchy) for a connection
+#: that failed or broke off: botocore's ``ConnectionError`` (``EndpointConnectionError``, which
+#: is what a reset connection surfaces as) and ``HTTPClientError`` (``ConnectionClosedError``,
+#: ``ReadTimeoutError``), aiohttp's ``ClientConnectionError`` and ``ClientPayloadError``
+_TRANSIENT_TYPES = frozenset(
+    {
+        "ConnectionError",
+        "HTTPClientError",
+        "ClientConnectionError",
+        "ClientPayloadError",
+        "IncompleteRead",
+    }
+)
+
+
 def _is_transient(exc: BaseException, *, paths: tuple[str, ...] = ()) -> bool:
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    text = f"{type(exc).__name__} {exc}"
-    # vendor messages quote paths (the object's or a parent's): a key holding "503" is no 503
-    for path in paths:
-        if path:
-            text = re.sub(re.escape(path) + r"[^\s'\"]*", "", text)
-    return any(m in text for m in _TRANSIENT_MARKERS)
+    """Whether ``exc``, or the vendor error it was translated from, is worth retrying.
+
+    The explicit ``__cause__`` chain is followed: s3fs turns ``SlowDown``/``503`` into
+    ``OSError(EBUSY, "Please reduce your request rate.")`` and keeps the botocore error, which
+    names the code, only as the cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        if any(cls.__name__ in _TRANSIENT_TYPES for cls in type(current).__mro__):
+            return True
+        text = f"{type(current).__name__} {current}"
+        # vendor messages quote paths (the object's or a parent's): a key holding "503" is no 503
+        for path in paths:
+            if path:
+                text = re.sub(re.escape(path) + r"[^\s'\"]*", "", text)
+        if any(m in text for m in _TRANSIENT_MARKERS):
+            return True
+        current = current.__cause__
+    return False
 
 
 class FsspecStore:
@@ -124,37 +157,77 @@ class FsspecStore:
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         for attempt in stamina.retry_context(on=TransientStorageError, attempts=5, timeout=60):
-            with attempt:
-                try:
-                    return fn()
-                except FileNotFoundError as exc:
-                    if what == "write":
-                        # the key cannot be missing on a write: the bucket or directory is
-                        raise StorageError(
-                            f"write {key!r} at {self._url}: the bucket or directory does not exist"
-                        ) from exc
-                    raise ObjectMissing(key) from exc
-                except IsADirectoryError as exc:
-                    if what == "read":  # a "directory" is not an object, as on object stores
-                        raise ObjectMissing(key) from exc
-                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
-                except PermissionError as exc:
-                    raise StorageError(f"{what} {key!r} at {self._url}: access denied") from exc
-                except OSError as exc:
-                    if exc.errno == errno.ENOSPC:
-                        raise StorageError(f"{what} {key!r} at {self._url}: no space left") from exc
-                    if _is_transient(exc, paths=(self.root, key)):
-                        raise TransientStorageError(
-                            f"{what} {key!r} at {self._url}: {exc}"
-                        ) from exc
-                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
-                except Exception as exc:  # vendor errors never escape the driver
-                    if _is_transient(exc, paths=(self.root, key)):
-                        raise TransientStorageError(
-                            f"{what} {key!r} at {self._url}: {exc}"
-                        ) from exc
-                    raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+            with attempt, self._translated(what, key):
+                return fn()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _translated(self, what: str, key: str) -> Iterator[None]:
+        """Vendor and OS errors as gocdbackup errors (no retry: streams cannot be replayed)."""
+        try:
+            yield
+        except GocdBackupError:
+            raise
+        except FileNotFoundError as exc:
+            if what == "write":
+                # the key cannot be missing on a write: the bucket or directory is
+                raise StorageError(
+                    f"write {key!r} at {self._url}: the bucket or directory does not exist"
+                ) from exc
+            raise ObjectMissing(key) from exc
+        except IsADirectoryError as exc:
+            if what == "read":  # a "directory" is not an object, as on object stores
+                raise ObjectMissing(key) from exc
+            raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+        except PermissionError as exc:
+            raise StorageError(f"{what} {key!r} at {self._url}: access denied") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageError(f"{what} {key!r} at {self._url}: no space left") from exc
+            if _is_transient(exc, paths=(self.root, key)):
+                raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+            raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+        except Exception as exc:  # vendor errors never escape the driver
+            if _is_transient(exc, paths=(self.root, key)):
+                raise TransientStorageError(f"{what} {key!r} at {self._url}: {exc}") from exc
+            raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[_TranslatingReader]:
+        path = self._path(key)
+        with self._translated("read", key):
+            if self.local:
+                raw: Any = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
+            else:
+                raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK)
+        try:
+            yield _TranslatingReader(raw, self, key)
+        finally:
+            with suppress(Exception):
+                raw.close()
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        with self._translated("write", key):
+            if self.local:
+                return _atomic_write_stream(Path(path), chunks)
+            return self._remote_write_stream(path, chunks)
+
+    def _remote_write_stream(self, path: str, chunks: Iterable[bytes]) -> int:
+        # object stores publish an object (a multipart upload) only when it is complete
+        f = self.fs.open(path, "wb", block_size=_STREAM_BLOCK)
+        written = 0
+        try:
+            for data in chunks:
+                f.write(data)
+                written += len(data)
+        except BaseException:
+            discard = getattr(f, "discard", None)
+            if discard is not None:
+                discard()
+            raise
+        f.close()
+        return written
 
     def read(self, key: str) -> bytes:
         path = self._path(key)
@@ -171,8 +244,17 @@ class FsspecStore:
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
-        # isfile, not exists: a "directory" (a prefix of other keys) is not an object
-        return self._call("check", key, lambda: bool(self.fs.isfile(path)))
+
+        def check() -> bool:
+            # not fs.isfile: it answers False for ANY error, a 503 or a reset connection too
+            try:
+                info = self.fs.info(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            # a "directory" (a prefix of other keys) is not an object
+            return bool(info.get("type") == "file")
+
+        return self._call("check", key, check)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self.root
@@ -181,9 +263,12 @@ class FsspecStore:
     def _list(self, base: str, prefix: str) -> builtins.list[ObjectInfo]:
         directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = f"{base}/{directory}" if directory else base
-        if not self.fs.exists(start):
+        # not fs.exists() first: for a bare bucket s3fs answers False on ANY error (a 503 too),
+        # and the listing would silently be empty
+        try:
+            found = self.fs.find(start, detail=True)
+        except FileNotFoundError:
             return []
-        found = self.fs.find(start, detail=True)
         out = []
         for path, info in found.items():
             key = _relative(path, base)
@@ -240,6 +325,37 @@ def _relative(path: str, base: str) -> str:
 
 def _is_temp(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(".gocdbackup-tmp-")
+
+
+class _TranslatingReader:
+    """A read stream whose vendor errors arrive as gocdbackup errors."""
+
+    def __init__(self, raw: Any, store: FsspecStore, key: str) -> None:
+        self._raw = raw
+        self._store = store
+        self._key = key
+
+    def read(self, n: int = -1, /) -> bytes:
+        with self._store._translated("read", self._key):
+            return bytes(self._raw.read(n))
+
+
+def _atomic_write_stream(path: Path, chunks: Iterable[bytes]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".gocdbackup-tmp-", dir=path.parent)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for data in chunks:
+                f.write(data)
+                written += len(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return written
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -34,6 +34,7 @@ from gocdbackup.errors import (
     PostgresError,
     ToolFailed,
 )
+from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
@@ -55,6 +56,35 @@ ORDER BY 1, 2
 _GOOSE_SQL = """
 SELECT CASE WHEN to_regclass('goose_db_version') IS NULL THEN NULL
             ELSE (SELECT max(version_id) FROM goose_db_version WHERE is_applied) END
+"""
+
+
+_HAS_GOCDNEXT_TABLES = """
+SELECT to_regclass('artifacts') IS NOT NULL AND to_regclass('caches') IS NOT NULL
+       AND to_regclass('job_runs') IS NOT NULL
+"""
+
+# every object a row references: gocdnext's three key layouts (see docs/artifacts.md)
+_OBJECTS_SQL = """
+SELECT 'artifact', storage_key, id::text, status, size_bytes, content_sha256,
+       project_id::text, pipeline_id::text, run_id::text
+FROM artifacts
+UNION ALL
+SELECT 'cache', storage_key, id::text, status, size_bytes, content_sha256,
+       project_id::text, NULL, NULL
+FROM caches
+UNION ALL
+SELECT 'log_archive', j.logs_archive_uri, j.id::text, 'ready', NULL, NULL,
+       p.project_id::text, r.pipeline_id::text, j.run_id::text
+FROM job_runs j JOIN runs r ON r.id = j.run_id JOIN pipelines p ON p.id = r.pipeline_id
+WHERE j.logs_archive_uri IS NOT NULL
+ORDER BY 2
+"""
+
+_ROWS_NOW_SQL = """
+SELECT storage_key, status FROM artifacts WHERE storage_key = ANY(%(keys)s)
+UNION ALL SELECT storage_key, status FROM caches WHERE storage_key = ANY(%(keys)s)
+UNION ALL SELECT logs_archive_uri, 'ready' FROM job_runs WHERE logs_archive_uri = ANY(%(keys)s)
 """
 
 
@@ -146,6 +176,27 @@ class PgSnapshot:
 
     def count_rows(self) -> tuple[TableRows, ...]:
         return count_tables(self._conn, self._db)
+
+    def referenced_objects(self) -> list[ObjectRef]:
+        (present,) = self._one(_HAS_GOCDNEXT_TABLES)
+        if not present:
+            return []
+        with self._db.translating(), self._conn.cursor() as cur:
+            cur.execute(_OBJECTS_SQL)
+            return [
+                ObjectRef(
+                    kind=ObjectKind(kind),
+                    key=key,
+                    row_id=row_id,
+                    status=status,
+                    size_bytes=None if size is None else int(size),
+                    sha256=sha or "",
+                    project_id=project,
+                    pipeline_id=pipeline,
+                    run_id=run,
+                )
+                for kind, key, row_id, status, size, sha, project, pipeline, run in cur
+            ]
 
     @contextmanager
     def dump(self, ctx: OpContext) -> Iterator[DumpReader]:
@@ -396,6 +447,17 @@ class PostgresDatabase:
                 tolerate and only_transaction_timeout_errors(running.stderr_all())
             ):
                 raise ToolFailed("pg_restore", code, running.stderr_tail())
+
+    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self.connect() as conn, self.translating():
+            (present,) = conn.execute(_HAS_GOCDNEXT_TABLES).fetchone() or (False,)
+            if not present:
+                return {}
+            rows = conn.execute(_ROWS_NOW_SQL, {"keys": wanted}).fetchall()
+        return {str(k): str(s) for k, s in rows}
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         with self.connect(name, autocommit=False) as conn:

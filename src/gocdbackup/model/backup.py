@@ -121,6 +121,8 @@ class BackupSet:
     timings: Timings
     tool_version: str = ""
     pin: str | None = None
+    #: artefact counts by outcome (total, copied, reused, ...); empty without artefacts
+    artifacts: tuple[tuple[str, int], ...] = ()
 
     def component(self, kind: str) -> Component:
         for c in self.components:
@@ -160,6 +162,7 @@ class BackupSet:
             "stored_bytes": self.stored_bytes,
             "dedup_ratio": round(self.dedup_ratio, 4),
             "pin": self.pin,
+            **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
         }
 
     def rows(self) -> list[dict[str, Any]]:

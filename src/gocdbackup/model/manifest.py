@@ -49,6 +49,7 @@ class Manifest:
             "label": b.label,
             "pin": b.pin,
             "tool_version": b.tool_version,
+            "artifacts": dict(b.artifacts) if b.artifacts else None,
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
             "components": [_component_to_dict(c) for c in b.components],
@@ -107,6 +108,10 @@ def _backup_from_dict(d: Any) -> BackupSet:
         label=_get(d, "label", str),
         pin=_opt(d, "pin", str),
         tool_version=_get(d, "tool_version", str),
+        artifacts=tuple(
+            (str(k), _check(v, int, "artifact count"))
+            for k, v in sorted(_mapping(d.get("artifacts") or {}, "artifacts").items())
+        ),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(

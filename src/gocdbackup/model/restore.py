@@ -45,6 +45,8 @@ class RestoreReport:
     seconds: float
     restore_seconds: float = 0.0
     warnings: tuple[str, ...] = field(default=())
+    #: artefact objects written / skipped (already right) / bytes, when restored with them
+    artifacts: tuple[tuple[str, int], ...] = field(default=())
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class RestoreReport:
             "rows_checked": self.rows_checked,
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
+            **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
         }
 
     def _repr_html_(self) -> str:

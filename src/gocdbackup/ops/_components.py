@@ -4,25 +4,25 @@ size and whole-stream SHA-256."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import IntegrityError
-from gocdbackup.model.backup import Component
+from gocdbackup.model.backup import ChunkRef, Component
 from gocdbackup.repository import Repository, read_stream
 
 
-def missing_chunks(component: Component, stored: dict[str, int]) -> list[str]:
-    """Blob ids the component needs that the repository listing does not have."""
-    return sorted({c.blob_id for c in component.chunks if c.blob_id not in stored})
+def missing_chunks(chunks: Iterable[ChunkRef], stored: dict[str, int]) -> list[str]:
+    """Blob ids among ``chunks`` that the repository listing does not have."""
+    return sorted({c.blob_id for c in chunks if c.blob_id not in stored})
 
 
-def wrong_size_chunks(component: Component, stored: dict[str, int]) -> list[str]:
+def wrong_size_chunks(chunks: Iterable[ChunkRef], stored: dict[str, int]) -> list[str]:
     """Blob ids present with another size than the manifest recorded (truncated, replaced)."""
     return sorted(
         {
             c.blob_id
-            for c in component.chunks
+            for c in chunks
             if c.stored_bytes and c.blob_id in stored and stored[c.blob_id] != c.stored_bytes
         }
     )

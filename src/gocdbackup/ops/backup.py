@@ -9,10 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import attrs
 
 from gocdbackup.context import OpContext
+from gocdbackup.errors import IntegrityError
+from gocdbackup.model.artifacts import Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
-from gocdbackup.ports import Database, Snapshot
+from gocdbackup.ops.artifacts import backup_artifacts, latest_index, store_index
+from gocdbackup.ops.catalog import list_backups
+from gocdbackup.ports import Database, ObjectStore, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 
 log = logging.getLogger("gocdbackup.ops.backup")
@@ -27,11 +31,17 @@ def take_backup(
     ctx: OpContext,
     label: str = "",
     tool_version: str = "",
+    artifacts: ObjectStore | None = None,
+    fail_on_missing: bool = False,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
     Nothing is listed unless every step succeeded: blobs are written first and the manifest
     last, so a failure, a cancellation or a crash leaves only unreferenced blobs behind.
+
+    With ``artifacts`` (gocdnext's artefact store), the objects the snapshot's rows reference
+    are copied too (see :func:`~gocdbackup.ops.artifacts.backup_artifacts`); a ready object
+    missing from the store is a finding, or an error with ``fail_on_missing``.
     """
     started = ctx.now()
     backup_id = make_backup_id(started, os.urandom(3).hex())
@@ -40,7 +50,28 @@ def take_backup(
         known = repo.blob_sizes()
         with db.snapshot(ctx) as snap:
             point = snap.point()
+            refs = snap.referenced_objects() if artifacts is not None else []
             database, component, dump_seconds = _dump(repo, snap, known, ctx)
+        components = [component]
+        counts: tuple[tuple[str, int], ...] = ()
+        if artifacts is not None:
+            previous = latest_index(repo, list_backups(repo), ctx)
+            listed_at = ctx.now()
+            index = backup_artifacts(
+                repo, refs, artifacts, db, previous=previous, known=known, ctx=ctx
+            )
+            missing = [e.ref.key for e in index.entries if e.outcome is Outcome.MISSING]
+            if missing and fail_on_missing:
+                raise IntegrityError(
+                    f"{len(missing)} ready object(s) are missing from {artifacts.url}; "
+                    "nothing was committed",
+                    problems=missing,
+                )
+            components.append(store_index(repo, index, known, ctx))
+            counts = tuple(index.counts().items())
+            point = attrs.evolve(
+                point, store_marker=f"{artifacts.url} listed at {listed_at.isoformat()}"
+            )
         ctx.check()
         backup = BackupSet(
             id=backup_id,
@@ -48,7 +79,8 @@ def take_backup(
             label=label,
             point=point,
             database=database,
-            components=(component,),
+            components=tuple(components),
+            artifacts=counts,
             timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
             tool_version=tool_version,
         )

@@ -12,9 +12,11 @@ from attrs import frozen
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import IntegrityError
-from gocdbackup.model.backup import BackupSet, Component
+from gocdbackup.model.artifacts import ArtifactIndex
+from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops._components import checked_stream, missing_chunks
+from gocdbackup.ops.artifacts import INDEX_KIND, load_index, store_index
 from gocdbackup.repository import Repository, store_stream
 
 log = logging.getLogger("gocdbackup.ops.copy")
@@ -56,9 +58,12 @@ def copy_backup(
         known = target.blob_sizes()
         before = set(known)
         components = tuple(
-            _copy_component(source, target, c, known, ctx) for c in backup.components
+            _copy_index(source, target, backup, known, ctx)
+            if c.kind == INDEX_KIND
+            else _copy_component(source, target, c, known, ctx)
+            for c in backup.components
         )
-        written = {c.blob_id for comp in components for c in comp.chunks} - before
+        written = set(known) - before
         for n, blob_id in enumerate(sorted(written)):  # read back what was written
             ctx.check()
             target.get_blob(blob_id)
@@ -71,8 +76,34 @@ def copy_backup(
         backup=copied,
         already_there=False,
         blobs_written=len(written),
-        bytes_written=sum(c.stored_bytes for c in components),
+        bytes_written=sum(known[b] for b in written),
     )
+
+
+def _copy_index(
+    source: Repository,
+    target: Repository,
+    backup: BackupSet,
+    known: dict[str, int],
+    ctx: OpContext,
+) -> Component:
+    """The artefact objects' blobs, re-encrypted under the target's ids, and a rewritten index."""
+    index = load_index(source, backup, ctx)
+    assert index is not None
+    renamed: dict[str, ChunkRef] = {}
+    for ref in {c.blob_id: c for e in index.entries for c in e.chunks}.values():
+        ctx.check()
+        data = source.get_blob(ref.blob_id)
+        new_id = target.codec.blob_id(data)
+        if new_id not in known:
+            known[new_id] = target.put_blob(new_id, data)
+        renamed[ref.blob_id] = ChunkRef(
+            blob_id=new_id, size_bytes=len(data), stored_bytes=known[new_id]
+        )
+    entries = tuple(
+        attrs.evolve(e, chunks=tuple(renamed[c.blob_id] for c in e.chunks)) for e in index.entries
+    )
+    return store_index(target, ArtifactIndex(entries=entries), known, ctx)
 
 
 def _copy_component(
@@ -82,7 +113,7 @@ def _copy_component(
     known: dict[str, int],
     ctx: OpContext,
 ) -> Component:
-    missing = missing_chunks(component, source.blob_sizes())
+    missing = missing_chunks(component.chunks, source.blob_sizes())
     if missing:
         raise IntegrityError(
             f"the source is damaged: {len(missing)} chunk(s) of {component.kind} missing",

@@ -11,6 +11,7 @@ from attrs import frozen
 from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, PreconditionFailed
 from gocdbackup.model.gc import GcPlan, plan_gc
+from gocdbackup.ops.artifacts import artifact_chunks
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.gc")
@@ -37,20 +38,22 @@ class GcResult:
         return self.plan._repr_html_()
 
 
-def referenced_blobs(repo: Repository) -> set[str]:
-    """Every blob id any manifest names. An unreadable manifest stops the collection: what it
-    references cannot be known, so nothing may be deleted."""
+def referenced_blobs(repo: Repository, ctx: OpContext) -> set[str]:
+    """Every blob id any manifest names, directly or through its artefact index. An unreadable
+    manifest or index stops the collection: what it references cannot be known, so nothing
+    may be deleted."""
     out: set[str] = set()
     for backup_id in repo.backup_ids():
         try:
             backup = repo.read_manifest(backup_id).backup
+            for component in backup.components:
+                out.update(c.blob_id for c in component.chunks)
+            out.update(c.blob_id for c in artifact_chunks(repo, backup, ctx))
         except GocdBackupError as exc:
             raise PreconditionFailed(
-                f"manifest {backup_id} is unreadable ({exc}); garbage collection refuses to "
+                f"backup {backup_id} is unreadable ({exc}); garbage collection refuses to "
                 "run until 'gocdbackup verify' is clean"
             ) from exc
-        for component in backup.components:
-            out.update(c.blob_id for c in component.chunks)
     return out
 
 
@@ -65,7 +68,7 @@ def collect_garbage(
         raise PreconditionFailed("the grace period cannot be negative")
     with repo.lock("exclusive", "gc", ctx.clock) as lock:
         blobs = list(repo.blobs())
-        plan = plan_gc(blobs, referenced_blobs(repo), now=ctx.now(), grace=grace)
+        plan = plan_gc(blobs, referenced_blobs(repo, ctx), now=ctx.now(), grace=grace)
         if dry_run:
             return GcResult(plan=plan, dry_run=True, deleted=0, deleted_bytes=0)
         deleted = deleted_bytes = 0

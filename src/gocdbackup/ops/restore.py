@@ -10,13 +10,21 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import (
     ConfirmationMismatch,
     IntegrityError,
+    PreconditionFailed,
     RestoreMismatch,
     TargetExists,
 )
+from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.restore import RestoreReport, diff_tables
 from gocdbackup.ops._components import checked_stream, missing_chunks
+from gocdbackup.ops.artifacts import (
+    ArtifactRestore,
+    artifact_chunks,
+    load_index,
+    restore_artifacts,
+)
 from gocdbackup.ops.backup import DUMP_KIND
-from gocdbackup.ports import Database
+from gocdbackup.ports import Database, ObjectStore
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.restore")
@@ -40,15 +48,22 @@ def restore_backup(
     ctx: OpContext,
     target: str | None = None,
     replace: bool = False,
+    artifacts: ObjectStore | None = None,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
-    shared repository lock (retention and garbage collection wait).  See :func:`_restore`."""
+    shared repository lock (retention and garbage collection wait).  See :func:`_restore`.
+
+    With ``artifacts``, the objects of the backup's artefact index are written back into that
+    store first (objects already there with the right content are skipped), so that no restored
+    row references an object that is not there."""
     if confirm != backup_id:
         raise ConfirmationMismatch(
             f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
         )
     with repo.lock("shared", "restore", ctx.clock):
-        return _restore(repo, db, backup_id, ctx=ctx, target=target, replace=replace)
+        return _restore(
+            repo, db, backup_id, ctx=ctx, target=target, replace=replace, artifacts=artifacts
+        )
 
 
 def _restore(
@@ -59,6 +74,7 @@ def _restore(
     ctx: OpContext,
     target: str | None,
     replace: bool,
+    artifacts: ObjectStore | None,
 ) -> RestoreReport:
     """Order of work, so that a bad backup or a failed restore never costs the target anything:
 
@@ -81,12 +97,13 @@ def _restore(
             f"database {target!r} already exists; pass replace (--replace) to overwrite it"
         )
     component = backup.component(DUMP_KIND)
-    missing = missing_chunks(component, repo.blob_sizes())
+    missing = missing_chunks(component.chunks, repo.blob_sizes())
     if missing:
         raise IntegrityError(
             f"backup {backup_id} is damaged: {len(missing)} chunk(s) missing; nothing was changed",
             problems=[f"missing blob {m}" for m in missing],
         )
+    objects = _restore_objects(repo, backup, artifacts, ctx) if artifacts is not None else None
     started = ctx.now()
     info = backup.database
     owner = info.owner if db.role_exists(info.owner) else None
@@ -130,4 +147,24 @@ def _restore(
         rows_checked=sum(t.rows for t in tables),
         seconds=(ctx.now() - started).total_seconds(),
         restore_seconds=restore_seconds,
+        artifacts=tuple(objects.summary().items()) if objects else (),
     )
+
+
+def _restore_objects(
+    repo: Repository, backup: BackupSet, store: ObjectStore, ctx: OpContext
+) -> ArtifactRestore:
+    index = load_index(repo, backup, ctx)
+    if index is None:
+        raise PreconditionFailed(
+            f"backup {backup.id} holds no artefacts (it was taken without --artifacts); "
+            "nothing was changed"
+        )
+    missing = missing_chunks(artifact_chunks(repo, backup, ctx), repo.blob_sizes())
+    if missing:
+        raise IntegrityError(
+            f"backup {backup.id} is damaged: {len(missing)} artefact chunk(s) missing; "
+            "nothing was changed",
+            problems=[f"missing blob {m}" for m in missing],
+        )
+    return restore_artifacts(repo, index, store, ctx=ctx)

@@ -7,9 +7,10 @@ import random
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, GocdBackupError
-from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.verify import BackupCheck, VerifyReport
 from gocdbackup.ops._components import checked_stream, missing_chunks, wrong_size_chunks
+from gocdbackup.ops.artifacts import artifact_chunks
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.verify")
@@ -72,23 +73,30 @@ def _check_backup(  # noqa: PLR0917
 ) -> BackupCheck:
     problems: list[str] = []
     chunks = read = 0
-    for component in backup.components:
-        chunks += len(component.chunks)
-        missing = missing_chunks(component, stored)
+    parts: list[tuple[str, list[ChunkRef], Component | None]] = [
+        (c.kind, list(c.chunks), c) for c in backup.components
+    ]
+    try:
+        parts.append(("artifacts", artifact_chunks(repo, backup, ctx), None))
+    except GocdBackupError as exc:
+        problems.append(f"artefact index unreadable: {exc}")
+    for kind, refs, component in parts:
+        chunks += len(refs)
+        missing = missing_chunks(refs, stored)
         if missing:
-            problems.append(f"{len(missing)} blob(s) missing from {component.kind}")
+            problems.append(f"{len(missing)} blob(s) missing from {kind}")
             continue
-        resized = wrong_size_chunks(component, stored)
+        resized = wrong_size_chunks(refs, stored)
         if resized:
-            problems.append(f"{len(resized)} blob(s) of the wrong size in {component.kind}")
-        if percent >= 100.0:
+            problems.append(f"{len(resized)} blob(s) of the wrong size in {kind}")
+        if percent >= 100.0 and component is not None:
             try:
                 for _ in checked_stream(repo, component, ctx, phase="read"):
                     read += 1
             except GocdBackupError as exc:
                 problems.append(str(exc))
             continue
-        unique = sorted({c.blob_id for c in component.chunks})
+        unique = sorted({c.blob_id for c in refs})
         sample = rng.sample(unique, k=round(len(unique) * percent / 100.0)) if percent else []
         unreadable = 0
         for blob_id in sample:
@@ -100,7 +108,7 @@ def _check_backup(  # noqa: PLR0917
                 unreadable += 1
             read += 1
         if unreadable:
-            problems.append(f"{unreadable} blob(s) unreadable in {component.kind}")
+            problems.append(f"{unreadable} blob(s) unreadable in {kind}")
     return BackupCheck(
         backup_id=backup.id, chunks=chunks, chunks_read=read, problems=tuple(problems)
     )

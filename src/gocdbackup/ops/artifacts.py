@@ -1,0 +1,356 @@
+"""The artefact store in a backup: copy exactly the objects the snapshot's rows reference, each
+once across all backups, and write them back on restore."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from attrs import frozen
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import GocdBackupError, IntegrityError, ObjectMissing
+from gocdbackup.model.artifacts import (
+    ArtifactEntry,
+    ArtifactIndex,
+    ObjectRef,
+    Outcome,
+    content_key,
+)
+from gocdbackup.model.backup import BackupSet, ChunkRef, Component
+from gocdbackup.model.keys import check_object_key
+from gocdbackup.ops._components import checked_stream
+from gocdbackup.ports import Database, ObjectInfo, ObjectStore
+from gocdbackup.repository import Repository, chunk_stream, read_stream, store_stream
+
+log = logging.getLogger("gocdbackup.ops.artifacts")
+
+INDEX_KIND = "artifact_index"
+DEFAULT_WORKERS = 8
+
+
+# -- the index in the repository ----------------------------------------------------------------
+
+
+def store_index(
+    repo: Repository, index: ArtifactIndex, known: dict[str, int], ctx: OpContext
+) -> Component:
+    stream = io.BytesIO(index.to_jsonl())
+    return store_stream(
+        repo,
+        chunk_stream(stream, repo.chunker),
+        kind=INDEX_KIND,
+        known=known,
+        ctx=ctx,
+        phase="index",
+    )
+
+
+def load_index(repo: Repository, backup: BackupSet, ctx: OpContext) -> ArtifactIndex | None:
+    """The backup's artefact index, or None for a database-only backup."""
+    for component in backup.components:
+        if component.kind == INDEX_KIND:
+            raw = b"".join(checked_stream(repo, component, ctx, phase="index"))
+            return ArtifactIndex.from_jsonl(raw)
+    return None
+
+
+def artifact_chunks(repo: Repository, backup: BackupSet, ctx: OpContext) -> list[ChunkRef]:
+    """The chunks of every object the backup's artefact index holds (each blob once)."""
+    index = load_index(repo, backup, ctx)
+    if index is None:
+        return []
+    return list({c.blob_id: c for e in index.entries for c in e.chunks}.values())
+
+
+def latest_index(
+    repo: Repository, backups: Iterable[BackupSet], ctx: OpContext
+) -> ArtifactIndex | None:
+    """The index of the newest backup that has one (what a nightly backup builds on)."""
+    for backup in sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True):
+        try:
+            index = load_index(repo, backup, ctx)
+        except GocdBackupError as exc:
+            log.warning("cannot reuse the artefact index of %s: %s", backup.id, exc)
+            continue
+        if index is not None:
+            return index
+    return None
+
+
+# -- backup -----------------------------------------------------------------------------------
+
+
+class _Known:
+    """Blob ids in the repository, shared by the copy workers."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = sizes
+        self._lock = threading.Lock()
+
+    def claim(self, blob_id: str) -> bool:
+        """True if the caller must write ``blob_id`` (nobody has or is writing it)."""
+        with self._lock:
+            if blob_id in self.sizes:
+                return False
+            self.sizes[blob_id] = 0  # being written; the size follows
+            return True
+
+    def set(self, blob_id: str, stored: int) -> None:
+        with self._lock:
+            self.sizes[blob_id] = stored
+
+    def get(self, blob_id: str) -> int:
+        with self._lock:
+            return self.sizes.get(blob_id, 0)
+
+    def has(self, blob_id: str) -> bool:
+        with self._lock:
+            return blob_id in self.sizes
+
+
+def backup_artifacts(
+    repo: Repository,
+    refs: list[ObjectRef],
+    store: ObjectStore,
+    db: Database,
+    *,
+    previous: ArtifactIndex | None,
+    known: dict[str, int],
+    ctx: OpContext,
+    workers: int = DEFAULT_WORKERS,
+) -> ArtifactIndex:
+    """Copy the objects ``refs`` name (read in the backup's snapshot) from ``store``.
+
+    One listing of the store; objects whose content an earlier backup already holds (same key
+    and SHA-256, or same key, size and write time where gocdnext records no SHA-256) are not
+    read again; the rest are streamed in parallel, their SHA-256 and size checked against the
+    database's record while they stream.  An object that vanished is "expired during backup"
+    if gocdnext has retired its row meanwhile, else "missing".
+    """
+    listing = {info.key: info for info in store.list("")}
+    reusable = previous.by_content() if previous else {}
+    shared = _Known(known)
+    entries: list[ArtifactEntry] = []
+    to_copy: list[ObjectRef] = []
+    absent: list[ObjectRef] = []
+    for ref in refs:
+        info = listing.get(ref.key)
+        if not ref.wanted:
+            entries.append(ArtifactEntry(ref=ref, outcome=Outcome.NOT_READY))
+        elif info is None:
+            absent.append(ref)
+        elif (old := _reusable(ref, info, reusable, shared)) is not None:
+            entries.append(old)
+        else:
+            to_copy.append(ref)
+    total = len(to_copy)
+    done = 0
+    lock = threading.Lock()
+
+    def copy(ref: ObjectRef) -> ArtifactEntry | ObjectRef:
+        nonlocal done
+        ctx.check()
+        try:
+            entry = _copy_object(repo, store, ref, info=listing[ref.key], shared=shared, ctx=ctx)
+        except ObjectMissing:
+            return ref
+        with lock:
+            done += 1
+            ctx.report("artifacts", done, total, unit="objects", message=ref.key)
+        return entry
+
+    ctx.report("artifacts", 0, total, unit="objects")
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
+        for result in pool.map(copy, to_copy):
+            if isinstance(result, ObjectRef):
+                absent.append(result)
+            else:
+                entries.append(result)
+    entries.extend(_absent_entries(absent, db))
+    index = ArtifactIndex(entries=tuple(sorted(entries, key=lambda e: e.ref.key)))
+    log.info("artefacts: %s", index.counts())
+    return index
+
+
+def _reusable(
+    ref: ObjectRef,
+    info: ObjectInfo,
+    reusable: dict[tuple[str, str, int], ArtifactEntry],
+    shared: _Known,
+) -> ArtifactEntry | None:
+    old = reusable.get(content_key(ref.key, ref.sha256, info.modified_at, info.size_bytes))
+    if old is None or not all(shared.has(c.blob_id) for c in old.chunks):
+        return None  # unknown, or its blobs are gone (garbage-collected)
+    return ArtifactEntry(
+        ref=ref,
+        outcome=Outcome.REUSED,
+        chunks=old.chunks,
+        size_bytes=old.size_bytes,
+        sha256=old.sha256,
+        modified_at=old.modified_at,
+        finding=old.finding,
+    )
+
+
+def _copy_object(
+    repo: Repository,
+    store: ObjectStore,
+    ref: ObjectRef,
+    *,
+    info: ObjectInfo,
+    shared: _Known,
+    ctx: OpContext,
+) -> ArtifactEntry:
+    digest = hashlib.sha256()
+    chunks: list[ChunkRef] = []
+    size = 0
+    with store.open_read(ref.key) as stream:
+        for data in chunk_stream(stream, repo.chunker):
+            ctx.check()
+            blob_id = repo.codec.blob_id(data)
+            digest.update(data)
+            size += len(data)
+            if shared.claim(blob_id):
+                shared.set(blob_id, repo.put_blob(blob_id, data))
+            chunks.append(
+                ChunkRef(blob_id=blob_id, size_bytes=len(data), stored_bytes=shared.get(blob_id))
+            )
+    sha = digest.hexdigest()
+    finding = ""
+    if ref.sha256 and ref.sha256 != sha:
+        finding = "content differs from the database's SHA-256"
+    elif ref.size_bytes is not None and ref.size_bytes != size:
+        finding = f"size {size} differs from the database's {ref.size_bytes}"
+    if finding:
+        log.warning("%s: %s", ref.key, finding)
+    return ArtifactEntry(
+        ref=ref,
+        outcome=Outcome.COPIED,
+        chunks=tuple(chunks),
+        size_bytes=size,
+        sha256=sha,
+        modified_at=info.modified_at,
+        finding=finding,
+    )
+
+
+def _absent_entries(absent: list[ObjectRef], db: Database) -> list[ArtifactEntry]:
+    if not absent:
+        return []
+    now = db.object_rows_now(r.key for r in absent)
+    out = []
+    for ref in absent:
+        retired = now.get(ref.key) in (None, "deleting")
+        outcome = Outcome.EXPIRED if retired else Outcome.MISSING
+        finding = "" if retired else "a ready row references it, but it is not in the store"
+        out.append(ArtifactEntry(ref=ref, outcome=outcome, finding=finding))
+    return out
+
+
+# -- restore ----------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class ArtifactRestore:
+    written: int
+    skipped: int  # already present with the right content
+    bytes_written: int
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "written": self.written,
+            "skipped": self.skipped,
+            "bytes_written": self.bytes_written,
+        }
+
+
+Selector = Callable[[ObjectRef], bool]
+
+
+def select(
+    *,
+    project: str | None = None,
+    pipeline: str | None = None,
+    run: str | None = None,
+    prefix: str | None = None,
+) -> Selector:
+    """A selector for :func:`restore_artifacts` (all given conditions must hold)."""
+
+    def chosen(ref: ObjectRef) -> bool:
+        return (
+            (project is None or ref.project_id == project)
+            and (pipeline is None or ref.pipeline_id == pipeline)
+            and (run is None or ref.run_id == run)
+            and (prefix is None or ref.key.startswith(prefix))
+        )
+
+    return chosen
+
+
+def restore_artifacts(
+    repo: Repository,
+    index: ArtifactIndex,
+    store: ObjectStore,
+    *,
+    ctx: OpContext,
+    only: Selector | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> ArtifactRestore:
+    """Write every stored object of ``index`` (or those ``only`` selects) back under its key.
+    Objects already there with the right SHA-256 are skipped; different content is replaced;
+    nothing outside the index is touched.  Every key is checked before anything is written."""
+    entries = [e for e in index.entries if e.outcome.stored and (only is None or only(e.ref))]
+    for e in entries:
+        check_object_key(e.ref.key)  # refuses "..", absolute and empty keys, before any write
+    present = {i.key: i for i in store.list("")}
+    done = written = skipped = nbytes = 0
+    lock = threading.Lock()
+
+    def restore_one(entry: ArtifactEntry) -> None:
+        nonlocal done, written, skipped, nbytes
+        ctx.check()
+        info = present.get(entry.ref.key)
+        same = (
+            info is not None
+            and info.size_bytes == entry.size_bytes
+            and _sha_of(store, entry.ref.key) == entry.sha256
+        )
+        if not same:
+            n = store.write_stream(entry.ref.key, _verified(repo, entry, ctx))
+        with lock:
+            done += 1
+            if same:
+                skipped += 1
+            else:
+                written += 1
+                nbytes += n
+            ctx.report("restore-artifacts", done, len(entries), unit="objects")
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
+        list(pool.map(restore_one, entries))
+    return ArtifactRestore(written=written, skipped=skipped, bytes_written=nbytes)
+
+
+def _sha_of(store: ObjectStore, key: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with store.open_read(key) as stream:
+            while block := stream.read(1024 * 1024):
+                digest.update(block)
+    except ObjectMissing:
+        return ""
+    return digest.hexdigest()
+
+
+def _verified(repo: Repository, entry: ArtifactEntry, ctx: OpContext) -> Iterable[bytes]:
+    digest = hashlib.sha256()
+    for data in read_stream(repo, entry.chunks, ctx, phase="restore-object"):
+        digest.update(data)
+        yield data
+    if digest.hexdigest() != entry.sha256:
+        raise IntegrityError(f"{entry.ref.key}: the stored copy does not match its SHA-256")
