@@ -8,8 +8,13 @@ megabytes builds in seconds.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
+import random
+import tarfile
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
@@ -18,6 +23,8 @@ import psycopg
 from attrs import frozen
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
+
+from gocdbackup.ports import ObjectStore
 
 GOOSE_VERSION = 86
 
@@ -215,3 +222,56 @@ def decrypt_all(dsn: str, secret_key: bytes) -> int:
     for blob in blobs:
         decrypt_gocdnext(secret_key, bytes(blob))
     return len(blobs)
+
+
+def _tar_gz(name: str, payload: bytes) -> bytes:
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        info = tarfile.TarInfo(name)
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def _log_archive(job_id: str, lines: int) -> bytes:
+    text = "".join(
+        f"{n}\t2026-11-20T00:30:{n % 60:02d}.000000000Z\tstdout\tstep {n} of {job_id}: ok\\n\n"
+        for n in range(1, lines + 1)
+    )
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def write_objects(dsn: str, store: ObjectStore, *, seed: int = 0) -> int:
+    """Put a real object in ``store`` for every ready artefact, ready cache and stamped log
+    archive of the fixture database, and record each object's true size and SHA-256 in its
+    row, as gocdnext's agents and archiver do.  The number of objects written."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
+    written = 0
+    with psycopg.connect(dsn) as conn:
+        for table, kind in (("artifacts", "artifact"), ("caches", "cache")):
+            rows = conn.execute(
+                sql.SQL("SELECT id, storage_key FROM {} WHERE status = 'ready'").format(
+                    sql.Identifier(table)
+                )
+            ).fetchall()
+            for row_id, key in rows:
+                payload = rng.randbytes(rng.randint(2_000, 40_000))
+                data = _tar_gz(f"{kind}-{row_id}.bin", payload)
+                store.write(key, data)
+                conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET size_bytes = %s, content_sha256 = %s WHERE id = %s"
+                    ).format(sql.Identifier(table)),
+                    (len(data), hashlib.sha256(data).hexdigest(), row_id),
+                )
+                written += 1
+        for job_id, key in conn.execute(
+            "SELECT id::text, logs_archive_uri FROM job_runs WHERE logs_archive_uri IS NOT NULL"
+        ).fetchall():
+            store.write(key, _log_archive(job_id, rng.randint(5, 60)))
+            written += 1
+        conn.commit()
+    return written
