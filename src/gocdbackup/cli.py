@@ -727,7 +727,7 @@ def demo(state: State) -> None:
     def on_step(step: Any) -> None:
         if not state.as_json:
             out_console.print(
-                f"[green]✓[/] {step.name:<32} {step.seconds:6.2f}s  [dim]{step.detail}[/]",
+                f"[green]✓[/] {step.name:<38} {step.seconds:6.2f}s  [dim]{step.detail}[/]",
                 highlight=False,
             )
 
@@ -747,8 +747,8 @@ def demo(state: State) -> None:
     elif report.ok:
         out_console.print(
             f"[bold green]demo OK[/] in {report.total_seconds:.1f}s: the "
-            "database was backed up, destroyed and restored with every table, "
-            "row count, goose version and secret intact"
+            "database and its artefact store were backed up, destroyed and restored "
+            "with every table, row count, goose version, secret and object intact"
         )
     if not report.ok:
         _fail(state, IntegrityError("the demo's checks failed"))

@@ -20,6 +20,7 @@ from attrs import define, field
 from gocdbackup._facade import GocdBackup
 from gocdbackup.context import ProgressSink
 from gocdbackup.drivers import gocdnext_fixture as fixture
+from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.local_server import LocalPostgres
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.render import html_table
@@ -41,6 +42,7 @@ class DemoReport:
     restore: RestoreReport | None = None
     verify: VerifyReport | None = None
     secrets_checked: int = 0
+    objects_checked: int = 0
     ok: bool = False
 
     @property
@@ -77,43 +79,60 @@ def run_demo(
             on_step(s)
 
     work = keep_dir or tempfile.mkdtemp(prefix="gocdbackup-demo-")
+    store_url = f"file://{work}/artifacts"  # laid out like /var/lib/gocdnext/artifacts
     secret_key = os.urandom(32)  # this demo's GOCDNEXT_SECRET_KEY
     try:
         with ExitStack() as stack:
             with step("start embedded PostgreSQL") as d:
                 pg = stack.enter_context(LocalPostgres.start())
                 d.append(f"127.0.0.1:{pg.port}")
-            with step("create gocdnext database") as d:
+            with step("create gocdnext database and artefacts") as d:
                 fixture.create_database(pg.dsn(), "gocdnext")
                 fixture.build(pg.dsn("gocdnext"), spec, secret_key=secret_key)
-                d.append("schema at goose 86, runs, jobs, logs, artefact rows, secrets")
+                objects = fixture.write_objects(pg.dsn("gocdnext"), FsspecStore(store_url))
+                d.append(f"schema at goose 86, runs, jobs, logs, secrets; {objects} objects")
             with step("init encrypted repository") as d:
                 gb = GocdBackup.init(
                     f"file://{work}/repo", password=os.urandom(16).hex(), progress=progress
                 )
                 d.append(gb.url)
             with step("backup") as d:
-                report.backup = gb.backup(pg.dsn("gocdnext"), label="demo")
+                report.backup = gb.backup(pg.dsn("gocdnext"), label="demo", artifacts=store_url)
                 d.append(repr(report.backup))
-            with step("destroy the database") as d:
+            with step("destroy the database and the store") as d:
                 fixture.drop_database(pg.dsn(), "gocdnext")
-                d.append("DROP DATABASE gocdnext")
-            with step("restore") as d:
+                shutil.rmtree(f"{work}/artifacts")
+                d.append("DROP DATABASE gocdnext; rm -r the artefact store")
+            with step("restore both") as d:
                 bid = report.backup.id
-                report.restore = gb.restore(bid, pg.dsn("gocdnext"), confirm=bid)
+                report.restore = gb.restore(
+                    bid, pg.dsn("gocdnext"), confirm=bid, artifacts=store_url
+                )
                 d.append(
                     f"{report.restore.tables_checked} tables, "
                     f"{report.restore.rows_checked} rows, goose "
-                    f"{report.restore.goose_version}: all equal to the backup"
+                    f"{report.restore.goose_version}: all equal to the backup; "
+                    f"{dict(report.restore.artifacts).get('written', 0)} objects written back"
                 )
-            with step("check secrets and repository") as d:
+            with step("check secrets, objects, repository") as d:
                 report.secrets_checked = fixture.decrypt_all(pg.dsn("gocdnext"), secret_key)
+                report.objects_checked, problems = fixture.check_objects(
+                    pg.dsn("gocdnext"), FsspecStore(store_url)
+                )
                 report.verify = gb.verify(read_data=100)
                 d.append(
                     f"{report.secrets_checked} encrypted values decrypt; "
+                    f"{report.objects_checked} referenced objects present and intact"
+                    f"{'' if not problems else f' EXCEPT {len(problems)}'}; "
                     f"repository verify {'OK' if report.verify.ok else 'FAILED'}"
                 )
-        report.ok = bool(report.verify and report.verify.ok and report.secrets_checked)
+        report.ok = bool(
+            report.verify
+            and report.verify.ok
+            and report.secrets_checked
+            and report.objects_checked
+            and not problems
+        )
     finally:
         if keep_dir is None:
             shutil.rmtree(work, ignore_errors=True)

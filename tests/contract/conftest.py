@@ -257,3 +257,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture
 def store(backend: Backend) -> ObjectStore:
     return backend.store
+
+
+# -- fault injection (test_transient_faults.py) -----------------------------------------------
+
+from .faulty_proxy import FaultyProxy
+
+
+@pytest.fixture
+def faulty_proxy(moto_server: Server) -> Iterator[FaultyProxy]:
+    """A :class:`FaultyProxy` in front of the moto server that injects nothing until the test
+    sets its rates (so the test can create its bucket first); moto is wiped afterwards."""
+    with FaultyProxy(moto_server.endpoint, error_rate=0.0) as proxy:
+        yield proxy
+    moto_server.get("/moto-api/reset", method="POST")

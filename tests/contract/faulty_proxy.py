@@ -7,7 +7,8 @@ path and query, headers (the ``Host`` header too, which SigV4 signs) and body.  
 * ``error_rate``: answered with ``503 SlowDown`` and S3's XML error body, never forwarded;
 * ``reset_rate``: the request is read and the connection is reset (TCP RST), never forwarded;
 * ``lost_response_rate``: the request IS forwarded (the upstream applies it) and then the
-  connection is reset: the client cannot know whether its write happened.
+  connection is reset: the client cannot know whether its write happened;
+* ``fault_methods``: only requests with these HTTP methods fail (all when ``None``).
 
 ``stats`` counts every kind of answer, so a test can prove the faults really happened.  The
 proxy is bounded: it only ever connects to 127.0.0.1, every upstream call has a timeout, and
@@ -17,6 +18,7 @@ runaway retry loop fails the test instead of running forever.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import socket
@@ -43,19 +45,21 @@ LIMIT = (
 )
 
 # RFC 9110 section 7.6.1; Content-Length is recomputed, Expect is answered by the proxy itself
-_HOP_BY_HOP = frozenset({
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-    "content-length",
-})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "content-length",
+    }
+)
 _MAX_BODY = 256 * 1024 * 1024
 
 
@@ -79,13 +83,14 @@ class ProxyStats:
 class FaultyProxy:
     """``with FaultyProxy("http://127.0.0.1:PORT", error_rate=0.05) as proxy: proxy.endpoint``"""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         upstream: str,
         *,
         error_rate: float = 0.05,
         reset_rate: float = 0.0,
         lost_response_rate: float = 0.0,
+        fault_methods: frozenset[str] | None = None,
         seed: int = 20261120,
         max_requests: int = 20_000,
         upstream_timeout: float = 30.0,
@@ -98,10 +103,11 @@ class FaultyProxy:
         self.error_rate = error_rate
         self.reset_rate = reset_rate
         self.lost_response_rate = lost_response_rate
+        self.fault_methods = fault_methods
         self.max_requests = max_requests
         self.upstream_timeout = upstream_timeout
         self.stats = ProxyStats()
-        self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+        self._rng = random.Random(seed)  # fault injection, not cryptography
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -137,10 +143,8 @@ class FaultyProxy:
         with self._lock:
             open_connections = list(self._connections)
         for conn in open_connections:  # idle keep-alive connections: wake their threads
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         server.server_close()  # joins the handler threads
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -158,12 +162,19 @@ class FaultyProxy:
         self.stop()
 
     def set_rates(
-        self, *, error_rate: float = 0.0, reset_rate: float = 0.0, lost_response_rate: float = 0.0
+        self,
+        *,
+        error_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        lost_response_rate: float = 0.0,
+        fault_methods: frozenset[str] | None = None,
     ) -> None:
+        """New fault shares; ``fault_methods`` limits the faults to those HTTP methods."""
         with self._lock:
             self.error_rate = error_rate
             self.reset_rate = reset_rate
             self.lost_response_rate = lost_response_rate
+            self.fault_methods = fault_methods
 
     # -- used by the handler ---------------------------------------------------------------
 
@@ -175,7 +186,9 @@ class FaultyProxy:
                 return "limit"
             roll = self._rng.random()
             fault: Fault | None = None
-            if roll < self.error_rate:
+            if self.fault_methods is not None and method not in self.fault_methods:
+                pass
+            elif roll < self.error_rate:
                 fault = "503"
                 self.stats.injected_503 += 1
             elif roll < self.error_rate + self.reset_rate:
@@ -216,12 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.proxy._track(self.connection, add=False)
-        try:
+        with contextlib.suppress(OSError):  # the connection was reset on purpose
             super().finish()
-        except OSError:
-            pass  # the connection was reset on purpose
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return  # quiet: the moto log has every request
 
     def do_GET(self) -> None:
@@ -324,10 +335,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close with a TCP RST (SO_LINGER 0) and no response: "connection reset by peer"."""
         self.close_connection = True
-        try:
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
-        except OSError:
-            pass

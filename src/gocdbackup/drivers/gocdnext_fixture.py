@@ -275,3 +275,22 @@ def write_objects(dsn: str, store: ObjectStore, *, seed: int = 0) -> int:
             written += 1
         conn.commit()
     return written
+
+
+def check_objects(dsn: str, store: ObjectStore) -> tuple[int, list[str]]:
+    """Every object a ready row references: present, and with the recorded SHA-256 where there
+    is one. (checked, problems)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT storage_key, content_sha256 FROM artifacts WHERE status = 'ready'"
+            " UNION ALL SELECT storage_key, content_sha256 FROM caches WHERE status = 'ready'"
+            " UNION ALL SELECT logs_archive_uri, NULL FROM job_runs"
+            " WHERE logs_archive_uri IS NOT NULL"
+        ).fetchall()
+    problems = []
+    for key, sha in rows:
+        if not store.exists(key):
+            problems.append(f"{key}: missing")
+        elif sha and hashlib.sha256(store.read(key)).hexdigest() != sha:
+            problems.append(f"{key}: wrong content")
+    return len(rows), problems

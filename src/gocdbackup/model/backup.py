@@ -179,7 +179,9 @@ class BackupSet:
             f"<BackupSet {self.id} {self.status.value} {self.database.name!r} "
             f"at {self.created_at:%Y-%m-%d %H:%M:%S}Z goose={self.point.goose_version} "
             f"size={human_bytes(self.size_bytes)} stored={human_bytes(self.stored_bytes)} "
-            f"dedup={self.dedup_ratio:.0%}>"
+            f"dedup={self.dedup_ratio:.0%}"
+            + (f" objects={dict(self.artifacts).get('total', 0)}" if self.artifacts else "")
+            + ">"
         )
 
     def _repr_html_(self) -> str:
