@@ -4,7 +4,12 @@ as gocdnext lays it out (``<root>/<key>``)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -12,7 +17,7 @@ import pytest
 
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.gocdnext_fixture import drop_database, write_objects
+from gocdbackup.drivers.gocdnext_fixture import check_objects, drop_database, write_objects
 from gocdbackup.testing import LocalPostgres
 from tests.conftest import REPO_PASSWORD
 
@@ -64,3 +69,75 @@ def test_lose_database_and_store_then_restore_both(
     with_sha = sum(1 for sha in restored.values() if sha)
     assert again.summary()["artifacts"]["reused"] == with_sha
     assert again.summary()["artifacts"]["copied"] == written - with_sha
+
+
+def test_kill_9_mid_copy_then_resume(gocdnext_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    store_url = f"file://{root}"
+    written = write_objects(gocdnext_db, FsspecStore(store_url))
+    repo = f"file://{tmp_path}/repo"
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
+    cli = [sys.executable, "-m", "gocdbackup.cli"]
+    subprocess.run([*cli, "init", "--repo", repo], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*cli, "backup", "--repo", repo, "--db", gocdnext_db, "--artifacts", store_url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = tmp_path / "repo" / "journal"
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and any(journal.rglob("*.bin"))):
+        assert proc.poll() is None, "the backup finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    listed = subprocess.run(
+        [*cli, "--json", "list", "--repo", repo],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(listed.stdout) == []  # nothing committed
+
+    resumed = subprocess.run(
+        [*cli, "--json", "backup", "--repo", repo, "--db", gocdnext_db, "--artifacts", store_url],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    counts = json.loads(resumed.stdout)["artifacts"]
+    assert counts["reused"] >= 100  # at least the first journal batch
+    assert counts["reused"] + counts["copied"] == written
+    assert not any(journal.rglob("*.bin"))
+    backup_id = json.loads(resumed.stdout)["id"]
+    elsewhere = f"file://{tmp_path}/restored-store"
+    target = gocdnext_db.replace(
+        str(psycopg.conninfo.conninfo_to_dict(gocdnext_db)["dbname"]), "cli_resumed"
+    )
+    done = subprocess.run(
+        [
+            *cli,
+            "--json",
+            "restore",
+            backup_id,
+            "--repo",
+            repo,
+            "--db",
+            target,
+            "--confirm",
+            backup_id,
+            "--artifacts",
+            elsewhere,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(done.stdout)["artifacts"]["written"] == written
+    checked, problems = check_objects(target, FsspecStore(elsewhere))
+    assert (checked, problems) == (written, [])

@@ -291,3 +291,43 @@ def test_outcomes_say_whether_data_is_stored() -> None:
     assert Outcome.COPIED.stored
     assert Outcome.REUSED.stored
     assert not Outcome.EXPIRED.stored
+
+
+def test_interrupted_copy_resumes_without_copying_twice(
+    repo: Repository, db: FakeDatabase, clock: FakeClock, objects: MemoryStore, store: MemoryStore
+) -> None:
+    from gocdbackup.context import CancelToken
+    from gocdbackup.errors import Cancelled
+    from gocdbackup.model import ProgressEvent
+    from gocdbackup.repository.journal import JOURNAL_PREFIX
+    from gocdbackup.testing import RecordingProgress
+
+    db.databases["gocdnext"].objects = [
+        artifact(objects, RUN_A, n % 10, size=5_000 + n) for n in range(40)
+    ]
+    token = CancelToken()
+
+    def interrupt(event: ProgressEvent) -> None:
+        if event.phase == "artifacts" and event.done >= 15:
+            token.cancel("Ctrl-C")
+
+    with pytest.raises(Cancelled):
+        take_backup(
+            repo,
+            db,
+            ctx=OpContext(progress=RecordingProgress(interrupt), cancel=token, clock=clock),
+            artifacts=objects,
+        )
+    assert repo.backup_ids() == []
+    assert list(store.list(JOURNAL_PREFIX))  # the journal of what was copied survives
+
+    resumed = take_backup(repo, db, ctx=OpContext(clock=clock), artifacts=objects)
+    counts = dict(resumed.artifacts)
+    assert counts["reused"] >= 15
+    assert counts["reused"] + counts["copied"] == 40
+    assert list(store.list(JOURNAL_PREFIX)) == []  # consumed and removed at commit
+    fresh = MemoryStore()
+    index = load_index(repo, resumed, OpContext(clock=clock))
+    assert index is not None
+    restore_artifacts(repo, index, fresh, ctx=OpContext(clock=clock))
+    assert fresh.objects == objects.objects

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from gocdbackup.model.keys import check_object_key
 from gocdbackup.ops._components import checked_stream
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
 from gocdbackup.repository import Repository, chunk_stream, read_stream, store_stream
+from gocdbackup.repository.journal import Journal, read_journals
 
 log = logging.getLogger("gocdbackup.ops.artifacts")
 
@@ -65,6 +67,19 @@ def artifact_chunks(repo: Repository, backup: BackupSet, ctx: OpContext) -> list
     if index is None:
         return []
     return list({c.blob_id: c for e in index.entries for c in e.chunks}.values())
+
+
+def reusable_index(
+    repo: Repository, backups: Iterable[BackupSet], ctx: OpContext
+) -> tuple[ArtifactIndex | None, list[str]]:
+    """What a new backup may reuse: the newest index, plus the journals interrupted backups
+    left (and their ids, to delete once the new backup is committed)."""
+    index = latest_index(repo, backups, ctx)
+    ids, lines = read_journals(repo)
+    if not lines:
+        return index, ids
+    journaled = ArtifactIndex.from_jsonl(lines).entries
+    return ArtifactIndex(entries=(index.entries if index else ()) + journaled), ids
 
 
 def latest_index(
@@ -122,6 +137,7 @@ def backup_artifacts(
     previous: ArtifactIndex | None,
     known: dict[str, int],
     ctx: OpContext,
+    journal: Journal | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> ArtifactIndex:
     """Copy the objects ``refs`` name (read in the backup's snapshot) from ``store``.
@@ -159,18 +175,24 @@ def backup_artifacts(
             entry = _copy_object(repo, store, ref, info=listing[ref.key], shared=shared, ctx=ctx)
         except ObjectMissing:
             return ref
+        if journal is not None:
+            journal.record(json.dumps(entry.to_dict(), separators=(",", ":")).encode() + b"\n")
         with lock:
             done += 1
             ctx.report("artifacts", done, total, unit="objects", message=ref.key)
         return entry
 
     ctx.report("artifacts", 0, total, unit="objects")
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
-        for result in pool.map(copy, to_copy):
-            if isinstance(result, ObjectRef):
-                absent.append(result)
-            else:
-                entries.append(result)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
+            for result in pool.map(copy, to_copy):
+                if isinstance(result, ObjectRef):
+                    absent.append(result)
+                else:
+                    entries.append(result)
+    finally:
+        if journal is not None:
+            journal.flush()  # what an interrupted run copied, for the next run to reuse
     entries.extend(_absent_entries(absent, db))
     index = ArtifactIndex(entries=tuple(sorted(entries, key=lambda e: e.ref.key)))
     log.info("artefacts: %s", index.counts())

@@ -14,10 +14,11 @@ from gocdbackup.model.artifacts import Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
-from gocdbackup.ops.artifacts import backup_artifacts, latest_index, store_index
+from gocdbackup.ops.artifacts import backup_artifacts, reusable_index, store_index
 from gocdbackup.ops.catalog import list_backups
 from gocdbackup.ports import Database, ObjectStore, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
+from gocdbackup.repository.journal import Journal, delete_journals
 
 log = logging.getLogger("gocdbackup.ops.backup")
 
@@ -55,10 +56,17 @@ def take_backup(
         components = [component]
         counts: tuple[tuple[str, int], ...] = ()
         if artifacts is not None:
-            previous = latest_index(repo, list_backups(repo), ctx)
+            previous, consumed = reusable_index(repo, list_backups(repo), ctx)
             listed_at = ctx.now()
             index = backup_artifacts(
-                repo, refs, artifacts, db, previous=previous, known=known, ctx=ctx
+                repo,
+                refs,
+                artifacts,
+                db,
+                previous=previous,
+                known=known,
+                ctx=ctx,
+                journal=Journal(repo, backup_id),
             )
             missing = [e.ref.key for e in index.entries if e.outcome is Outcome.MISSING]
             if missing and fail_on_missing:
@@ -86,6 +94,8 @@ def take_backup(
         )
         lock.check()  # a lease lost while working means a GC may have run: do not commit
         repo.write_manifest(Manifest(backup=backup))  # the commit point
+        if artifacts is not None:
+            delete_journals(repo, [backup_id, *consumed])
     log.info(
         "backup %s done: %d bytes, %d stored, %.0f%% deduplicated",
         backup_id,
