@@ -1,6 +1,12 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
+                             [--only postgres|lifecycle]
+
+``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
+``--only postgres`` everything but them.  By default everything runs; a partial run writes to
+``results/latest-<section>.json`` unless ``--output`` says otherwise, so it never overwrites the
+full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
 pg_restore with the same binaries, or the same measurement at another size); nothing asserts a
@@ -26,6 +32,7 @@ import attrs
 import _db
 import bench_backup
 import bench_dedup
+import bench_lifecycle
 import bench_memory
 import bench_restore
 from _common import MB, Result, table, timed
@@ -34,13 +41,35 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
+SECTIONS = ("postgres", "lifecycle")
 
 
 def _section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def run_all(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
+def run_all(
+    workdir: Path, repeat: int, sections: tuple[str, ...] = SECTIONS
+) -> tuple[list[Result], dict[str, Any]]:
+    results: list[Result] = []
+    meta: dict[str, Any] = {"sections": list(sections)}
+    if "postgres" in sections:
+        pg_results, pg_meta = run_postgres(workdir, repeat)
+        results += pg_results
+        meta.update(pg_meta)
+    if "lifecycle" in sections:
+        _section("6. retention over 10,000 backups, GC over 1,000,000 blobs (memory store)")
+        results += bench_lifecycle.run(repeat)
+        meta["lifecycle"] = {
+            "backups": bench_lifecycle.BACKUPS,
+            "policy": bench_lifecycle.POLICY.to_dict(),
+            "blobs": bench_lifecycle.BLOBS,
+            "manifests": bench_lifecycle.MANIFESTS,
+        }
+    return results, meta
+
+
+def run_postgres(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
     # the repository passphrase lives only in this variable and in the memory benchmark's
     # child environment; it is never printed or written out
     password = secrets.token_urlsafe(24)
@@ -103,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output",
         type=Path,
-        default=DEFAULT_OUTPUT,
-        help="where to write the results as JSON (default: %(default)s)",
+        default=None,
+        help=f"where to write the results as JSON (default: {DEFAULT_OUTPUT}, or"
+        " latest-<section>.json beside it with --only)",
     )
     parser.add_argument(
         "--repeat",
@@ -112,14 +142,24 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="repetitions of each timed comparison; medians are compared (default: %(default)s)",
     )
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        help="run only the PostgreSQL benchmarks (1-5) or only the lifecycle ones (6)",
+    )
     args = parser.parse_args(argv)
+    sections = (args.only,) if args.only else SECTIONS
+    output: Path = args.output or (
+        DEFAULT_OUTPUT.with_name(f"latest-{args.only}.json") if args.only else DEFAULT_OUTPUT
+    )
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="gocdbackup-bench-") as tmp:
-        results, meta = run_all(Path(tmp), max(1, args.repeat))
+        results, meta = run_all(Path(tmp), max(1, args.repeat), sections)
     total = time.perf_counter() - started
 
-    _section(f"summary (database {meta['db_size_bytes'] / MB:.1f} MB, total {total:.0f} s)")
+    db = f"database {meta['db_size_bytes'] / MB:.1f} MB, " if "db_size_bytes" in meta else ""
+    _section(f"summary ({db}total {total:.0f} s)")
     print(table(results))
     report = {
         "started_at": started_at.isoformat(),
@@ -132,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         **meta,
         "results": [r.as_json() for r in results],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {args.output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {output}")
     return 0
 
 

@@ -15,16 +15,18 @@ from gocdbackup.drivers.postgres import PostgresDatabase
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.artifacts import ArtifactIndex
 from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.gocdnext_storage import DEFAULT_FS_ROOT
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
 from gocdbackup.ops.artifacts import ArtifactRestore, load_index, restore_artifacts, select
 from gocdbackup.ops.copy import CopyResult, copy_backup
+from gocdbackup.ops.discovery import discover_artifact_store
 from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
 from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.ports import Database, ObjectStore
-from gocdbackup.repository import ChunkerParams, Repository, keyring
+from gocdbackup.repository import ChunkerParams, Repository, gocdnext_cipher, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
 
@@ -174,19 +176,48 @@ class GocdBackup:
         label: str = "",
         artifacts: str | ObjectStore | None = None,
         fail_on_missing: bool = False,
+        secret_key: str | None = None,
+        secret_key_file: str | None = None,
     ) -> BackupSet:
         """Take a consistent backup of the database ``db`` names (a libpq DSN) and, with
-        ``artifacts`` (an fsspec URL of gocdnext's artefact store), of the objects its rows
-        reference, at the same point in time."""
+        ``artifacts`` (an fsspec URL of gocdnext's artefact store, or ``"auto"`` to read it
+        from gocdnext's ``platform_settings`` with the application key from ``secret_key``,
+        ``secret_key_file`` or ``GOCDNEXT_SECRET_KEY``), of the objects its rows reference, at
+        the same point in time."""
+        database = self.database(db)
+        store = (
+            self.discover_artifacts(
+                database, secret_key=secret_key, secret_key_file=secret_key_file
+            )
+            if artifacts == "auto"
+            else _store(artifacts)
+        )
         return ops.take_backup(
             self.repository,
-            self.database(db),
+            database,
             ctx=self.context(),
             label=label,
             tool_version=__version__(),
-            artifacts=_store(artifacts),
+            artifacts=store,
             fail_on_missing=fail_on_missing,
         )
+
+    def discover_artifacts(
+        self,
+        db: str | Database,
+        *,
+        secret_key: str | None = None,
+        secret_key_file: str | None = None,
+    ) -> ObjectStore:
+        """gocdnext's artefact store as its ``platform_settings['artifacts.storage']`` row
+        describes it (filesystem root from ``GOCDNEXT_ARTIFACTS_FS_ROOT``, else the default)."""
+        key = gocdnext_cipher.key_from(env=secret_key, file=secret_key_file)
+        location = discover_artifact_store(
+            self.database(db),
+            gocdnext_cipher.decryptor(key),
+            fs_root=os.environ.get("GOCDNEXT_ARTIFACTS_FS_ROOT", DEFAULT_FS_ROOT),
+        )
+        return FsspecStore(location.url, location.options)
 
     take_backup = backup
 

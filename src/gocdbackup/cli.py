@@ -85,6 +85,14 @@ def _errors(state: State) -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]: cleaned up; nothing partial was committed")
         sys.exit(130)
+    except click.exceptions.Exit:
+        raise
+    except click.ClickException:
+        raise  # usage errors: click prints them and exits 2
+    except Exception as exc:  # a bug: still one line, and nothing partial was committed
+        if state.debug:
+            raise
+        _fail(state, RuntimeError(f"internal error ({type(exc).__name__}); rerun with --debug"))
 
 
 class _Bar:
@@ -248,7 +256,12 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     metavar="STORE_URL",
     help="gocdnext's artefact store (file:///var/lib/gocdnext/artifacts, s3://bucket, "
     "gs://bucket): back up the objects the database references, at the same "
-    "point in time.",
+    "point in time; 'auto' reads where it is from gocdnext's platform settings.",
+)
+@click.option(
+    "--secret-key-file",
+    type=click.Path(dir_okay=False),
+    help="gocdnext's application key, for --artifacts auto (default: $GOCDNEXT_SECRET_KEY).",
 )
 @click.option(
     "--fail-on-missing",
@@ -265,12 +278,19 @@ def backup(
     pg_bindir: str | None,
     label: str,
     artifacts: str | None,
+    secret_key_file: str | None,
     fail_on_missing: bool,
 ) -> None:
     """Back up the database (and its artefact store) into the repository."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
-        b = gb.backup(db, label=label, artifacts=artifacts, fail_on_missing=fail_on_missing)
+        b = gb.backup(
+            db,
+            label=label,
+            artifacts=artifacts,
+            fail_on_missing=fail_on_missing,
+            secret_key_file=secret_key_file,
+        )
     _emit(state, b.summary(), lambda: _print_backup_line(b))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -124,6 +124,11 @@ class Database(Protocol):
         """``pg_restore --no-owner --no-acl`` of the dump ``chunks`` make up into database
         ``name``, streamed.  If ``chunks`` raises, the restore is stopped and the error
         propagates (the caller drops ``name``)."""
+        ...
+
+    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
+        """gocdnext's ``platform_settings['artifacts.storage']``: (value, encrypted
+        credentials), or None where there is no such row."""
         ...
 
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:

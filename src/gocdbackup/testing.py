@@ -285,6 +285,8 @@ class FakeDatabase:
         self.fail_load = False
         self.drift: dict[str, int] = {}
         self.goose_after_load: int | None = None
+        #: what ``storage_setting`` answers: (value, encrypted credentials) or None
+        self.setting: tuple[dict[str, Any], bytes | None] | None = None
 
     @property
     def name(self) -> str:
@@ -331,6 +333,9 @@ class FakeDatabase:
         db = self.databases[name]
         db.tables = tables
         db.goose = self.goose_after_load if self.goose_after_load is not None else restored.goose
+
+    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
+        return self.setting
 
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
         """Rows of database ``name`` as they are now (tests change ``objects`` meanwhile)."""

@@ -62,6 +62,17 @@ S3_KEY = "testing"
 S3_SECRET = "testing"
 GCS_OPTIONS: dict[str, Any] = {"project": "test", "token": "anon"}
 
+
+class EmulatorGcsStore(FsspecStore):
+    """gcp-storage-emulator drops a trailing ``\r`` from a body sent as a simple (multipart)
+    upload, so about one random blob in 256 comes back a byte short (measured: 6 of 600;
+    ``b"hello\r"`` alone shows it). Its resumable-upload path is exact, and real GCS has no
+    such bug: against the emulator, whole-object writes take the streaming path."""
+
+    def _write(self, key: str, data: bytes) -> None:
+        self.write_stream(key, [data])
+
+
 BACKENDS = ["fake", "file-url", "file-path", "fsspec-memory", "s3", "s3-root", "gcs"]
 
 
@@ -182,7 +193,8 @@ class Backend:
 
 
 def _fsspec(url: str, options: dict[str, Any] | None = None) -> Callable[[], FsspecStore]:
-    return lambda: FsspecStore(url, dict(options) if options is not None else None)
+    kind = EmulatorGcsStore if url.startswith("gs://") else FsspecStore
+    return lambda: kind(url, dict(options) if options is not None else None)
 
 
 def _s3_options(server: Server, *, minio_style: bool) -> dict[str, Any]:

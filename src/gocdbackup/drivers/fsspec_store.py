@@ -236,6 +236,9 @@ class FsspecStore:
         return self._call("read", key, lambda: bytes(self.fs.cat_file(path)))
 
     def write(self, key: str, data: bytes) -> None:
+        self._write(key, data)
+
+    def _write(self, key: str, data: bytes) -> None:
         path = self._path(key)
         if self.local:
             self._call("write", key, lambda: _atomic_write(Path(path), data))

@@ -21,10 +21,10 @@ from typing import Any
 
 import psycopg
 from attrs import frozen
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
 
 from gocdbackup.ports import ObjectStore
+from gocdbackup.repository import gocdnext_cipher
 
 GOOSE_VERSION = 86
 
@@ -41,14 +41,8 @@ class FixtureSpec:
     secrets_per_project: int = 2
 
 
-def encrypt_gocdnext(key: bytes, plaintext: bytes) -> bytes:
-    """gocdnext's cipher framing: random 12-byte nonce, then AES-256-GCM ciphertext+tag."""
-    nonce = os.urandom(12)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, None)
-
-
-def decrypt_gocdnext(key: bytes, blob: bytes) -> bytes:
-    return AESGCM(key).decrypt(blob[:12], blob[12:], None)
+encrypt_gocdnext = gocdnext_cipher.encrypt
+decrypt_gocdnext = gocdnext_cipher.decrypt
 
 
 def _month_start(year: int, month: int) -> datetime:

@@ -6,6 +6,7 @@ the password and the password through ``PGPASSWORD`` in their environment only.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -447,6 +448,25 @@ class PostgresDatabase:
                 tolerate and only_transaction_timeout_errors(running.stderr_all())
             ):
                 raise ToolFailed("pg_restore", code, running.stderr_tail())
+
+    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
+        with self.connect() as conn, self.translating():
+            (present,) = conn.execute(
+                "SELECT to_regclass('platform_settings') IS NOT NULL"
+            ).fetchone() or (False,)
+            row = (
+                conn.execute(
+                    "SELECT value, credentials_enc FROM platform_settings"
+                    " WHERE key = 'artifacts.storage'"
+                ).fetchone()
+                if present
+                else None
+            )
+        if row is None:
+            return None
+        value, creds = row
+        setting = value if isinstance(value, dict) else json.loads(value)
+        return setting, None if creds is None else bytes(creds)
 
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(keys)
