@@ -16,12 +16,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     TaskID,
+    TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Column, Table
 
@@ -108,8 +107,8 @@ class _Bar:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[amount]}"),
                 TimeRemainingColumn(),
                 console=err_console,
                 transient=True,
@@ -126,9 +125,18 @@ class _Bar:
             return
         task = self._tasks.get(event.phase)
         if task is None:
-            task = self._progress.add_task(event.phase, total=event.total)
+            task = self._progress.add_task(event.phase, total=event.total, amount="")
             self._tasks[event.phase] = task
-        self._progress.update(task, completed=event.done, total=event.total)
+        self._progress.update(task, completed=event.done, total=event.total, amount=_amount(event))
+
+
+def _amount(event: ProgressEvent) -> str:
+    if event.unit == "bytes":
+        done = f"{event.done / 1048576:.1f}"
+        return f"{done}/{event.total / 1048576:.1f} MiB" if event.total else f"{done} MiB"
+    return (
+        f"{event.done}/{event.total} {event.unit}" if event.total else f"{event.done} {event.unit}"
+    )
 
 
 def _progress_enabled(state: State) -> bool:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,7 @@ import pytest
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import check_objects, drop_database, write_objects
+from gocdbackup.errors import StorageError
 from gocdbackup.testing import LocalPostgres
 from tests.conftest import REPO_PASSWORD
 
@@ -141,3 +143,52 @@ def test_kill_9_mid_copy_then_resume(gocdnext_db: str, tmp_path: Path) -> None:
     assert json.loads(done.stdout)["artifacts"]["written"] == written
     checked, problems = check_objects(target, FsspecStore(elsewhere))
     assert (checked, problems) == (written, [])
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs: a store that runs out of space (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        pytest.skip("this machine cannot mount a tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_on_the_store_is_a_clear_error(
+    gocdnext_db: str, tmp_path: Path, tiny_filesystem: Path
+) -> None:
+    store_url = f"file://{tmp_path}/artifacts"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    gb = GocdBackup.init(f"file://{tmp_path}/repo", password=REPO_PASSWORD, scrypt_n=2**12)
+    backup = gb.backup(gocdnext_db, artifacts=store_url)
+    with pytest.raises(StorageError, match="no space left"):
+        gb.restore_artifacts(backup.id, f"file://{tiny_filesystem}")
+    leftovers = [p.name for p in tiny_filesystem.rglob(".gocdbackup-tmp-*")]
+    assert leftovers == []  # no partial object, no temporary file left behind
+
+
+def test_read_only_store_is_access_denied(gocdnext_db: str, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("chattr"):
+        pytest.skip("needs root and chattr")
+    store_url = f"file://{tmp_path}/artifacts"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    gb = GocdBackup.init(f"file://{tmp_path}/repo", password=REPO_PASSWORD, scrypt_n=2**12)
+    backup = gb.backup(gocdnext_db, artifacts=store_url)
+    target = tmp_path / "frozen"
+    target.mkdir()
+    if subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode:
+        pytest.skip("this filesystem does not support the immutable attribute")
+    try:
+        with pytest.raises(StorageError):
+            gb.restore_artifacts(backup.id, f"file://{target}")
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=False)
+    assert list(target.iterdir()) == []

@@ -331,3 +331,13 @@ def test_interrupted_copy_resumes_without_copying_twice(
     assert index is not None
     restore_artifacts(repo, index, fresh, ctx=OpContext(clock=clock))
     assert fresh.objects == objects.objects
+
+
+def test_an_empty_or_missing_store_is_refused(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+) -> None:
+    from gocdbackup.errors import StorageError
+
+    with pytest.raises(StorageError, match="holds none of the 5 objects"):
+        take_backup(repo, db, ctx=ctx, artifacts=MemoryStore("memory://wrong-bucket"))
+    assert repo.backup_ids() == []

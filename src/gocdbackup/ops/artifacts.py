@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from attrs import frozen
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import GocdBackupError, IntegrityError, ObjectMissing
+from gocdbackup.errors import GocdBackupError, IntegrityError, ObjectMissing, StorageError
 from gocdbackup.model.artifacts import (
     ArtifactEntry,
     ArtifactIndex,
@@ -149,6 +149,12 @@ def backup_artifacts(
     if gocdnext has retired its row meanwhile, else "missing".
     """
     listing = {info.key: info for info in store.list("")}
+    wanted = sum(1 for r in refs if r.wanted)
+    if wanted and not listing:
+        raise StorageError(
+            f"the artefact store {store.url} holds none of the {wanted} objects the database "
+            "references: a wrong URL, a missing bucket, or a lost store; nothing was committed"
+        )
     reusable = previous.by_content() if previous else {}
     shared = _Known(known)
     entries: list[ArtifactEntry] = []
