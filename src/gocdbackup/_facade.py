@@ -107,6 +107,7 @@ class GocdBackup:
         clock: Clock | None = None,
         pg_bindir: str | None = None,
         restore_settings: dict[str, str] | None = None,
+        transfers: int = 8,
     ) -> None:
         self._store = FsspecStore(repo, storage_options) if isinstance(repo, str) else repo
         self._password = resolve_password(password, password_file)
@@ -114,6 +115,10 @@ class GocdBackup:
         self._clock = clock or SystemClock()
         self._pg_bindir = pg_bindir
         self._restore_settings = restore_settings
+        if transfers < 1:
+            raise ConfigError("transfers must be at least 1")
+        #: artefact objects copied or restored at once
+        self.transfers = transfers
         self._repo: Repository | None = None
         self.cancel_token = CancelToken()
 
@@ -200,6 +205,7 @@ class GocdBackup:
             tool_version=__version__(),
             artifacts=store,
             fail_on_missing=fail_on_missing,
+            transfers=self.transfers,
         )
 
     def discover_artifacts(
@@ -252,6 +258,7 @@ class GocdBackup:
             target=target,
             replace=replace,
             artifacts=_store(artifacts),
+            transfers=self.transfers,
         )
 
     restore_backup = restore
@@ -278,7 +285,9 @@ class GocdBackup:
         store = _store(artifacts)
         assert store is not None
         only = select(project=project, pipeline=pipeline, run=run, prefix=prefix)
-        return restore_artifacts(self.repository, index, store, ctx=self.context(), only=only)
+        return restore_artifacts(
+            self.repository, index, store, ctx=self.context(), only=only, workers=self.transfers
+        )
 
     def verify(self, backup_id: str | None = None, *, read_data: float = 0.0) -> VerifyReport:
         """Structure check of every backup (or one); read back ``read_data`` % of the data."""

@@ -276,6 +276,13 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
 )
+@click.option(
+    "--transfers",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Artefact objects copied at once.",
+)
 @click.pass_obj
 def backup(
     state: State,
@@ -288,10 +295,11 @@ def backup(
     artifacts: str | None,
     secret_key_file: str | None,
     fail_on_missing: bool,
+    transfers: int,
 ) -> None:
     """Back up the database (and its artefact store) into the repository."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
-        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
+        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
         b = gb.backup(
             db,
             label=label,
@@ -388,6 +396,13 @@ def _print_show(b: BackupSet) -> None:
     metavar="STORE_URL",
     help="Also write the backup's artefact objects back into this store.",
 )
+@click.option(
+    "--transfers",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Artefact objects copied at once.",
+)
 @click.pass_obj
 def restore(
     state: State,
@@ -400,10 +415,11 @@ def restore(
     replace: bool,
     confirm: str,
     artifacts: str | None,
+    transfers: int,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
-        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir)
+        gb = _open(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
         report = gb.restore(backup_id, db, confirm=confirm, replace=replace, artifacts=artifacts)
     _emit(
         state,

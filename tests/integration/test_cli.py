@@ -37,7 +37,18 @@ def run(
 def test_full_story_with_json(pg: LocalPostgres, gocdnext_db: str, repo_url: str) -> None:
     run("init", "--repo", repo_url)
     made = json.loads(
-        run("--json", "backup", "--repo", repo_url, "--db", gocdnext_db, "--label", "cli").stdout
+        run(
+            "--json",
+            "backup",
+            "--repo",
+            repo_url,
+            "--db",
+            gocdnext_db,
+            "--label",
+            "cli",
+            "--transfers",
+            "2",
+        ).stdout
     )
     assert made["status"] == "done"
     assert made["size_bytes"] > 0

@@ -341,3 +341,34 @@ def test_an_empty_or_missing_store_is_refused(
     with pytest.raises(StorageError, match="holds none of the 5 objects"):
         take_backup(repo, db, ctx=ctx, artifacts=MemoryStore("memory://wrong-bucket"))
     assert repo.backup_ids() == []
+
+
+class RewritingStore(MemoryStore):
+    """An artefact store where ``victim`` is overwritten while the backup reads it."""
+
+    victim = ""
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[Any]:
+        with super().open_read(key) as stream:
+            if key == self.victim:
+                self.write(key, os.urandom(len(self.objects[key])))  # a racing writer
+            yield stream
+
+
+def test_content_changed_mid_copy_is_a_finding(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+) -> None:
+    store = RewritingStore("memory://racing", clock=clock)
+    ref = artifact(store, RUN_A, 1)
+    store.victim = ref.key
+    db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 2)]
+    backup = take_backup(repo, db, ctx=ctx, artifacts=store)
+    index = load_index(repo, backup, ctx)
+    assert index is not None
+    # the bytes read came from the old object, so they still match the database
+    assert index.findings() == []
+    second = take_backup(repo, db, ctx=ctx, artifacts=store)
+    later = load_index(repo, second, ctx)
+    assert later is not None
+    assert later.findings() == [f"{ref.key}: content differs from the database's SHA-256"]

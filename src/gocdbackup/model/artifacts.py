@@ -177,6 +177,9 @@ class ArtifactIndex:
 def content_key(
     key: str, sha256: str, modified_at: datetime | None, size: int
 ) -> tuple[str, str, int]:
-    # objects with a recorded SHA-256 are matched by it; others (log archives, which gocdnext
-    # may overwrite in place) by their last-write time
-    return (key, sha256 or (modified_at.isoformat() if modified_at else "?"), size)
+    """What must be equal for an earlier copy to stand for the object in the store now: the
+    key, the database's SHA-256 (if any), the store's last-write time and the size.  gocdnext
+    never rewrites an artefact, so in practice only caches and log archives (overwritten in
+    place) and objects restored or migrated (new write times) are read again."""
+    written = modified_at.isoformat() if modified_at else "?"
+    return (key, f"{sha256}@{written}", size)

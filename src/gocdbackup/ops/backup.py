@@ -14,7 +14,12 @@ from gocdbackup.model.artifacts import Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
-from gocdbackup.ops.artifacts import backup_artifacts, reusable_index, store_index
+from gocdbackup.ops.artifacts import (
+    DEFAULT_WORKERS,
+    backup_artifacts,
+    reusable_index,
+    store_index,
+)
 from gocdbackup.ops.catalog import list_backups
 from gocdbackup.ports import Database, ObjectStore, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
@@ -34,6 +39,7 @@ def take_backup(
     tool_version: str = "",
     artifacts: ObjectStore | None = None,
     fail_on_missing: bool = False,
+    transfers: int = DEFAULT_WORKERS,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -67,6 +73,7 @@ def take_backup(
                 known=known,
                 ctx=ctx,
                 journal=Journal(repo, backup_id),
+                workers=transfers,
             )
             missing = [e.ref.key for e in index.entries if e.outcome is Outcome.MISSING]
             if missing and fail_on_missing:

@@ -18,6 +18,7 @@ from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.restore import RestoreReport, diff_tables
 from gocdbackup.ops._components import checked_stream, missing_chunks
 from gocdbackup.ops.artifacts import (
+    DEFAULT_WORKERS,
     ArtifactRestore,
     artifact_chunks,
     load_index,
@@ -49,6 +50,7 @@ def restore_backup(
     target: str | None = None,
     replace: bool = False,
     artifacts: ObjectStore | None = None,
+    transfers: int = DEFAULT_WORKERS,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
     shared repository lock (retention and garbage collection wait).  See :func:`_restore`.
@@ -62,7 +64,14 @@ def restore_backup(
         )
     with repo.lock("shared", "restore", ctx.clock):
         return _restore(
-            repo, db, backup_id, ctx=ctx, target=target, replace=replace, artifacts=artifacts
+            repo,
+            db,
+            backup_id,
+            ctx=ctx,
+            target=target,
+            replace=replace,
+            artifacts=artifacts,
+            transfers=transfers,
         )
 
 
@@ -75,6 +84,7 @@ def _restore(
     target: str | None,
     replace: bool,
     artifacts: ObjectStore | None,
+    transfers: int,
 ) -> RestoreReport:
     """Order of work, so that a bad backup or a failed restore never costs the target anything:
 
@@ -103,7 +113,9 @@ def _restore(
             f"backup {backup_id} is damaged: {len(missing)} chunk(s) missing; nothing was changed",
             problems=[f"missing blob {m}" for m in missing],
         )
-    objects = _restore_objects(repo, backup, artifacts, ctx) if artifacts is not None else None
+    objects = (
+        _restore_objects(repo, backup, artifacts, ctx, transfers) if artifacts is not None else None
+    )
     started = ctx.now()
     info = backup.database
     owner = info.owner if db.role_exists(info.owner) else None
@@ -152,7 +164,7 @@ def _restore(
 
 
 def _restore_objects(
-    repo: Repository, backup: BackupSet, store: ObjectStore, ctx: OpContext
+    repo: Repository, backup: BackupSet, store: ObjectStore, ctx: OpContext, transfers: int
 ) -> ArtifactRestore:
     index = load_index(repo, backup, ctx)
     if index is None:
@@ -167,4 +179,4 @@ def _restore_objects(
             "nothing was changed",
             problems=[f"missing blob {m}" for m in missing],
         )
-    return restore_artifacts(repo, index, store, ctx=ctx)
+    return restore_artifacts(repo, index, store, ctx=ctx, workers=transfers)
