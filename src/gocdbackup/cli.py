@@ -196,6 +196,16 @@ def repo_options(fn: F) -> F:
     )(fn)
 
 
+def transfers_option(fn: F) -> F:
+    return click.option(
+        "--transfers",
+        type=click.IntRange(1, 256),
+        default=8,
+        show_default=True,
+        help="Artefact objects copied or restored at once.",
+    )(fn)
+
+
 def db_option(fn: F) -> F:
     fn = click.option(
         "--pg-bindir",
@@ -276,13 +286,7 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
 )
-@click.option(
-    "--transfers",
-    type=click.IntRange(1, 256),
-    default=8,
-    show_default=True,
-    help="Artefact objects copied at once.",
-)
+@transfers_option
 @click.pass_obj
 def backup(
     state: State,
@@ -396,13 +400,7 @@ def _print_show(b: BackupSet) -> None:
     metavar="STORE_URL",
     help="Also write the backup's artefact objects back into this store.",
 )
-@click.option(
-    "--transfers",
-    type=click.IntRange(1, 256),
-    default=8,
-    show_default=True,
-    help="Artefact objects copied at once.",
-)
+@transfers_option
 @click.pass_obj
 def restore(
     state: State,
