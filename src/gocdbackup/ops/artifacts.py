@@ -144,8 +144,9 @@ def backup_artifacts(
 
     One listing of the store; objects an earlier backup already holds (same key, recorded
     SHA-256, size and write time) are not read again; the rest are streamed in parallel, their
-    SHA-256 and size checked against the database's record while they stream.  An object that vanished is "expired during backup"
-    if gocdnext has retired its row meanwhile, else "missing".
+    SHA-256 and size checked against the database's record while they stream.  An object that
+    vanished is "expired during backup" if gocdnext has retired its row meanwhile, else
+    "missing".
     """
     listing = {info.key: info for info in store.list("")}
     wanted = sum(1 for r in refs if r.wanted)
