@@ -1,16 +1,18 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle]
+                             [--only postgres|lifecycle|artifacts]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
-``--only postgres`` everything but them.  By default everything runs; a partial run writes to
-``results/latest-<section>.json`` unless ``--output`` says otherwise, so it never overwrites the
-full run's ``latest.json``.
+``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
+database); ``--only postgres`` the PostgreSQL ones.  By default everything runs; a partial run
+writes to ``results/latest-<section>.json`` unless ``--output`` says otherwise, so it never
+overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
-pg_restore with the same binaries, or the same measurement at another size); nothing asserts a
-wall-clock limit.  Targets are reported as met or not, and the exit status stays 0 either way.
+pg_restore with the same binaries, s5cmd or rclone copying the same objects, or the same
+measurement at another size); nothing asserts a wall-clock limit.  Targets are reported as met
+or not, and the exit status stays 0 either way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import attrs
 
 import _db
+import bench_artifacts
 import bench_backup
 import bench_dedup
 import bench_lifecycle
@@ -41,7 +44,7 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle")
+SECTIONS = ("postgres", "lifecycle", "artifacts")
 
 
 def _section(title: str) -> None:
@@ -66,6 +69,14 @@ def run_all(
             "blobs": bench_lifecycle.BLOBS,
             "manifests": bench_lifecycle.MANIFESTS,
         }
+    if "artifacts" in sections:
+        _section(
+            f"7. artefact store: {bench_artifacts.OBJECTS:,} objects on moto S3, full and"
+            " incremental backup, restore"
+        )
+        art_results, art_meta = bench_artifacts.run(workdir)
+        results += art_results
+        meta["artifacts"] = art_meta
     return results, meta
 
 
@@ -145,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=SECTIONS,
-        help="run only the PostgreSQL benchmarks (1-5) or only the lifecycle ones (6)",
+        help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6) or the"
+        " artefact-store ones (7)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS
