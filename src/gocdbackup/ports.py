@@ -50,9 +50,12 @@ class ObjectStore(Protocol):
         """Remove ``key``; deleting a missing key is not an error."""
         ...
 
-    def open_read(self, key: str) -> AbstractContextManager[DumpStream]:
+    def open_read(
+        self, key: str, size_hint: int | None = None
+    ) -> AbstractContextManager[DumpStream]:
         """A stream of ``key``'s bytes (for objects too big to hold in memory);
-        :class:`~gocdbackup.errors.ObjectMissing` if absent."""
+        :class:`~gocdbackup.errors.ObjectMissing` if absent.  ``size_hint`` (the size a
+        listing reported) lets a store fetch small objects in one request."""
         ...
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:

@@ -103,7 +103,7 @@ class MemoryStore:
             self.modified.pop(key, None)
 
     @contextmanager
-    def open_read(self, key: str) -> Iterator[io.BytesIO]:
+    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[io.BytesIO]:
         yield io.BytesIO(self.read(key))
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:

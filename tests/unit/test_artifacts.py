@@ -158,10 +158,10 @@ class VanishingStore(MemoryStore):
     victim = ""
 
     @contextmanager
-    def open_read(self, key: str) -> Iterator[Any]:
+    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[Any]:
         if key == self.victim:
             self.delete(key)
-        with super().open_read(key) as stream:
+        with super().open_read(key, size_hint) as stream:
             yield stream
 
 
@@ -349,8 +349,8 @@ class RewritingStore(MemoryStore):
     victim = ""
 
     @contextmanager
-    def open_read(self, key: str) -> Iterator[Any]:
-        with super().open_read(key) as stream:
+    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[Any]:
+        with super().open_read(key, size_hint) as stream:
             if key == self.victim:
                 self.write(key, os.urandom(len(self.objects[key])))  # a racing writer
             yield stream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import io
 import logging
 import os
 import re
@@ -193,13 +194,17 @@ class FsspecStore:
             raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
 
     @contextmanager
-    def open_read(self, key: str) -> Iterator[_TranslatingReader]:
+    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[_TranslatingReader]:
         path = self._path(key)
         with self._translated("read", key):
             if self.local:
                 raw: Any = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
+            elif size_hint is not None and size_hint <= _STREAM_BLOCK:
+                # a small object in one request (no open/stat round trip first)
+                raw = io.BytesIO(self.fs.cat_file(path))
             else:
-                raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK)
+                extra = {} if size_hint is None else {"size": size_hint}
+                raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK, **extra)
         try:
             yield _TranslatingReader(raw, self, key)
         finally:

@@ -237,7 +237,7 @@ def _copy_object(
     digest = hashlib.sha256()
     chunks: list[ChunkRef] = []
     size = 0
-    with store.open_read(ref.key) as stream:
+    with store.open_read(ref.key, info.size_bytes) as stream:
         for data in chunk_stream(stream, repo.chunker):
             ctx.check()
             blob_id = repo.codec.blob_id(data)
