@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from _rss import reset_peak, status_kib
 from gocdbackup.context import OpContext
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
@@ -40,24 +41,8 @@ SCRYPT_N = 2**10
 SOURCE_BUCKET = "src"
 #: the fake database's dump: small, the benchmark is about the objects
 DUMP_BYTES = 64 * 1024
-_STATUS = Path("/proc/self/status")
 
 T = TypeVar("T")
-
-
-def _status_kib(field: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise LookupError(field)
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def s3_options(endpoint: str) -> dict[str, Any]:
@@ -97,9 +82,9 @@ def _cpu() -> float:
 
 
 def _measured(fn: Callable[[], T]) -> tuple[T, dict[str, Any]]:
-    startup_peak = _status_kib("VmHWM")
-    reset = _reset_peak()
-    before = _status_kib("VmRSS")
+    startup_peak = status_kib("VmHWM")
+    reset = reset_peak()
+    before = status_kib("VmRSS")
     cpu = _cpu()
     start = time.perf_counter()
     out = fn()
@@ -109,7 +94,7 @@ def _measured(fn: Callable[[], T]) -> tuple[T, dict[str, Any]]:
         "cpu_seconds": _cpu() - cpu,
         "startup_peak_kib": startup_peak,
         "rss_before_kib": before,
-        "peak_kib": _status_kib("VmHWM"),
+        "peak_kib": status_kib("VmHWM"),
         "peak_is_run_only": reset,
     }
 

@@ -15,41 +15,25 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
+from _rss import reset_peak, status_kib
 from gocdbackup import GocdBackup
 
 SCRYPT_N = 2**14
-_STATUS = Path("/proc/self/status")
-
-
-def _status_kib(field: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise LookupError(field)
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def main(repo_url: str, dsn: str) -> None:
     gb = GocdBackup.init(repo_url, scrypt_n=SCRYPT_N)  # passphrase from GOCDBACKUP_PASSWORD
-    startup_peak = _status_kib("VmHWM")
-    reset = _reset_peak()
-    before = _status_kib("VmRSS")
+    startup_peak = status_kib("VmHWM")
+    reset = reset_peak()
+    before = status_kib("VmRSS")
     start = time.perf_counter()
     backup = gb.backup(dsn)
     seconds = time.perf_counter() - start
     result = {
         "startup_peak_kib": startup_peak,
         "rss_before_kib": before,
-        "peak_kib": _status_kib("VmHWM"),
+        "peak_kib": status_kib("VmHWM"),
         "peak_is_backup_only": reset,
         "seconds": seconds,
         "size_bytes": backup.size_bytes,

@@ -29,9 +29,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from _rss import reset_peak, status_kib
 from gocdbackup.context import OpContext
 from gocdbackup.model.backup import (
     BackupSet,
@@ -57,7 +57,6 @@ RECENT_EVERY = 50
 BLOB_BYTES = b"\x00" * 32  # one shared object: the store's size is its keys, not its values
 WRITTEN_AT = datetime(2026, 11, 18, 0, 30, tzinfo=UTC)
 GC_AT = WRITTEN_AT + timedelta(days=2)
-_STATUS = Path("/proc/self/status")
 
 
 class CountingStore(MemoryStore):
@@ -159,21 +158,6 @@ def build(blobs: int, manifests: int) -> tuple[CountingStore, dict[str, int]]:
     return store, expected
 
 
-def _status_kib(field: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise LookupError(field)
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def _gc(store: CountingStore, *, dry_run: bool) -> dict[str, Any]:
     repo = Repository.open(store, PASSPHRASE)
     ctx = OpContext(clock=FakeClock(GC_AT, step=timedelta(0)))
@@ -201,8 +185,8 @@ def main(mode: str, blobs: int, manifests: int, repeat: int) -> None:
     for n in range(runs):
         store.requests.clear()
         if n == 0:
-            reset = _reset_peak()
-            rss_before = _status_kib("VmRSS")
+            reset = reset_peak()
+            rss_before = status_kib("VmRSS")
         t0 = time.perf_counter()
         if mode == "list":
             listed = list(store.list("data/"))
@@ -212,7 +196,7 @@ def main(mode: str, blobs: int, manifests: int, repeat: int) -> None:
             outcome = _gc(store, dry_run=mode == "gc-dry")
         seconds.append(time.perf_counter() - t0)
         if n == 0:
-            peak = _status_kib("VmHWM")
+            peak = status_kib("VmHWM")
             requests = dict(store.requests)
     print(
         json.dumps(
