@@ -129,8 +129,9 @@ class ArtifactIndex:
     def findings(self) -> list[str]:
         return [f"{e.ref.key}: {e.finding}" for e in self.entries if e.finding]
 
-    def blob_ids(self) -> set[str]:
-        return {c.blob_id for e in self.entries for c in e.chunks}
+    def chunks(self) -> list[ChunkRef]:
+        """Every chunk the stored objects need, each blob once."""
+        return list({c.blob_id: c for e in self.entries for c in e.chunks}.values())
 
     def by_content(self) -> dict[tuple[str, str, int], ArtifactEntry]:
         """Stored entries by (key, SHA-256 or modification time, size): what a later backup

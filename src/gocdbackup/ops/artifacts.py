@@ -66,7 +66,7 @@ def artifact_chunks(repo: Repository, backup: BackupSet, ctx: OpContext) -> list
     index = load_index(repo, backup, ctx)
     if index is None:
         return []
-    return list({c.blob_id: c for e in index.entries for c in e.chunks}.values())
+    return index.chunks()
 
 
 def reusable_index(

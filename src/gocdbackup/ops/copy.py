@@ -91,7 +91,7 @@ def _copy_index(
     index = load_index(source, backup, ctx)
     assert index is not None
     renamed: dict[str, ChunkRef] = {}
-    for ref in {c.blob_id: c for e in index.entries for c in e.chunks}.values():
+    for ref in index.chunks():
         ctx.check()
         data = source.get_blob(ref.blob_id)
         new_id = target.codec.blob_id(data)

@@ -20,7 +20,6 @@ from gocdbackup.ops._components import checked_stream, missing_chunks
 from gocdbackup.ops.artifacts import (
     DEFAULT_WORKERS,
     ArtifactRestore,
-    artifact_chunks,
     load_index,
     restore_artifacts,
 )
@@ -172,7 +171,7 @@ def _restore_objects(
             f"backup {backup.id} holds no artefacts (it was taken without --artifacts); "
             "nothing was changed"
         )
-    missing = missing_chunks(artifact_chunks(repo, backup, ctx), repo.blob_sizes())
+    missing = missing_chunks(index.chunks(), repo.blob_sizes())  # the index read once
     if missing:
         raise IntegrityError(
             f"backup {backup.id} is damaged: {len(missing)} artefact chunk(s) missing; "

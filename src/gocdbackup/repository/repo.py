@@ -151,12 +151,7 @@ class Repository:
 
     def blob_sizes(self) -> dict[str, int]:
         """Every stored blob id with its stored size, in one listing pass."""
-        out: dict[str, int] = {}
-        for info in self.store.list(DATA_PREFIX):
-            name = info.key.rsplit("/", 1)[-1]
-            if len(name) == 64:
-                out[name] = info.size_bytes
-        return out
+        return {b.blob_id: b.size_bytes for b in self.blobs()}
 
     def put_blob(self, blob_id: str, plaintext: bytes) -> int:
         """Seal and store; the stored size."""
