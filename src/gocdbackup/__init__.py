@@ -8,6 +8,7 @@ Start with :class:`GocdBackup`::
 """
 
 from gocdbackup._facade import BackupList, GocdBackup
+from gocdbackup._reconciler import Reconciler
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.errors import (
     BackupNotFound,
@@ -43,6 +44,9 @@ from gocdbackup.model import (
     TableRows,
     VerifyReport,
 )
+from gocdbackup.model.cleanup import CleanupPlan, CleanupResult, plan_cleanup
+from gocdbackup.model.orphan_report import OrphanReport
+from gocdbackup.model.orphans import OrphanClass
 
 __all__ = [
     "BackupCheck",
@@ -52,6 +56,8 @@ __all__ = [
     "BackupStatus",
     "CancelToken",
     "Cancelled",
+    "CleanupPlan",
+    "CleanupResult",
     "Component",
     "ConfigError",
     "ConfirmationMismatch",
@@ -65,9 +71,12 @@ __all__ = [
     "Manifest",
     "NotFound",
     "OpContext",
+    "OrphanClass",
+    "OrphanReport",
     "PostgresError",
     "PreconditionFailed",
     "ProgressEvent",
+    "Reconciler",
     "RestoreMismatch",
     "RestoreReport",
     "RetentionPlan",
@@ -79,4 +88,5 @@ __all__ = [
     "ToolTooOld",
     "VerifyReport",
     "WrongPassword",
+    "plan_cleanup",
 ]

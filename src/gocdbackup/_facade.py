@@ -67,10 +67,12 @@ def resolve_password(
     return value
 
 
-def _store(value: str | ObjectStore | None) -> ObjectStore | None:
+def _store(
+    value: str | ObjectStore | None, options: dict[str, Any] | None = None
+) -> ObjectStore | None:
     if value is None or not isinstance(value, str):
         return value
-    return FsspecStore(value)
+    return FsspecStore(value, options)
 
 
 class BackupList(list[BackupSet]):
@@ -108,8 +110,11 @@ class GocdBackup:
         pg_bindir: str | None = None,
         restore_settings: dict[str, str] | None = None,
         transfers: int = 8,
+        artifact_options: dict[str, Any] | None = None,
     ) -> None:
         self._store = FsspecStore(repo, storage_options) if isinstance(repo, str) else repo
+        #: fsspec storage options for artefact-store URLs (e.g. ``{"version_aware": True}``)
+        self.artifact_options = dict(artifact_options or {})
         self._password = resolve_password(password, password_file)
         self._progress = progress
         self._clock = clock or SystemClock()
@@ -195,7 +200,7 @@ class GocdBackup:
                 database, secret_key=secret_key, secret_key_file=secret_key_file
             )
             if artifacts == "auto"
-            else _store(artifacts)
+            else _store(artifacts, self.artifact_options)
         )
         return ops.take_backup(
             self.repository,
@@ -223,7 +228,7 @@ class GocdBackup:
             gocdnext_cipher.decryptor(key),
             fs_root=os.environ.get("GOCDNEXT_ARTIFACTS_FS_ROOT", DEFAULT_FS_ROOT),
         )
-        return FsspecStore(location.url, location.options)
+        return FsspecStore(location.url, {**location.options, **self.artifact_options})
 
     take_backup = backup
 
@@ -257,7 +262,7 @@ class GocdBackup:
             ctx=self.context(),
             target=target,
             replace=replace,
-            artifacts=_store(artifacts),
+            artifacts=_store(artifacts, self.artifact_options),
             transfers=self.transfers,
         )
 
@@ -282,7 +287,7 @@ class GocdBackup:
         index = self.artifact_index(backup_id)
         if index is None:
             raise ConfigError(f"backup {backup_id} was taken without artefacts")
-        store = _store(artifacts)
+        store = _store(artifacts, self.artifact_options)
         assert store is not None
         only = select(project=project, pipeline=pipeline, run=run, prefix=prefix)
         return restore_artifacts(

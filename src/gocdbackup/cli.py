@@ -42,6 +42,7 @@ class State:
         self.as_json = as_json
         self.debug = debug
         self.storage_options: dict[str, Any] = {}
+        self.artifact_options: dict[str, Any] = {}
 
 
 def _emit(state: State, document: Any, human: Callable[[], None]) -> None:
@@ -196,6 +197,25 @@ def repo_options(fn: F) -> F:
     )(fn)
 
 
+def _remember_artifact_options(
+    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    ctx.ensure_object(State).artifact_options = _storage_options(values)
+
+
+def artifact_options(fn: F) -> F:
+    return click.option(
+        "--artifacts-option",
+        "artifacts_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=_remember_artifact_options,
+        help="An fsspec storage option for --artifacts, e.g. endpoint_url=http://minio:9000 "
+        "or version_aware=true (repeatable; never printed).",
+    )(fn)
+
+
 def transfers_option(fn: F) -> F:
     return click.option(
         "--transfers",
@@ -242,6 +262,7 @@ def _open(
         password_file=password_file,
         progress=progress if progress and progress.enabled else None,
         storage_options=state.storage_options,
+        artifact_options=state.artifact_options,
         **kw,
     )
 
@@ -286,6 +307,7 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
 )
+@artifact_options
 @transfers_option
 @click.pass_obj
 def backup(
@@ -400,6 +422,7 @@ def _print_show(b: BackupSet) -> None:
     metavar="STORE_URL",
     help="Also write the backup's artefact objects back into this store.",
 )
+@artifact_options
 @transfers_option
 @click.pass_obj
 def restore(
@@ -796,5 +819,16 @@ def demo(state: State) -> None:
         _fail(state, IntegrityError("the demo's checks failed"))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def _register() -> None:
+    from gocdbackup.cli_orphans import orphans, runbook  # noqa: PLC0415 - it imports this module
+
+    main.add_command(orphans)
+    main.add_command(runbook)
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m gocdbackup.cli``
+    from gocdbackup.cli import main as registered  # the module proper, with every group
+
+    registered()
+else:
+    _register()

@@ -73,6 +73,13 @@ class TargetExists(PreconditionFailed):
     code = "target_exists"
 
 
+class ReportMismatch(PreconditionFailed):
+    """An orphan report (or plan) was made for another database or store, or is too old to
+    act on: scan again."""
+
+    code = "report_mismatch"
+
+
 class ToolTooOld(PreconditionFailed):
     """No suitable ``pg_dump``/``pg_restore`` was found for the server or archive version."""
 
@@ -173,6 +180,24 @@ class RestoreMismatch(IntegrityError):
     code = "restore_mismatch"
 
 
+class OutOfOrder(IntegrityError):
+    """A stream of keys (a store listing, the database's keys) was not in ascending order:
+    classifying it could call a referenced object an orphan, so the scan stopped."""
+
+    code = "out_of_order"
+
+
+class ScanInterrupted(GocdBackupError):
+    """An orphan scan stopped before the end; ``report`` holds what was classified so far
+    (``complete=False``, with the cursor a resumed scan continues from)."""
+
+    code = "scan_interrupted"
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class DrillFailed(GocdBackupError):
     code = "drill_failed"
 
@@ -197,11 +222,14 @@ __all__ = [
     "IntegrityError",
     "KubernetesError",
     "NotFound",
+    "OutOfOrder",
     "PostgresError",
     "PreconditionFailed",
+    "ReportMismatch",
     "RepositoryExists",
     "RepositoryNotFound",
     "RestoreMismatch",
+    "ScanInterrupted",
     "StorageError",
     "TargetExists",
     "ToolFailed",

@@ -13,6 +13,7 @@ from attrs import frozen
 from gocdbackup.context import OpContext
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.orphans import RowRef
 
 
 @frozen(kw_only=True)
@@ -21,6 +22,9 @@ class ObjectInfo:
     size_bytes: int
     #: when the object was last written, where the store says (None where it does not)
     modified_at: datetime | None = None
+    #: the store's id of this version of the object, where it has one: an S3 VersionId
+    #: (version-aware stores on versioned buckets), a GCS generation
+    version: str | None = None
 
 
 class ObjectStore(Protocol):
@@ -50,12 +54,25 @@ class ObjectStore(Protocol):
         """Remove ``key``; deleting a missing key is not an error."""
         ...
 
+    def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in
+        ascending key order (Python ``str`` order, which is UTF-8 byte order), streamed page
+        by page: memory stays bounded whatever the store's size.  Unlike :meth:`list` it
+        hides nothing but this library's own temporary files."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """``key``'s size, write time and version now, or None if there is no such object."""
+        ...
+
     def open_read(
-        self, key: str, size_hint: int | None = None
+        self, key: str, size_hint: int | None = None, version: str | None = None
     ) -> AbstractContextManager[DumpStream]:
         """A stream of ``key``'s bytes (for objects too big to hold in memory);
         :class:`~gocdbackup.errors.ObjectMissing` if absent.  ``size_hint`` (the size a
-        listing reported) lets a store fetch small objects in one request."""
+        listing reported) lets a store fetch small objects in one request; ``version`` (an
+        :attr:`ObjectInfo.version` the listing reported) asks for that version of the object,
+        where the store can (stores without versions read the current object)."""
         ...
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
@@ -137,6 +154,27 @@ class Database(Protocol):
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
         """For each key, the status of the row referencing it *now* (outside any snapshot);
         keys no row references any more are absent."""
+        ...
+
+    def source_id(self) -> str:
+        """Which server and database this is, safe to show (no password): what an orphan
+        report records as its source, to refuse it against another database."""
+        ...
+
+    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
+        """Every row that references an artefact-store object now (``artifacts``, ``caches``,
+        ``job_runs.logs_archive_uri``), in ascending key order (byte order, as
+        :meth:`ObjectStore.scan`), keys after ``start_after`` only; read in one REPEATABLE
+        READ transaction through a server-side cursor (memory stays bounded)."""
+        ...
+
+    def retire_rows(self, rows: Iterable[RowRef]) -> int:
+        """Retire rows whose object is gone, the way gocdnext's own sweeper expects: an
+        artefact goes to ``status='deleting'`` with ``deleted_at``/``expires_at`` now (the
+        sweeper then deletes it), a cache row is deleted (caches have no deleting state: a
+        miss is harmless), a job's ``logs_archive_uri``/``logs_archived_at`` are cleared.
+        Only rows still as ``rows`` describe them (same id, key and status) are changed;
+        the number changed."""
         ...
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:

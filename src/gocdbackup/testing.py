@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from gocdbackup.context import Clock, OpContext, SystemClock
 from gocdbackup.drivers.gocdnext_fixture import FixtureSpec, decrypt_gocdnext, encrypt_gocdnext
@@ -32,6 +32,7 @@ from gocdbackup.errors import (
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.keys import check_object_key
+from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.ports import ObjectInfo
 
@@ -50,15 +51,26 @@ __all__ = [
 
 
 class MemoryStore:
-    """A thread-safe dict-backed :class:`~gocdbackup.ports.ObjectStore`."""
+    """A thread-safe dict-backed :class:`~gocdbackup.ports.ObjectStore`.
 
-    def __init__(self, url: str = "memory://fake", *, clock: Clock | None = None) -> None:
+    ``versioned=True`` behaves like a versioned bucket: every write makes a new version (its
+    id is reported by :meth:`list`), older versions stay readable with ``open_read(...,
+    version=...)`` until the key is deleted.  ``lists`` counts listing calls by prefix."""
+
+    def __init__(
+        self, url: str = "memory://fake", *, clock: Clock | None = None, versioned: bool = False
+    ) -> None:
         self._url = url
         self._clock: Clock = clock or SystemClock()
         self.objects: dict[str, bytes] = {}
         self.modified: dict[str, datetime] = {}
+        self.versions: dict[str, dict[str, bytes]] = {}
+        self.versioned = versioned
         self._lock = threading.Lock()
         self.writes = 0
+        self.lists: list[str] = []
+        #: ``(prefix, start_after)`` of every :meth:`scan` call
+        self.scans: list[tuple[str, str]] = []
 
     @property
     def url(self) -> str:
@@ -81,6 +93,18 @@ class MemoryStore:
             self.objects[key] = bytes(data)
             self.modified[key] = self._clock.now()
             self.writes += 1
+            if self.versioned:
+                history = self.versions.setdefault(key, {})
+                history[f"v{self.writes}"] = bytes(data)
+
+    def version_of(self, key: str) -> str | None:
+        """The current version id of ``key`` (None on an unversioned store)."""
+        with self._lock:
+            return self._latest(key)
+
+    def _latest(self, key: str) -> str | None:
+        history = self.versions.get(key)
+        return next(reversed(history)) if history else None
 
     def exists(self, key: str) -> bool:
         check_object_key(key)
@@ -89,22 +113,60 @@ class MemoryStore:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
+            self.lists.append(prefix)
             items = sorted(
-                (k, len(v), self.modified[k])
+                (k, len(v), self.modified[k], self._latest(k))
                 for k, v in self.objects.items()
                 if k.startswith(prefix)
             )
-        return iter([ObjectInfo(key=k, size_bytes=n, modified_at=m) for k, n, m in items])
+        return iter(
+            [ObjectInfo(key=k, size_bytes=n, modified_at=m, version=v) for k, n, m, v in items]
+        )
+
+    def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        with self._lock:
+            self.scans.append((prefix, start_after))
+            items = sorted(
+                (k, len(v), self.modified[k], self._latest(k))
+                for k, v in self.objects.items()
+                if k.startswith(prefix) and k > start_after
+            )
+        return iter(
+            [ObjectInfo(key=k, size_bytes=n, modified_at=m, version=v) for k, n, m, v in items]
+        )
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        check_object_key(key)
+        with self._lock:
+            data = self.objects.get(key)
+            if data is None:
+                return None
+            return ObjectInfo(
+                key=key,
+                size_bytes=len(data),
+                modified_at=self.modified[key],
+                version=self._latest(key),
+            )
 
     def delete(self, key: str) -> None:
         check_object_key(key)
         with self._lock:
             self.objects.pop(key, None)
             self.modified.pop(key, None)
+            self.versions.pop(key, None)
 
     @contextmanager
-    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[io.BytesIO]:
-        yield io.BytesIO(self.read(key))
+    def open_read(
+        self, key: str, size_hint: int | None = None, version: str | None = None
+    ) -> Iterator[io.BytesIO]:
+        if version is None or not self.versioned:
+            yield io.BytesIO(self.read(key))
+            return
+        with self._lock:
+            data = self.versions.get(key, {}).get(version)
+        if data is None:
+            raise ObjectMissing(f"{key} version {version}")
+        yield io.BytesIO(data)
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         data = b"".join(chunks)  # all or nothing, like the real stores
@@ -163,6 +225,8 @@ class FakeDb:
     tables: dict[str, int] = field(factory=dict)
     #: the artefact-store objects this database's rows reference
     objects: list[ObjectRef] = field(factory=list)
+    #: the rows referencing objects that an orphan scan sees (``object_rows``)
+    rows: list[RowRef] = field(factory=list)
     goose: int | None = 86
     owner: str = "gocdnext"
     encoding: str = "UTF8"
@@ -218,6 +282,7 @@ class _Snapshot:
         self._db = FakeDb(
             tables=dict(db.tables),
             objects=list(db.objects),
+            rows=list(db.rows),
             goose=db.goose,
             owner=db.owner,
             encoding=db.encoding,
@@ -276,6 +341,7 @@ class FakeDatabase:
         databases: dict[str, FakeDb] | None = None,
         *,
         roles: Iterable[str] = ("postgres", "gocdnext"),
+        clock: Clock | None = None,
     ) -> None:
         self._name = name
         self.databases: dict[str, FakeDb] = databases if databases is not None else {}
@@ -287,6 +353,8 @@ class FakeDatabase:
         self.goose_after_load: int | None = None
         #: what ``storage_setting`` answers: (value, encrypted credentials) or None
         self.setting: tuple[dict[str, Any], bytes | None] | None = None
+        #: the time ``retire_rows`` stamps (the system clock where None)
+        self.clock = clock
 
     @property
     def name(self) -> str:
@@ -339,8 +407,44 @@ class FakeDatabase:
 
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
         """Rows of database ``name`` as they are now (tests change ``objects`` meanwhile)."""
-        current = {r.key: r.status for r in self.databases[self._name].objects}
+        db = self.databases[self._name]
+        current = {r.key: r.status for r in db.objects}
+        current.update({r.key: r.status for r in db.rows})
         return {k: current[k] for k in keys if k in current}
+
+    def source_id(self) -> str:
+        return f"fake://{self._name}"
+
+    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
+        """The target database's ``rows`` with keys after ``start_after``, in key order (read
+        when iteration starts, like the real driver's transaction)."""
+        if self._name not in self.databases:
+            raise DatabaseNotFound(f"database {self._name!r} does not exist")
+        rows = sorted(
+            (r for r in self.databases[self._name].rows if r.key > start_after),
+            key=lambda r: (r.key, r.table, r.row_id),
+        )
+        yield from rows
+
+    def retire_rows(self, rows: Iterable[RowRef]) -> int:
+        """Artefacts go to ``deleting`` (stamped now), cache rows and log archives leave
+        ``rows``; only rows still as given (table, id, key and status) are changed."""
+        db = self.databases[self._name]
+        wanted = {(r.table, r.row_id, r.key, r.status) for r in rows}
+        if not wanted:
+            return 0
+        now = self.clock.now() if self.clock is not None else datetime.now(UTC)
+        kept: list[RowRef] = []
+        changed = 0
+        for row in db.rows:
+            if (row.table, row.row_id, row.key, row.status) not in wanted:
+                kept.append(row)
+                continue
+            changed += 1
+            if row.table == "artifacts":
+                kept.append(evolve(row, status="deleting", stamped_at=now))
+        db.rows = kept
+        return changed
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         db = self.databases[name]

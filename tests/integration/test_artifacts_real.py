@@ -65,10 +65,12 @@ def test_lose_database_and_store_then_restore_both(
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert on_disk == set(restored)  # zero objects without rows
 
-    # next night: the restore gave every object a new write time, so each is read once more
-    # (its chunks dedup against the stored ones); the night after, nothing is read
+    # next night: artefacts (never rewritten) are reused from the index as they are; caches and
+    # log archives (rewritten in place by gocdnext) got a new write time from the restore and
+    # are read once more (their chunks dedup); the night after, nothing is read
+    rewritable = sum(1 for key in restored if not key.startswith("run/"))
     again = gb.backup(gocdnext_db, artifacts=store_url)
-    assert again.summary()["artifacts"]["copied"] == written
+    assert again.summary()["artifacts"]["copied"] == rewritable
     third = gb.backup(gocdnext_db, artifacts=store_url)
     assert third.summary()["artifacts"]["reused"] == written
     assert third.summary()["artifacts"]["copied"] == 0

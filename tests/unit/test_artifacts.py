@@ -102,7 +102,7 @@ def test_backup_copies_what_the_rows_reference(
     assert counts["not_ready"] == 1
     assert counts["missing"] == counts["expired_during_backup"] == 0
     assert backup.point.store_marker
-    assert backup.point.store_marker.startswith("memory://gocdnext-artifacts listed at")
+    assert backup.point.store_marker.startswith("memory://gocdnext-artifacts read from")
     index = load_index(repo, backup, ctx)
     assert index is not None
     assert "run/orphan/job/x/y" not in {e.ref.key for e in index.entries}  # orphans are not copied
@@ -158,10 +158,12 @@ class VanishingStore(MemoryStore):
     victim = ""
 
     @contextmanager
-    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[Any]:
+    def open_read(
+        self, key: str, size_hint: int | None = None, version: str | None = None
+    ) -> Iterator[Any]:
         if key == self.victim:
             self.delete(key)
-        with super().open_read(key, size_hint) as stream:
+        with super().open_read(key, size_hint, version) as stream:
             yield stream
 
 
@@ -349,8 +351,10 @@ class RewritingStore(MemoryStore):
     victim = ""
 
     @contextmanager
-    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[Any]:
-        with super().open_read(key, size_hint) as stream:
+    def open_read(
+        self, key: str, size_hint: int | None = None, version: str | None = None
+    ) -> Iterator[Any]:
+        with super().open_read(key, size_hint, version) as stream:
             if key == self.victim:
                 self.write(key, os.urandom(len(self.objects[key])))  # a racing writer
             yield stream
@@ -361,14 +365,104 @@ def test_content_changed_mid_copy_is_a_finding(
 ) -> None:
     store = RewritingStore("memory://racing", clock=clock)
     ref = artifact(store, RUN_A, 1)
+    cache = cache_ref(store, "p1", b"cached " * 1000)
     store.victim = ref.key
-    db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 2)]
+    db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 2), cache]
     backup = take_backup(repo, db, ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
     assert index is not None
+    original = index.entries[[e.ref.key for e in index.entries].index(ref.key)]
     # the bytes read came from the old object, so they still match the database
     assert index.findings() == []
+    # an artefact is never rewritten by gocdnext: the next backup keeps the verified copy
+    # (not the damaged live object), without reading the store again; a cache is overwritten
+    # in place, so a rewritten one is read again and found to differ
+    store.victim = ""
+    store.write(cache.key, os.urandom(len(store.objects[cache.key])))
     second = take_backup(repo, db, ctx=ctx, artifacts=store)
     later = load_index(repo, second, ctx)
     assert later is not None
-    assert later.findings() == [f"{ref.key}: content differs from the database's SHA-256"]
+    kept = later.entries[[e.ref.key for e in later.entries].index(ref.key)]
+    assert (kept.outcome, kept.chunks, kept.finding) == (Outcome.REUSED, original.chunks, "")
+    assert later.findings() == [f"{cache.key}: content differs from the database's SHA-256"]
+
+
+def cache_ref(store: MemoryStore, project: str, data: bytes) -> ObjectRef:
+    key = f"cache/{project}/" + hashlib.sha256(data[:8]).hexdigest()
+    store.write(key, data)
+    return ObjectRef(
+        kind=ObjectKind.CACHE,
+        key=key,
+        row_id=f"cache-{key[-6:]}",
+        status="ready",
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        project_id=project,
+    )
+
+
+def test_nightly_backup_lists_only_where_new_objects_live(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+) -> None:
+    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    assert objects.lists == [""]  # the first backup lists the store once
+    objects.lists.clear()
+    new = artifact(objects, "11111111-aaaa-4aaa-8aaa-000000000009", 4)
+    db.databases["gocdnext"].objects = [*refs, new]
+    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    counts = dict(second.artifacts)
+    assert (counts["copied"], counts["reused"]) == (1, 5)
+    # artefacts already held are not looked up; the new run, the cache and the log archive
+    # (which gocdnext may overwrite) are, each under its own prefix
+    assert objects.lists == ["cache/p1/", "logs/", "run/11111111-aaaa-4aaa-8aaa-000000000009/"]
+
+
+def test_an_artifact_lost_from_the_store_stays_in_the_next_backup(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+) -> None:
+    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    lost = refs[0]
+    objects.delete(lost.key)
+    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    index = load_index(repo, second, ctx)
+    assert index is not None
+    entry = next(e for e in index.entries if e.ref.key == lost.key)
+    assert entry.outcome is Outcome.REUSED  # the verified copy is still held
+    target = MemoryStore("memory://rebuilt")
+    restore_artifacts(repo, index, target, ctx=ctx)
+    assert hashlib.sha256(target.read(lost.key)).hexdigest() == lost.sha256
+
+
+def test_versioned_store_pins_the_listed_version(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+) -> None:
+    store = VersionRacingStore("memory://versioned", clock=clock, versioned=True)
+    ref = cache_ref(store, "p1", b"first " * 5000)
+    listed = store.version_of(ref.key)
+    store.victim = ref.key
+    db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 1)]
+    backup = take_backup(repo, db, ctx=ctx, artifacts=store)
+    index = load_index(repo, backup, ctx)
+    assert index is not None
+    entry = next(e for e in index.entries if e.ref.key == ref.key)
+    # the object was overwritten after the listing; the listed version was read all the same
+    assert store.version_of(ref.key) != listed
+    assert (entry.version, entry.sha256, entry.finding) == (listed, ref.sha256, "")
+    assert index.versions() == 2
+    assert backup.point.store_marker is not None
+    assert backup.point.store_marker.endswith("; 2 object version ids in the artefact index")
+
+
+class VersionRacingStore(MemoryStore):
+    """A versioned store where ``victim`` gets a new version as soon as it is opened."""
+
+    victim = ""
+
+    @contextmanager
+    def open_read(
+        self, key: str, size_hint: int | None = None, version: str | None = None
+    ) -> Iterator[Any]:
+        if key == self.victim:
+            self.write(key, b"second " * 5000)  # a racing writer, before the read
+        with super().open_read(key, size_hint, version) as stream:
+            yield stream

@@ -166,3 +166,91 @@ def test_backup_values_render_for_notebooks(
     listing = BackupList([backup])
     assert listing.rows()[0]["id"] == backup.id
     assert backup.id in listing._repr_html_()
+
+
+def _fake_scan_db() -> FakeDatabase:
+    from gocdbackup.model.orphans import RowRef
+    from gocdbackup.testing import FakeClock, FakeDb
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        RowRef(
+            key="run/b", table="artifacts", row_id="a1", status="ready", size_bytes=5, stamped_at=at
+        ),
+        RowRef(
+            key="cache/B",
+            table="caches",
+            row_id="c1",
+            status="pending",
+            size_bytes=0,
+            stamped_at=at,
+        ),
+        RowRef(key="logs/a.log.gz", table="job_runs", row_id="j1", status="ready", stamped_at=at),
+        RowRef(key="run/a-b", table="artifacts", row_id="a2", status="pending", stamped_at=at),
+        RowRef(key="run/a/b", table="artifacts", row_id="a3", status="deleting", stamped_at=at),
+    ]
+    return FakeDatabase(
+        "gocdnext",
+        {"gocdnext": FakeDb(rows=rows), "other": FakeDb()},
+        clock=FakeClock(datetime(2026, 11, 20, tzinfo=UTC)),
+    )
+
+
+def test_fake_database_streams_object_rows_in_key_order() -> None:
+    db = _fake_scan_db()
+    rows = list(db.databases["gocdnext"].rows)
+    keys = [r.key for r in db.object_rows()]
+    assert keys == ["cache/B", "logs/a.log.gz", "run/a-b", "run/a/b", "run/b"]
+    assert keys == sorted(r.key for r in rows)
+    assert [r.key for r in db.object_rows("run/a-b")] == ["run/a/b", "run/b"]
+    assert [r.key for r in db.object_rows("run/a")] == ["run/a-b", "run/a/b", "run/b"]
+    assert list(db.object_rows("run/b")) == []
+    assert db.source_id() == "fake://gocdnext" == db.source_id()
+    assert FakeDatabase("other", db.databases).source_id() != db.source_id()
+
+
+def test_fake_database_retires_only_rows_still_as_read() -> None:
+    from attrs import evolve
+
+    db = _fake_scan_db()
+    ready, cache, archive, pending, _ = db.databases["gocdnext"].rows
+    stale = evolve(pending, status="ready")  # read before a change: no longer matches
+    ghost = evolve(ready, row_id="nope")
+
+    assert db.retire_rows(iter([ready, cache, archive, stale, ghost])) == 3
+
+    now = {(r.table, r.row_id): r for r in db.object_rows()}
+    assert set(now) == {("artifacts", "a1"), ("artifacts", "a2"), ("artifacts", "a3")}
+    retired = now[("artifacts", "a1")]
+    assert retired.status == "deleting"
+    assert retired.stamped_at == datetime(2026, 11, 20, tzinfo=UTC)  # the fake's clock
+    assert now[("artifacts", "a2")] == pending
+    assert db.retire_rows([]) == 0
+    assert db.retire_rows([ready]) == 0  # already deleting
+    assert db.databases["other"].rows == []
+
+
+def test_memory_store_scan_and_stat() -> None:
+    from gocdbackup.testing import MemoryStore
+
+    store = MemoryStore(versioned=True)
+    for key in ("a/b", "a-b", "a0", "a.b", "é", "b/c.part"):
+        store.write(key, key.encode())
+    store.write("a/b", b"again")
+    assert [i.key for i in store.scan()] == ["a-b", "a.b", "a/b", "a0", "b/c.part", "é"]
+    assert [i.key for i in store.scan("a")] == ["a-b", "a.b", "a/b", "a0"]
+    assert [i.key for i in store.scan("a", start_after="a.b")] == ["a/b", "a0"]
+    assert [i.key for i in store.scan(start_after="a/")] == ["a/b", "a0", "b/c.part", "é"]
+    assert list(store.scan(start_after="é")) == []
+    assert store.scans == [("", ""), ("a", ""), ("a", "a.b"), ("", "a/"), ("", "é")]
+    assert store.lists == []
+    (listed,) = [i for i in store.scan() if i.key == "a/b"]
+    info = store.stat("a/b")
+    assert info == listed
+    assert info is not None
+    assert info.size_bytes == 5
+    assert info.version == store.version_of("a/b")
+    assert store.stat("a") is None
+    assert store.stat("missing") is None
+    with pytest.raises(ConfigError):
+        store.stat("../x")

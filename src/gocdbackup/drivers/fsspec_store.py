@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -32,6 +33,8 @@ from gocdbackup.ports import ObjectInfo
 log = logging.getLogger("gocdbackup.drivers.store")
 
 _STREAM_BLOCK = 8 * 1024 * 1024
+#: keys per listing request of :meth:`FsspecStore.scan` (the S3 and GCS maximum)
+_SCAN_PAGE = 1000
 
 T = TypeVar("T")
 
@@ -142,8 +145,7 @@ class FsspecStore:
                 "pass them as storage options or through the backend's usual configuration"
             )
         self.root = root.rstrip("/")
-        protocol = self.fs.protocol
-        self.local = "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+        self.local = "file" in _protocols(self.fs)
 
     @property
     def url(self) -> str:
@@ -194,22 +196,35 @@ class FsspecStore:
             raise StorageError(f"{what} {key!r} at {self._url} failed: {exc}") from exc
 
     @contextmanager
-    def open_read(self, key: str, size_hint: int | None = None) -> Iterator[_TranslatingReader]:
-        path = self._path(key)
+    def open_read(
+        self, key: str, size_hint: int | None = None, version: str | None = None
+    ) -> Iterator[_TranslatingReader]:
+        path, pinned = self._versioned(self._path(key), version)
         with self._translated("read", key):
             if self.local:
                 raw: Any = open(path, "rb")  # noqa: SIM115 - closed below, after the yield
             elif size_hint is not None and size_hint <= _STREAM_BLOCK:
                 # a small object in one request (no open/stat round trip first)
-                raw = io.BytesIO(self.fs.cat_file(path))
+                raw = io.BytesIO(self.fs.cat_file(path, **pinned))
             else:
-                extra = {} if size_hint is None else {"size": size_hint}
-                raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK, **extra)
+                extra: dict[str, Any] = {} if size_hint is None else {"size": size_hint}
+                raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK, **extra, **pinned)
         try:
             yield _TranslatingReader(raw, self, key)
         finally:
             with suppress(Exception):
                 raw.close()
+
+    def _versioned(self, path: str, version: str | None) -> tuple[str, dict[str, Any]]:
+        """How to ask this filesystem for ``version`` of ``path``.  Only a version-aware S3
+        filesystem pins it (a VersionId other than "null" means the bucket keeps old
+        versions); a GCS generation is recorded but not pinned, since a bucket without
+        Object Versioning drops the old generation on overwrite."""
+        if version is None or not getattr(self.fs, "version_aware", False):
+            return path, {}
+        if "s3" in _protocols(self.fs):
+            return path, {"version_id": version}
+        return path, {}
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
@@ -286,10 +301,224 @@ class FsspecStore:
                         key=key,
                         size_bytes=int(info.get("size") or 0),
                         modified_at=modified_at(info),
+                        version=version_of(info),
                     )
                 )
         out.sort(key=lambda o: o.key)
         return out
+
+    def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` after ``start_after``, in key order, page by page: S3 and
+        GCS through their listing APIs (one page of up to 1000 keys in memory at a time),
+        local files by a lazy sorted directory walk; any other filesystem (fsspec ``memory``)
+        from one sorted listing.  Hides only this library's temporary files (and, on object
+        stores, "folder" marker objects whose key ends with ``/``)."""
+        protocols = _protocols(self.fs)
+        bucket = self.root.partition("/")[0]
+        if self.local:
+            return self._scan_local(prefix, start_after)
+        if bucket and "s3" in protocols and hasattr(self.fs, "call_s3"):
+            return self._scan_pages(self._s3_pages, prefix, start_after)
+        if bucket and ("gs" in protocols or "gcs" in protocols) and hasattr(self.fs, "call"):
+            return self._scan_pages(self._gcs_pages, prefix, start_after)
+        return self._scan_listed(prefix, start_after)
+
+    def _scan_pages(
+        self,
+        pages: Callable[[str, str, str], Iterator[builtins.list[ObjectInfo]]],
+        prefix: str,
+        start_after: str,
+    ) -> Iterator[ObjectInfo]:
+        """The entries of ``pages`` (bucket, listing prefix, start key → pages of infos keyed by
+        the full object name) relative to the root, filtered again client-side."""
+        bucket, _, base = self.root.partition("/")
+        base = f"{base}/" if base else ""
+        start = base + start_after if start_after else ""
+        for page in pages(bucket, base + prefix, start):
+            for info in page:
+                key = info.key[len(base) :]
+                if (
+                    not key
+                    or key.endswith("/")  # a "folder" marker is not an object
+                    or not key.startswith(prefix)
+                    or key <= start_after
+                    or _is_temp(key)
+                ):
+                    continue
+                yield ObjectInfo(
+                    key=key,
+                    size_bytes=info.size_bytes,
+                    modified_at=info.modified_at,
+                    version=info.version,
+                )
+
+    def _page(self, what: str, fetch: Callable[[], T]) -> T | None:
+        """One listing request, retried and translated; None if the bucket does not exist."""
+
+        def call() -> T | None:
+            try:
+                return fetch()
+            except FileNotFoundError:
+                return None
+
+        return self._call("list", what or "/", call)
+
+    def _s3_pages(
+        self, bucket: str, prefix: str, start: str
+    ) -> Iterator[builtins.list[ObjectInfo]]:
+        """``list_objects_v2`` pages or, on a version-aware filesystem, the latest versions
+        from ``list_object_versions`` pages."""
+        versions = bool(getattr(self.fs, "version_aware", False))
+        method = "list_object_versions" if versions else "list_objects_v2"
+        params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": _SCAN_PAGE}
+        if prefix:
+            params["Prefix"] = prefix
+        if start:
+            params["KeyMarker" if versions else "StartAfter"] = start
+        while True:
+            page = self._page(prefix, partial(self.fs.call_s3, method, **params))
+            if page is None:
+                return
+            entries = page.get("Versions", []) if versions else page.get("Contents", [])
+            yield [
+                ObjectInfo(
+                    key=entry["Key"],
+                    size_bytes=int(entry.get("Size") or 0),
+                    modified_at=modified_at(entry),
+                    version=version_of(entry) if versions else None,
+                )
+                for entry in entries
+                if not versions or entry.get("IsLatest")
+            ]
+            if not page.get("IsTruncated"):
+                return
+            if versions:
+                params["KeyMarker"] = page.get("NextKeyMarker")
+                params["VersionIdMarker"] = page.get("NextVersionIdMarker")
+                if not params["KeyMarker"]:
+                    return
+            else:
+                token = page.get("NextContinuationToken")
+                if not token:
+                    return
+                params.pop("StartAfter", None)
+                params["ContinuationToken"] = token
+
+    def _gcs_pages(
+        self, bucket: str, prefix: str, start: str
+    ) -> Iterator[builtins.list[ObjectInfo]]:
+        """Pages of the JSON API's ``objects.list`` (``startOffset`` is inclusive: the cursor
+        itself is dropped by the caller's filter)."""
+        params: dict[str, Any] = {
+            "prefix": prefix or None,
+            "startOffset": start or None,
+            "maxResults": _SCAN_PAGE,
+        }
+        while True:
+            page = self._page(
+                prefix, partial(self.fs.call, "GET", "b/{}/o", bucket, json_out=True, **params)
+            )
+            if page is None:
+                return
+            yield [
+                ObjectInfo(
+                    key=item["name"],
+                    size_bytes=int(item.get("size") or 0),
+                    modified_at=modified_at(item),
+                    version=version_of(item),
+                )
+                for item in page.get("items", [])
+            ]
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _scan_local(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """A depth-first walk where each directory's entries are sorted by ``name/`` (a
+        directory) or ``name`` (a file): the keys come out in ``str`` order ("a-b" < "a/b" <
+        "a0"); directories that cannot hold a wanted key are not entered."""
+        stack = [self._local_entries(self.root or "/", "")]
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            key, dirent, is_dir = entry
+            if is_dir:
+                if _may_hold(key, prefix, start_after):
+                    stack.append(self._local_entries(dirent.path, key))
+                continue
+            if not key.startswith(prefix) or key <= start_after or _is_temp(key):
+                continue
+            with self._translated("list", key):
+                try:
+                    st = dirent.stat()
+                except FileNotFoundError:  # deleted since the directory was read
+                    continue
+            yield ObjectInfo(
+                key=key,
+                size_bytes=st.st_size,
+                modified_at=datetime.fromtimestamp(st.st_mtime, UTC),
+            )
+
+    def _local_entries(
+        self, directory: str, rel: str
+    ) -> Iterator[tuple[str, os.DirEntry[str], bool]]:
+        """``(key, entry, is a directory)`` of one directory, sorted (``key`` ends with ``/``
+        for a directory); nothing if it is gone."""
+        with self._translated("list", rel or "/"):
+            try:
+                with os.scandir(directory) as it:
+                    found = []
+                    for dirent in it:
+                        is_dir = dirent.is_dir()
+                        found.append((rel + dirent.name + ("/" if is_dir else ""), dirent, is_dir))
+            except (FileNotFoundError, NotADirectoryError):
+                return iter(())
+        found.sort(key=lambda e: e[0])
+        return iter(found)
+
+    def _scan_listed(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """Any other filesystem: one sorted listing, filtered (no paging API to stream)."""
+        base = self.root
+        found = self._call("list", prefix or "/", lambda: self._list(base, prefix))
+        return (info for info in found if info.key > start_after)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """A fresh look at ``key`` (no listing cache): S3 ``head_object``, a GCS object
+        ``GET``, ``fs.info`` elsewhere; None if it is missing or is a "directory" (a "folder"
+        marker object, whose key ends with ``/``, too: :meth:`scan` does not report those)."""
+        path = self._path(key)
+        if key.endswith("/"):
+            return None
+        protocols = _protocols(self.fs)
+        bucket, _, name = path.partition("/")
+        if bucket and name and "s3" in protocols and hasattr(self.fs, "call_s3"):
+            fetch: Callable[[], dict[str, Any]] = partial(
+                self.fs.call_s3, "head_object", Bucket=bucket, Key=name
+            )
+        elif bucket and name and ("gs" in protocols or "gcs" in protocols):
+            fetch = partial(self.fs.call, "GET", "b/{}/o/{}", bucket, name, json_out=True)
+        else:
+            fetch = partial(self.fs.info, path)
+
+        def look() -> ObjectInfo | None:
+            try:
+                info = fetch()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if info.get("type", "file") != "file":
+                return None  # a "directory" (a prefix of other keys) is not an object
+            versions = not ("s3" in protocols and not getattr(self.fs, "version_aware", False))
+            return ObjectInfo(
+                key=key,
+                size_bytes=int(info.get("size", info.get("ContentLength")) or 0),
+                modified_at=modified_at(info),
+                version=version_of(info) if versions else None,
+            )
+
+        return self._call("stat", key, look)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -301,6 +530,21 @@ class FsspecStore:
                 return  # a missing key, or a "directory" that is no object: nothing to delete
 
         self._call("delete", key, rm)
+
+
+def version_of(info: dict[str, Any]) -> str | None:
+    """The object version in an fsspec ``info`` dict: ``VersionId`` (version-aware S3 on a
+    versioned bucket; ``"null"`` means unversioned), ``generation`` (GCS)."""
+    for field in ("VersionId", "generation"):
+        value = info.get(field)
+        if value not in (None, "", "null"):
+            return str(value)
+    return None
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
 def modified_at(info: dict[str, Any]) -> datetime | None:
@@ -329,6 +573,15 @@ def _relative(path: str, base: str) -> str:
     if b and p.startswith(b + "/"):
         return p[len(b) + 1 :]
     return p if not b else p.removeprefix(b).lstrip("/")
+
+
+def _may_hold(directory: str, prefix: str, start_after: str) -> bool:
+    """Whether the "directory" ``directory`` (a key prefix ending with ``/``) can hold a key
+    that starts with ``prefix`` and sorts after ``start_after``: every key below it does if
+    ``start_after`` lies inside it; none does if it sorts wholly before ``start_after``."""
+    if not (directory.startswith(prefix) or prefix.startswith(directory)):
+        return False
+    return start_after.startswith(directory) or directory > start_after
 
 
 def _is_temp(key: str) -> bool:

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -37,6 +38,7 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.orphans import RowRef
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
 
@@ -87,6 +89,65 @@ SELECT storage_key, status FROM artifacts WHERE storage_key = ANY(%(keys)s)
 UNION ALL SELECT storage_key, status FROM caches WHERE storage_key = ANY(%(keys)s)
 UNION ALL SELECT logs_archive_uri, 'ready' FROM job_runs WHERE logs_archive_uri = ANY(%(keys)s)
 """
+
+# every row referencing an object, for an orphan scan, in byte order of the key. stamped_at is
+# the row's latest recorded change, the time a grace window is measured from (a later stamp
+# only ever makes a scan more careful):
+#  - artifacts: GREATEST(created_at, deleted_at), NULLs ignored. For pending and ready rows
+#    that is created_at: gocdnext records no confirmation time, and the confirmation follows
+#    creation by the upload's duration only. For deleting rows it is the claim time, so a row
+#    gocdnext's sweeper claimed moments ago (and may be working on) stays too recent; a
+#    deleted_at earlier than created_at (skewed clocks) never moves the stamp back.
+#  - caches: GREATEST(created_at, updated_at). last_accessed_at is a read of the object, not a
+#    change of it, so it does not count.
+#  - job_runs: logs_archived_at; a NULL there (gocdnext always writes it with the URI) stays
+#    None, which a scan treats as too recent: an unknown time is never acted on.
+_OBJECT_ROWS_SQL = """
+SELECT key, tbl, row_id, status, size_bytes, sha256, stamped_at FROM (
+    SELECT storage_key AS key, 'artifacts' AS tbl, id::text AS row_id, status,
+           size_bytes, content_sha256 AS sha256,
+           GREATEST(created_at, deleted_at) AS stamped_at
+    FROM artifacts
+    UNION ALL
+    SELECT storage_key, 'caches', id::text, status, size_bytes, coalesce(content_sha256, ''),
+           GREATEST(created_at, updated_at)
+    FROM caches
+    UNION ALL
+    SELECT logs_archive_uri, 'job_runs', id::text, 'ready', NULL::bigint, '', logs_archived_at
+    FROM job_runs WHERE logs_archive_uri IS NOT NULL
+) AS r
+WHERE key COLLATE "C" > %(after)s
+ORDER BY key COLLATE "C", tbl COLLATE "C", row_id COLLATE "C"
+"""
+
+_OBJECT_ROWS_ITERSIZE = 2000
+
+# retiring rows whose object is gone, as gocdnext's own code retires them (see ports.Database)
+_RETIRE_SQL = {
+    "artifacts": """
+UPDATE artifacts a
+SET status = 'deleting', deleted_at = now(), expires_at = now(), pinned_at = NULL
+FROM unnest(%(ids)s::uuid[], %(keys)s::text[], %(statuses)s::text[]) AS r(id, key, status)
+WHERE a.id = r.id AND a.storage_key = r.key AND a.status = r.status
+""",
+    "caches": """
+DELETE FROM caches c
+USING unnest(%(ids)s::uuid[], %(keys)s::text[], %(statuses)s::text[]) AS r(id, key, status)
+WHERE c.id = r.id AND c.storage_key = r.key AND c.status = r.status
+""",
+    "job_runs": """
+UPDATE job_runs j SET logs_archive_uri = NULL, logs_archived_at = NULL
+FROM unnest(%(ids)s::uuid[], %(keys)s::text[]) AS r(id, key)
+WHERE j.id = r.id AND j.logs_archive_uri = r.key
+""",
+}
+
+_RETIRE_BATCH = 5000
+
+_NOT_GOCDNEXT = (
+    "database {db!r} at {where} has no gocdnext tables (artifacts, caches, job_runs): it is not"
+    " a gocdnext database, and scanning a store against it would call every object an orphan"
+)
 
 
 def describe_target(params: dict[str, Any]) -> str:
@@ -272,6 +333,19 @@ def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[T
             assert row is not None
             out.append(TableRows(name=f"{schema}.{name}", rows=int(row[0])))
     return tuple(out)
+
+
+def _retire_params(rows: list[RowRef]) -> dict[str, dict[str, list[str]]]:
+    """The unnest arrays of each table's retire statement, for ``rows``."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        if row.table not in _RETIRE_SQL:
+            raise ConfigError(f"cannot retire a row of table {row.table!r} ({row.key})")
+        params = out.setdefault(row.table, {"ids": [], "keys": [], "statuses": []})
+        params["ids"].append(row.row_id)
+        params["keys"].append(row.key)
+        params["statuses"].append(row.status)
+    return out
 
 
 class PostgresDatabase:
@@ -478,6 +552,71 @@ class PostgresDatabase:
                 return {}
             rows = conn.execute(_ROWS_NOW_SQL, {"keys": wanted}).fetchall()
         return {str(k): str(s) for k, s in rows}
+
+    # -- orphan scans ------------------------------------------------------------------------
+
+    def _require_gocdnext(self, conn: psycopg.Connection[Any]) -> None:
+        (present,) = conn.execute(_HAS_GOCDNEXT_TABLES).fetchone() or (False,)
+        if not present:
+            raise ConfigError(
+                _NOT_GOCDNEXT.format(db=self.name, where=describe_target(self._params))
+            )
+
+    def source_id(self) -> str:
+        with self.connect() as conn, self.translating():
+            info = conn.info
+            host = info.host or "local socket"
+            where = f"postgresql://{host}:{info.port}/{info.dbname}"
+            system = None
+            try:
+                row = conn.execute(
+                    "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'execute')"
+                    " THEN (SELECT system_identifier::text FROM pg_control_system()) END"
+                ).fetchone()
+                system = None if row is None else row[0]
+            except psycopg.Error as exc:  # not permitted here: the address alone names it
+                log.debug("no system identifier: %s", exc)
+        return where if system is None else f"{where} (system {system})"
+
+    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
+        conn = self.connect(autocommit=False)
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with self.translating():
+                self._require_gocdnext(conn)
+                with conn.cursor(name="gocdbackup_object_rows") as cur:
+                    cur.itersize = _OBJECT_ROWS_ITERSIZE
+                    cur.execute(_OBJECT_ROWS_SQL, {"after": start_after})
+                    for key, table, row_id, status, size, sha, stamped in cur:
+                        yield RowRef(
+                            key=key,
+                            table=table,
+                            row_id=row_id,
+                            status=status,
+                            size_bytes=None if size is None else int(size),
+                            sha256=sha or "",
+                            stamped_at=None if stamped is None else stamped.astimezone(UTC),
+                        )
+        finally:  # also when the consumer stops early (GeneratorExit): end the transaction
+            self._release(conn)
+
+    def retire_rows(self, rows: Iterable[RowRef]) -> int:
+        it = iter(rows)
+        batch = list(islice(it, _RETIRE_BATCH))
+        if not batch:
+            return 0
+        changed = 0
+        # one transaction: the connection's context commits on success, rolls back on error
+        with self.connect(autocommit=False) as conn, self.translating():
+            self._require_gocdnext(conn)
+            with conn.cursor() as cur:
+                while batch:
+                    for table, params in _retire_params(batch).items():
+                        cur.execute(_RETIRE_SQL[table], params)
+                        changed += max(cur.rowcount, 0)
+                    batch = list(islice(it, _RETIRE_BATCH))
+        return changed
 
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         with self.connect(name, autocommit=False) as conn:

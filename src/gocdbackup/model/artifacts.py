@@ -63,6 +63,8 @@ class ArtifactEntry:
     size_bytes: int = 0  # of the stored copy
     sha256: str = ""  # of the stored copy
     modified_at: datetime | None = None  # the store's last-write time of the copied object
+    #: the store's version id of the copied object (versioned buckets, GCS generations)
+    version: str | None = None
     finding: str = ""  # e.g. "content differs from the database's SHA-256"
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +84,7 @@ class ArtifactEntry:
             "sha256": self.sha256,
             "modified_at": self.modified_at.isoformat() if self.modified_at else None,
             "finding": self.finding,
+            **({"version": self.version} if self.version else {}),
             "chunks": [[c.blob_id, c.size_bytes, c.stored_bytes] for c in self.chunks],
         }
 
@@ -105,6 +108,7 @@ class ArtifactEntry:
             size_bytes=int(d["size"]),
             sha256=str(d["sha256"]),
             finding=str(d.get("finding", "")),
+            version=d.get("version"),
             modified_at=datetime.fromisoformat(modified) if modified else None,
             chunks=tuple(
                 ChunkRef(blob_id=str(b), size_bytes=int(n), stored_bytes=int(s))
@@ -141,6 +145,25 @@ class ArtifactIndex:
             if e.outcome.stored:
                 out[content_key(e.ref.key, e.ref.sha256, e.modified_at, e.size_bytes)] = e
         return out
+
+    def immutable(self) -> dict[str, ArtifactEntry]:
+        """Stored artefacts (not caches or log archives) by key, whose stored copy matched the
+        SHA-256 and size the database recorded.  gocdnext writes an artefact once, under a key
+        with a fresh UUID, so a later row with the same key, SHA-256 and size is this very
+        object: a later backup reuses it without looking at the store again."""
+        return {
+            e.ref.key: e
+            for e in self.entries
+            if e.outcome.stored
+            and e.ref.kind is ObjectKind.ARTIFACT
+            and not e.finding
+            and e.ref.sha256
+            and e.sha256 == e.ref.sha256
+        }
+
+    def versions(self) -> int:
+        """How many stored objects carry the store's version id."""
+        return sum(1 for e in self.entries if e.outcome.stored and e.version)
 
     def rows(self) -> list[dict[str, Any]]:
         return [

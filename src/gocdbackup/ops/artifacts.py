@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import attrs
 from attrs import frozen
 
 from gocdbackup.context import OpContext
@@ -142,29 +143,33 @@ def backup_artifacts(
 ) -> ArtifactIndex:
     """Copy the objects ``refs`` name (read in the backup's snapshot) from ``store``.
 
-    One listing of the store; objects an earlier backup already holds (same key, recorded
-    SHA-256, size and write time) are not read again; the rest are streamed in parallel, their
-    SHA-256 and size checked against the database's record while they stream.  An object that
-    vanished is "expired during backup" if gocdnext has retired its row meanwhile, else
+    Artefacts an earlier backup holds with the same key, SHA-256 and size are reused without
+    looking at the store (gocdnext never rewrites an artefact).  The rest are looked up in one
+    listing of the store (or, for a nightly backup, of only the prefixes they live under);
+    those an earlier backup holds with the same write time and size are reused, the others
+    streamed in parallel, their SHA-256 and size checked against the database's record while
+    they stream, at the version the listing saw where the store keeps versions.  An object
+    that vanished is "expired during backup" if gocdnext has retired its row meanwhile, else
     "missing".
     """
-    listing = {info.key: info for info in store.list("")}
-    wanted = sum(1 for r in refs if r.wanted)
-    if wanted and not listing:
-        raise StorageError(
-            f"the artefact store {store.url} holds none of the {wanted} objects the database "
-            "references: a wrong URL, a missing bucket, or a lost store; nothing was committed"
-        )
+    immutable = previous.immutable() if previous else {}
     reusable = previous.by_content() if previous else {}
     shared = _Known(known)
     entries: list[ArtifactEntry] = []
-    to_copy: list[ObjectRef] = []
-    absent: list[ObjectRef] = []
+    look: list[ObjectRef] = []
     for ref in refs:
-        info = listing.get(ref.key)
         if not ref.wanted:
             entries.append(ArtifactEntry(ref=ref, outcome=Outcome.NOT_READY))
-        elif info is None:
+        elif (held := _held(ref, immutable.get(ref.key), shared)) is not None:
+            entries.append(held)
+        else:
+            look.append(ref)
+    listing = _listing(store, look, scoped=previous is not None)
+    to_copy: list[ObjectRef] = []
+    absent: list[ObjectRef] = []
+    for ref in look:
+        info = listing.get(ref.key)
+        if info is None:
             absent.append(ref)
         elif (old := _reusable(ref, info, reusable, shared)) is not None:
             entries.append(old)
@@ -205,6 +210,52 @@ def backup_artifacts(
     return index
 
 
+#: above this many prefixes to look under, one listing of the whole store is cheaper
+MAX_SCOPED_LISTINGS = 64
+
+
+def scope_of(key: str) -> str:
+    """The prefix a nightly backup lists to find ``key``: its first two path segments
+    (``run/<run_id>/``, ``cache/<project_id>/``), or its first (``logs/``)."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return f"{parts[0]}/{parts[1]}/"
+    return f"{parts[0]}/" if len(parts) == 2 else ""
+
+
+def _listing(store: ObjectStore, refs: list[ObjectRef], *, scoped: bool) -> dict[str, ObjectInfo]:
+    """The store's entries for ``refs``: from one listing of the whole store, or with
+    ``scoped`` and few enough prefixes, from listings of only the prefixes they live under.
+    A store that holds none of them at all is refused (a wrong URL or a lost bucket)."""
+    if not refs:
+        return {}
+    scopes = sorted({scope_of(r.key) for r in refs})
+    if scoped and "" not in scopes and len(scopes) <= MAX_SCOPED_LISTINGS:
+        found = {i.key: i for scope in scopes for i in store.list(scope)}
+        if found:
+            return found
+    found = {info.key: info for info in store.list("")}
+    if not found:
+        raise StorageError(
+            f"the artefact store {store.url} holds none of the {len(refs)} objects the database "
+            "references: a wrong URL, a missing bucket, or a lost store; nothing was committed"
+        )
+    return found
+
+
+def _held(ref: ObjectRef, old: ArtifactEntry | None, shared: _Known) -> ArtifactEntry | None:
+    """The earlier copy of an artefact (same key, SHA-256 and size), if its blobs remain."""
+    if (
+        old is None
+        or ref.kind is not old.ref.kind
+        or ref.sha256 != old.sha256
+        or ref.size_bytes != old.size_bytes
+        or not all(shared.has(c.blob_id) for c in old.chunks)
+    ):
+        return None
+    return attrs.evolve(old, ref=ref, outcome=Outcome.REUSED)
+
+
 def _reusable(
     ref: ObjectRef,
     info: ObjectInfo,
@@ -214,15 +265,7 @@ def _reusable(
     old = reusable.get(content_key(ref.key, ref.sha256, info.modified_at, info.size_bytes))
     if old is None or not all(shared.has(c.blob_id) for c in old.chunks):
         return None  # unknown, or its blobs are gone (garbage-collected)
-    return ArtifactEntry(
-        ref=ref,
-        outcome=Outcome.REUSED,
-        chunks=old.chunks,
-        size_bytes=old.size_bytes,
-        sha256=old.sha256,
-        modified_at=old.modified_at,
-        finding=old.finding,
-    )
+    return attrs.evolve(old, ref=ref, outcome=Outcome.REUSED)
 
 
 def _copy_object(
@@ -237,7 +280,7 @@ def _copy_object(
     digest = hashlib.sha256()
     chunks: list[ChunkRef] = []
     size = 0
-    with store.open_read(ref.key, info.size_bytes) as stream:
+    with store.open_read(ref.key, info.size_bytes, info.version) as stream:
         for data in chunk_stream(stream, repo.chunker):
             ctx.check()
             blob_id = repo.codec.blob_id(data)
@@ -263,6 +306,7 @@ def _copy_object(
         size_bytes=size,
         sha256=sha,
         modified_at=info.modified_at,
+        version=info.version,
         finding=finding,
     )
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import attrs
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import IntegrityError
-from gocdbackup.model.artifacts import Outcome
+from gocdbackup.model.artifacts import ArtifactIndex, Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
@@ -84,9 +85,7 @@ def take_backup(
                 )
             components.append(store_index(repo, index, known, ctx))
             counts = tuple(index.counts().items())
-            point = attrs.evolve(
-                point, store_marker=f"{artifacts.url} listed at {listed_at.isoformat()}"
-            )
+            point = attrs.evolve(point, store_marker=store_marker(artifacts.url, listed_at, index))
         ctx.check()
         backup = BackupSet(
             id=backup_id,
@@ -111,6 +110,16 @@ def take_backup(
         backup.dedup_ratio * 100,
     )
     return backup
+
+
+def store_marker(url: str, listed_at: datetime, index: ArtifactIndex) -> str:
+    """The artefact store's side of the consistency point: where, when it was read, and
+    whether the index pins each object's version (versioned buckets, GCS generations)."""
+    marker = f"{url} read from {listed_at.isoformat()}"
+    versions = index.versions()
+    if versions:
+        marker += f"; {versions} object version ids in the artefact index"
+    return marker
 
 
 def _dump(

@@ -1,0 +1,198 @@
+"""``Reconciler``: the facade for orphan reconciliation between gocdnext's database and its
+artefact store (no repository needed, except to recover missing objects from backups)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from gocdbackup._facade import GocdBackup
+from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
+from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.model.cleanup import (
+    CleanupPlan,
+    CleanupResult,
+    RecoverResult,
+    UndoResult,
+    plan_cleanup,
+)
+from gocdbackup.model.durations import parse_duration
+from gocdbackup.model.orphan_report import OrphanReport
+from gocdbackup.model.orphans import OrphanClass
+from gocdbackup.ops import cleanup, orphans, recovery, runbooks
+from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.repository import Repository
+
+
+def _duration(value: str | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+class Reconciler:
+    """One gocdnext database and its artefact store, compared and put back in agreement.
+
+    >>> rec = Reconciler("postgresql://gocdnext@db/gocdnext", "s3://gocdnext-artifacts")
+    >>> report = rec.scan(grace="6h")             # read-only
+    >>> plan = rec.plan(report)                   # orphan objects, partial uploads
+    >>> done = rec.clean(plan, confirm=plan.id)   # quarantined; rec.undo(done.id) puts back
+    """
+
+    def __init__(
+        self,
+        db: str | Database,
+        artifacts: str | ObjectStore,
+        *,
+        artifact_options: dict[str, Any] | None = None,
+        quarantine: str | ObjectStore | None = None,
+        progress: ProgressSink | None = None,
+        clock: Clock | None = None,
+        pg_bindir: str | None = None,
+        transfers: int = 8,
+    ) -> None:
+        self.db: Database = PostgresDatabase(db, bindir=pg_bindir) if isinstance(db, str) else db
+        options = artifact_options or {}
+        self.store = FsspecStore(artifacts, options) if isinstance(artifacts, str) else artifacts
+        self.quarantine = (
+            FsspecStore(quarantine, options) if isinstance(quarantine, str) else quarantine
+        )
+        self._progress = progress
+        self._clock = clock or SystemClock()
+        self.transfers = transfers
+        self.cancel_token = CancelToken()
+
+    def __repr__(self) -> str:
+        return f"<Reconciler {self.db.name!r} {self.store.url}>"
+
+    def context(self) -> OpContext:
+        if self._progress is None:
+            return OpContext(cancel=self.cancel_token, clock=self._clock)
+        return OpContext(progress=self._progress, cancel=self.cancel_token, clock=self._clock)
+
+    # -- the report ---------------------------------------------------------------------------
+
+    def scan(
+        self,
+        *,
+        grace: str | timedelta = orphans.DEFAULT_GRACE,
+        verify_content: float = 0.0,
+        rate_limit: float | None = None,
+        resume: OrphanReport | None = None,
+    ) -> OrphanReport:
+        """The two-way report (read-only); see :func:`gocdbackup.ops.orphans.scan_orphans`."""
+        return orphans.scan_orphans(
+            self.db,
+            self.store,
+            ctx=self.context(),
+            grace=_duration(grace),
+            verify_content=verify_content,
+            rate_limit=rate_limit,
+            resume=resume,
+        )
+
+    scan_orphans = scan
+
+    @staticmethod
+    def plan(
+        report: OrphanReport,
+        classes: Iterable[OrphanClass | str] | None = None,
+        *,
+        rows: bool = False,
+    ) -> CleanupPlan:
+        """What a cleanup would touch (pure); see :func:`gocdbackup.model.cleanup.plan_cleanup`."""
+        return plan_cleanup(report, classes, rows=rows)
+
+    plan_cleanup = plan
+
+    # -- objects without rows -------------------------------------------------------------------
+
+    def clean(
+        self,
+        plan: CleanupPlan,
+        *,
+        confirm: str,
+        mode: str = "quarantine",
+        dry_run: bool = False,
+        max_report_age: str | timedelta = cleanup.MAX_REPORT_AGE,
+    ) -> CleanupResult:
+        return cleanup.clean_orphans(
+            plan,
+            self.store,
+            self.db,
+            ctx=self.context(),
+            confirm=confirm,
+            mode=mode,
+            quarantine=self.quarantine,
+            dry_run=dry_run,
+            max_report_age=_duration(max_report_age),
+            workers=self.transfers,
+        )
+
+    clean_orphans = clean
+
+    def undo(self, cleanup_id: str) -> UndoResult:
+        return cleanup.undo_cleanup(
+            cleanup_id, self.store, ctx=self.context(), quarantine=self.quarantine
+        )
+
+    undo_cleanup = undo
+
+    def cleanups(self) -> list[dict[str, Any]]:
+        return cleanup.list_cleanups(self.quarantine or self.store)
+
+    def purge_quarantine(
+        self, older_than: str | timedelta, *, confirm: str | None = None
+    ) -> dict[str, Any]:
+        return cleanup.purge_quarantine(
+            self.quarantine or self.store,
+            ctx=self.context(),
+            older_than=_duration(older_than),
+            confirm=confirm,
+        )
+
+    # -- rows without objects -------------------------------------------------------------------
+
+    def recover_missing(
+        self, plan: CleanupPlan, from_repo: GocdBackup | Repository
+    ) -> RecoverResult:
+        repo = from_repo.repository if isinstance(from_repo, GocdBackup) else from_repo
+        return recovery.recover_missing(
+            plan, repo, self.store, ctx=self.context(), workers=self.transfers
+        )
+
+    def retire_missing(self, plan: CleanupPlan, *, confirm: str) -> dict[str, int]:
+        return recovery.retire_missing(
+            plan, self.db, self.store, ctx=self.context(), confirm=confirm
+        )
+
+    # -- the runbooks ---------------------------------------------------------------------------
+
+    def lost_bucket(
+        self,
+        from_repo: GocdBackup | Repository,
+        *,
+        grace: str | timedelta = orphans.DEFAULT_GRACE,
+        confirm: str | None = None,
+    ) -> runbooks.RunbookReport:
+        repo = from_repo.repository if isinstance(from_repo, GocdBackup) else from_repo
+        return runbooks.lost_bucket(
+            self.db, self.store, repo, ctx=self.context(), grace=_duration(grace), confirm=confirm
+        )
+
+    def lost_database(
+        self,
+        *,
+        grace: str | timedelta = orphans.DEFAULT_GRACE,
+        confirm: str | None = None,
+        mode: str = "quarantine",
+    ) -> runbooks.RunbookReport:
+        return runbooks.lost_database(
+            self.db,
+            self.store,
+            ctx=self.context(),
+            grace=_duration(grace),
+            confirm=confirm,
+            mode=mode,
+            quarantine=self.quarantine,
+        )

@@ -1,0 +1,185 @@
+"""Cleanup plans and their outcomes: what an orphan cleanup will do to which key (pure values,
+made from an :class:`~gocdbackup.model.orphan_report.OrphanReport`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import frozen
+
+from gocdbackup.errors import ConfigError
+from gocdbackup.model.orphan_report import OrphanReport, ScanSource
+from gocdbackup.model.orphans import OrphanClass, OrphanRow
+from gocdbackup.model.render import html_table
+
+#: what a cleanup acts on unless told otherwise: objects in gocdnext's layouts no row
+#: references, and interrupted filesystem uploads (never foreign objects, never too recent)
+DEFAULT_OBJECT_CLASSES = (OrphanClass.ORPHAN_OBJECT, OrphanClass.PARTIAL_UPLOAD)
+#: what the row side acts on unless told otherwise
+DEFAULT_ROW_CLASSES = (OrphanClass.MISSING_OBJECT,)
+#: classes no plan ever acts on
+NEVER = frozenset({OrphanClass.OK, OrphanClass.TOO_RECENT})
+
+
+@frozen(kw_only=True)
+class CleanupPlan:
+    """Exactly which keys a cleanup (object side) or a retire/recover (row side) may touch,
+    and what the scan saw of each: the cleanup re-checks every key against it first."""
+
+    id: str
+    report_id: str
+    source: ScanSource
+    scanned_at: datetime
+    grace: timedelta
+    classes: tuple[OrphanClass, ...]
+    items: tuple[OrphanRow, ...]
+
+    @property
+    def side(self) -> str:
+        return "row" if all(c.side == "row" for c in self.classes) else "object"
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.size_bytes for i in self.items)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(i.cls.value for i in self.items)
+        return {cls.value: c.get(cls.value, 0) for cls in self.classes}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "report_id": self.report_id,
+            "store": self.source.store,
+            "database": self.source.database,
+            "classes": [c.value for c in self.classes],
+            "counts": self.counts(),
+            "bytes": self.bytes,
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"key": i.key, "class": i.cls.value, "size_bytes": i.size_bytes} for i in self.items
+        ]
+
+    def _repr_html_(self) -> str:
+        return html_table(self.rows(), caption=f"Cleanup plan {self.id}: {len(self.items)} keys")
+
+
+def _classes(
+    classes: Iterable[OrphanClass | str] | None, default: tuple[OrphanClass, ...]
+) -> tuple[OrphanClass, ...]:
+    if classes is None:
+        return default
+    try:
+        chosen = tuple(dict.fromkeys(OrphanClass(c) for c in classes))
+    except ValueError as exc:
+        raise ConfigError(f"unknown orphan class: {exc}") from None
+    if not chosen:
+        raise ConfigError("no orphan class chosen")
+    barred = [c.value for c in chosen if c in NEVER]
+    if barred:
+        raise ConfigError(f"a cleanup never acts on {', '.join(barred)}")
+    sides = {c.side for c in chosen}
+    if len(sides) > 1:
+        raise ConfigError(
+            "a plan is either for objects without rows or for rows without objects, not both"
+        )
+    return chosen
+
+
+def plan_cleanup(
+    report: OrphanReport,
+    classes: Iterable[OrphanClass | str] | None = None,
+    *,
+    rows: bool = False,
+) -> CleanupPlan:
+    """What a cleanup would do: every key of ``report`` in ``classes`` (default: orphan objects
+    and partial uploads; with ``rows=True``, rows whose object is missing).  Pure: nothing is
+    touched.  An incomplete report cannot be planned from."""
+    if not report.complete:
+        raise ConfigError(
+            f"report {report.id} is incomplete (interrupted at {report.cursor!r}): resume the "
+            "scan before planning a cleanup"
+        )
+    chosen = _classes(classes, DEFAULT_ROW_CLASSES if rows else DEFAULT_OBJECT_CLASSES)
+    items = tuple(report.rows(*chosen))
+    digest = hashlib.sha256(
+        json.dumps(
+            [report.id, [c.value for c in chosen], [[i.key, i.cls.value] for i in items]]
+        ).encode()
+    ).hexdigest()[:12]
+    return CleanupPlan(
+        id=f"plan-{digest}",
+        report_id=report.id,
+        source=report.source,
+        scanned_at=report.scanned_at,
+        grace=report.grace,
+        classes=chosen,
+        items=items,
+    )
+
+
+@frozen(kw_only=True)
+class CleanupResult:
+    """What :func:`~gocdbackup.ops.orphans.clean_orphans` did (``undo_cleanup`` takes the id)."""
+
+    id: str
+    plan_id: str
+    mode: str  # quarantine, delete, or dry-run
+    done: Mapping[str, int]  # class -> keys acted on
+    bytes: int
+    #: key -> why it was left alone (changed since the scan, referenced now, gone, ...)
+    skipped: Mapping[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        reasons = Counter(self.skipped.values())
+        return {
+            "id": self.id,
+            "plan_id": self.plan_id,
+            "mode": self.mode,
+            "done": dict(self.done),
+            "bytes": self.bytes,
+            "skipped": len(self.skipped),
+            "skipped_reasons": dict(reasons),
+        }
+
+
+@frozen(kw_only=True)
+class UndoResult:
+    cleanup_id: str
+    restored: int
+    already_there: int  # the original key already held the same bytes
+    conflicts: tuple[str, ...]  # keys rewritten since the cleanup: left alone, copy kept
+    lost: tuple[str, ...]  # keys whose quarantined copy is gone (a delete-mode cleanup, a purge)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cleanup_id": self.cleanup_id,
+            "restored": self.restored,
+            "already_there": self.already_there,
+            "conflicts": list(self.conflicts),
+            "lost": list(self.lost),
+        }
+
+
+@frozen(kw_only=True)
+class RecoverResult:
+    """What :func:`~gocdbackup.ops.orphans.recover_missing` wrote back from backups."""
+
+    recovered: Mapping[str, str]  # key -> backup id it came from
+    unrecoverable: Mapping[str, str]  # key -> why
+    bytes: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "recovered": len(self.recovered),
+            "unrecoverable": len(self.unrecoverable),
+            "bytes": self.bytes,
+            "from_backups": dict(Counter(self.recovered.values())),
+        }

@@ -1,0 +1,223 @@
+"""scan_orphans: the two-way report between gocdnext's database and its artefact store, read in
+one streaming pass over both (bounded memory, resumable, rate-limited)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from gocdbackup.context import OpContext
+from gocdbackup.errors import (
+    ConfigError,
+    GocdBackupError,
+    ObjectMissing,
+    ReportMismatch,
+    ScanInterrupted,
+)
+from gocdbackup.model.orphan_report import OrphanReport, RowSpool, ScanSource
+from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
+from gocdbackup.ports import Database, ObjectInfo, ObjectStore
+
+log = logging.getLogger("gocdbackup.ops.orphans")
+
+#: where cleanups put quarantined objects (in the artefact store itself, by default); gocdnext
+#: never lists its store, so it never sees them, and scans skip them
+QUARANTINE_PREFIX = ".gocdbackup-quarantine/"
+DEFAULT_GRACE = timedelta(hours=6)
+#: a listing page: what one LIST request returns on S3 and GCS
+PAGE = 1000
+_REPORT_EVERY = 5000
+
+
+class Pacer:
+    """At most ``rate`` requests per second (None: no limit)."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("the rate limit must be positive")
+        self._interval = 1.0 / rate if rate else 0.0
+        self._sleep, self._monotonic = sleep, monotonic
+        self._next = 0.0
+        self.requests = 0
+
+    def request(self) -> None:
+        self.requests += 1
+        if not self._interval:
+            return
+        now = self._monotonic()
+        if now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self._interval
+
+
+def _paced(
+    objects: Iterator[ObjectInfo], pacer: Pacer, ctx: OpContext, tally: Tally
+) -> Iterator[ObjectInfo]:
+    """The listing, one paced request per page; quarantined copies are skipped."""
+    n = 0
+    pacer.request()
+    for info in objects:
+        n += 1
+        if n % PAGE == 0:
+            pacer.request()
+            ctx.check()
+        if n % _REPORT_EVERY == 0:
+            ctx.report("orphans-scan", tally.total, None, unit="keys", message=info.key)
+        if info.key.startswith(QUARANTINE_PREFIX):
+            continue
+        yield info
+
+
+def _sampler(percent: float, seed: str) -> Callable[[str], bool]:
+    """A deterministic ``percent`` % sample of keys (the same keys for the same seed)."""
+    if percent >= 100:
+        return lambda _key: True
+    threshold = int(percent / 100 * 2**32)
+
+    def chosen(key: str) -> bool:
+        h = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=4).digest()
+        return int.from_bytes(h, "big") < threshold
+
+    return chosen
+
+
+def _content_verifier(
+    store: ObjectStore, percent: float, seed: str, pacer: Pacer
+) -> Callable[[RowRef, Listed], bool | None] | None:
+    if percent <= 0:
+        return None
+    chosen = _sampler(percent, seed)
+
+    def verify(row: RowRef, obj: Listed) -> bool | None:
+        if not chosen(row.key):
+            return None
+        pacer.request()
+        digest = hashlib.sha256()
+        try:
+            with store.open_read(row.key, obj.size_bytes) as stream:
+                while block := stream.read(1024 * 1024):
+                    digest.update(block)
+        except ObjectMissing:
+            return None  # deleted meanwhile: the next scan will say so
+        return digest.hexdigest() == row.sha256
+
+    return verify
+
+
+def scan_orphans(
+    db: Database,
+    store: ObjectStore,
+    *,
+    ctx: OpContext,
+    grace: timedelta = DEFAULT_GRACE,
+    verify_content: float = 0.0,
+    rate_limit: float | None = None,
+    resume: OrphanReport | None = None,
+    keep_ok: bool = False,
+    pacer: Pacer | None = None,
+) -> OrphanReport:
+    """Classify every key the database references and every object the store holds (see
+    :class:`~gocdbackup.model.orphans.OrphanClass`): one merge of two key-ordered streams, in
+    bounded memory.  Read-only.
+
+    ``verify_content`` reads that percentage of the objects that have a row with a SHA-256
+    (a deterministic sample) and reports ``sha_mismatch``; ``rate_limit`` caps store requests
+    per second.  An interrupted scan raises :class:`~gocdbackup.errors.ScanInterrupted` whose
+    ``report`` is incomplete; pass it as ``resume`` to continue after its cursor."""
+    if grace < timedelta(0):
+        raise ConfigError("the grace window cannot be negative")
+    if not 0 <= verify_content <= 100:
+        raise ConfigError("verify_content is a percentage between 0 and 100")
+    source = ScanSource(database=db.source_id(), store=store.url)
+    now = ctx.now()
+    if resume is not None:
+        _check_resumable(resume, source)
+        now, grace, verify_content = resume.scanned_at, resume.grace, resume.verify_percent
+    pacer = pacer or Pacer(rate_limit)
+    tally, spool = Tally(), RowSpool()
+    cursor = ""
+    if resume is not None:
+        spool.extend(resume.rows())
+        for cls in OrphanClass:
+            tally.counts[cls] = resume.counts.get(cls.value, 0)
+            tally.bytes[cls] = resume.bytes.get(cls.value, 0)
+        tally.cursor = cursor = resume.cursor
+    rules = ScanRules(
+        now=now,
+        grace=grace,
+        partial_uploads=store.url.startswith("file:"),
+        keep_ok=keep_ok,
+    )
+    seed = f"{source.database}|{source.store}|{now.isoformat()}"
+    verify = _content_verifier(store, verify_content, seed, pacer)
+    ctx.report("orphans-scan", tally.total, None, unit="keys")
+    rows = db.object_rows(cursor)
+    objects = _paced(iter(store.scan("", cursor)), pacer, ctx, tally)
+    merged = classify(rows, objects, rules, tally, verify=verify)
+    try:
+        for row in merged:
+            spool.append(row)
+    except (GocdBackupError, KeyboardInterrupt) as exc:
+        merged.close()  # settles the tally (counts and cursor) before it is reported
+        if not tally.total and resume is None:
+            raise  # nothing was classified: the error itself says it best
+        partial = _report(source, rules, tally, spool, verify_content, complete=False)
+        raise ScanInterrupted(
+            f"the orphan scan stopped after {tally.total} keys (at {tally.cursor!r}): {exc}",
+            partial,
+        ) from exc
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    report = _report(source, rules, tally, spool, verify_content, complete=True)
+    ctx.report("orphans-scan", tally.total, tally.total, unit="keys")
+    log.info("orphan scan %s: %s", report.id, {k: v for k, v in report.counts.items() if v})
+    return report
+
+
+def _check_resumable(resume: OrphanReport, source: ScanSource) -> None:
+    if resume.complete:
+        raise ReportMismatch(f"report {resume.id} is complete: there is nothing to resume")
+    if resume.source != source:
+        raise ReportMismatch(
+            f"report {resume.id} was made for {resume.source.store} and "
+            f"{resume.source.database}, not {source.store} and {source.database}"
+        )
+
+
+def _report(
+    source: ScanSource,
+    rules: ScanRules,
+    tally: Tally,
+    spool: RowSpool,
+    verify_percent: float,
+    *,
+    complete: bool,
+) -> OrphanReport:
+    fingerprint = hashlib.sha256(
+        f"{source}|{rules.now.isoformat()}|{tally.cursor}|{spool.digest}|{tally.counts}".encode()
+    ).hexdigest()[:6]
+    return OrphanReport(
+        id=f"orph-{rules.now:%Y%m%dT%H%M%SZ}-{fingerprint}{os.urandom(1).hex()}",
+        scanned_at=rules.now,
+        grace=rules.grace,
+        source=source,
+        counts={c.value: n for c, n in tally.counts.items()},
+        bytes={c.value: n for c, n in tally.bytes.items()},
+        complete=complete,
+        cursor=tally.cursor,
+        verify_percent=verify_percent,
+        spool=spool,
+    )

@@ -1,0 +1,211 @@
+"""Orphan reconciliation end to end through the CLI: a real gocdnext-shaped PostgreSQL database
+and a filesystem artefact store (gocdnext's default backend)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.gocdnext_fixture import check_objects, write_objects
+from tests.conftest import PG_PASSWORD, REPO_PASSWORD
+
+CLI = [sys.executable, "-m", "gocdbackup.cli"]
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
+    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def as_json(*args: str) -> Any:
+    return json.loads(run("--json", *args).stdout)
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def layout_key() -> str:
+    return f"run/{uuid.uuid4()}/job/{uuid.uuid4()}/{uuid.uuid4()}"
+
+
+def test_scan_clean_undo_on_a_real_database(gocdnext_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store_url = f"file://{root}"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    scan = ["orphans", "scan", "--db", gocdnext_db, "--artifacts", store_url, "--grace", "0s"]
+    baseline = as_json(*scan)
+    assert baseline["counts"]["ok"] > 0
+    assert baseline["counts"]["orphan_object"] == 0
+
+    orphan = layout_key()
+    (root / orphan).parent.mkdir(parents=True)
+    (root / orphan).write_bytes(b"an artefact whose project was deleted")
+    partial = layout_key() + ".part"
+    (root / partial).parent.mkdir(parents=True)
+    (root / partial).write_bytes(b"an interrupted upload")
+    (root / "notes").mkdir()
+    (root / "notes" / "README ü.txt").write_text("not gocdnext's")
+    with psycopg.connect(gocdnext_db) as conn:
+        (lost,) = conn.execute(
+            "SELECT storage_key FROM artifacts WHERE status = 'ready' ORDER BY storage_key LIMIT 1"
+        ).fetchone() or ("",)
+    (root / lost).unlink()
+
+    out, csv_path = tmp_path / "report.json", tmp_path / "report.csv"
+    report = as_json(*scan, "--out", str(out), "--csv", str(csv_path))
+    counts = report["counts"]
+    assert counts["orphan_object"] == 1
+    assert counts["partial_upload"] == 1
+    assert counts["foreign_object"] == 1
+    assert counts["missing_object"] == baseline["counts"]["missing_object"] + 1
+    assert report["bytes"]["orphan_object"] == len(b"an artefact whose project was deleted")
+    rows = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    missing = next(r for r in rows if r["key"] == lost)
+    assert (missing["class"], missing["table"]) == ("missing_object", "artifacts")
+    assert missing["row_id"]
+    assert csv_path.read_text().startswith("key,class,size_bytes,table,row_id")
+    assert PG_PASSWORD not in out.read_text() + json.dumps(report)  # the DSN's password
+
+    before = tree(root)
+    clean = ["orphans", "clean", "--report", str(out), "--db", gocdnext_db]
+    dry = as_json(*clean, "--dry-run")
+    assert dry["done"] == {"orphan_object": 1, "partial_upload": 1}
+    assert tree(root) == before
+    refused = run(*clean, "--confirm", "orph-not-this-one", ok=False)
+    assert refused.returncode == 1
+    assert "report id" in refused.stderr
+    assert tree(root) == before
+
+    done = as_json(*clean, "--confirm", report["id"])
+    assert done["done"] == {"orphan_object": 1, "partial_upload": 1}
+    assert not (root / orphan).exists()
+    assert not (root / partial).exists()
+    assert (root / "notes" / "README ü.txt").exists()  # foreign: never touched by default
+    assert [c["id"] for c in as_json("orphans", "list", "--artifacts", store_url)] == [done["id"]]
+
+    undone = as_json("orphans", "undo", done["id"], "--artifacts", store_url)
+    assert undone["restored"] == 2
+    assert tree(root) == before  # byte for byte, and the quarantine is gone
+
+
+def test_the_two_runbooks(gocdnext_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store_url = f"file://{root}"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    repo = f"file://{tmp_path}/repo"
+    run("init", "--repo", repo)
+    run("backup", "--repo", repo, "--db", gocdnext_db, "--artifacts", store_url)
+
+    # lost the bucket, kept Postgres: everything comes back from the backup
+    with psycopg.connect(gocdnext_db) as conn:  # a row written after the backup: unrecoverable
+        (new_key,) = conn.execute(
+            "UPDATE artifacts SET storage_key = %s WHERE id = (SELECT id FROM artifacts"
+            " WHERE status = 'ready' ORDER BY id LIMIT 1) RETURNING storage_key",
+            (layout_key(),),
+        ).fetchone() or ("",)
+    shutil.rmtree(root)
+    root.mkdir()
+    bucket = ["runbook", "lost-bucket", "--db", gocdnext_db, "--artifacts", store_url]
+    first = as_json(*bucket, "--repo", repo, "--grace", "0s")
+    recovered = first["steps"][1]
+    assert recovered["unrecoverable"] == 1
+    assert recovered["recovered"] > 0
+    assert first["confirm_id"].startswith("retire-")
+    _, problems = check_objects(gocdnext_db, FsspecStore(store_url))
+    assert problems == [f"{new_key}: missing"]
+    wrong = run(*bucket, "--repo", repo, "--grace", "0s", "--confirm", "retire-0", ok=False)
+    assert wrong.returncode == 1
+    second = as_json(*bucket, "--repo", repo, "--grace", "0s", "--confirm", first["confirm_id"])
+    assert second["applied"]
+    assert second["steps"][-1]["counts"]["missing_object"] == 0
+    with psycopg.connect(gocdnext_db) as conn:
+        (status,) = conn.execute(
+            "SELECT status FROM artifacts WHERE storage_key = %s", (new_key,)
+        ).fetchone() or ("",)
+    assert status == "deleting"  # gocdnext's sweeper removes it at its next tick
+
+    # lost Postgres, kept the bucket: objects newer than the restored rows are quarantined
+    with psycopg.connect(gocdnext_db) as conn:
+        (gone,) = conn.execute(
+            "DELETE FROM artifacts WHERE id = (SELECT id FROM artifacts WHERE status = 'ready'"
+            " ORDER BY id DESC LIMIT 1) RETURNING storage_key"
+        ).fetchone() or ("",)
+    database = ["runbook", "lost-database", "--db", gocdnext_db, "--artifacts", store_url]
+    plan = as_json(*database, "--grace", "0s")
+    assert not plan["applied"]
+    assert (root / gone).exists()
+    applied = as_json(*database, "--grace", "0s", "--confirm", plan["confirm_id"])
+    assert applied["applied"]
+    assert not (root / gone).exists()
+    cleanup_id = applied["steps"][1]["id"]
+    undone = as_json("orphans", "undo", cleanup_id, "--artifacts", store_url)
+    assert undone["restored"] == 1
+    assert (root / gone).exists()
+
+
+def test_refusals_exit_non_zero_and_change_nothing(
+    gocdnext_db: str, pg: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store_url = f"file://{root}"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    orphan = layout_key()
+    (root / orphan).parent.mkdir(parents=True)
+    (root / orphan).write_bytes(b"orphan")
+    before = tree(root)
+
+    plain = run("orphans", "scan", "--db", pg.dsn(), "--artifacts", store_url, ok=False)
+    assert plain.returncode == 1
+    assert "not a gocdnext database" in plain.stderr
+
+    out = tmp_path / "report.json"
+    report = as_json(
+        "orphans",
+        "scan",
+        "--db",
+        gocdnext_db,
+        "--artifacts",
+        store_url,
+        "--grace",
+        "0s",
+        "--out",
+        str(out),
+    )
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    clean = ["orphans", "clean", "--report", str(out), "--confirm", report["id"]]
+    moved = run(*clean, "--db", gocdnext_db, "--artifacts", f"file://{other}", ok=False)
+    assert moved.returncode == 1
+    assert "was made for" in moved.stderr
+    wrong_db = run(*clean, "--db", pg.dsn(), ok=False)
+    assert wrong_db.returncode == 1
+    assert "was made for" in wrong_db.stderr
+    no_confirm = run("orphans", "clean", "--report", str(out), "--db", gocdnext_db, ok=False)
+    assert no_confirm.returncode == 1
+    assert "--confirm" in no_confirm.stderr
+    (tmp_path / "junk.json").write_text("{}")
+    junk = run(*clean[:2], "--report", str(tmp_path / "junk.json"), "--db", gocdnext_db, ok=False)
+    assert junk.returncode == 1
+    assert "not an orphan report" in junk.stderr
+    assert tree(root) == before
