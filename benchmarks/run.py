@@ -1,18 +1,20 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle|artifacts]
+                             [--only postgres|lifecycle|artifacts|orphans]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
-database); ``--only postgres`` the PostgreSQL ones.  By default everything runs; a partial run
+database); ``--only orphans`` just the orphan-reconciliation ones (the merge over 1,000,000
+keys, a scan of 20,000 objects on a moto S3 server, peak memory at two sizes; no database);
+``--only postgres`` the PostgreSQL ones.  By default everything runs; a partial run
 writes to ``results/latest-<section>.json`` unless ``--output`` says otherwise, so it never
 overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
-pg_restore with the same binaries, s5cmd or rclone copying the same objects, or the same
-measurement at another size); nothing asserts a wall-clock limit.  Targets are reported as met
-or not, and the exit status stays 0 either way.
+pg_restore with the same binaries, s5cmd or rclone copying the same objects, s3fs listing the
+same bucket, or the same measurement at another size); nothing asserts a wall-clock limit.
+Targets are reported as met or not, and the exit status stays 0 either way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import bench_backup
 import bench_dedup
 import bench_lifecycle
 import bench_memory
+import bench_orphans
 import bench_restore
 from _common import MB, Result, table, timed
 from gocdbackup.testing import LocalPostgres
@@ -44,7 +47,7 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts")
+SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans")
 
 
 def _section(title: str) -> None:
@@ -77,6 +80,15 @@ def run_all(
         art_results, art_meta = bench_artifacts.run(workdir)
         results += art_results
         meta["artifacts"] = art_meta
+    if "orphans" in sections:
+        _section(
+            f"8. orphan reconciliation: merge over {bench_orphans.ENTRIES:,} keys, scan of"
+            f" {bench_orphans.OBJECTS:,} objects on moto S3, peak RSS at"
+            f" {' and '.join(f'{n:,}' for n in bench_orphans.RSS_ENTRIES)} keys"
+        )
+        orph_results, orph_meta = bench_orphans.run(workdir, repeat)
+        results += orph_results
+        meta["orphans"] = orph_meta
     return results, meta
 
 
@@ -156,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=SECTIONS,
-        help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6) or the"
-        " artefact-store ones (7)",
+        help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
+        " artefact-store ones (7) or the orphan-reconciliation ones (8)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

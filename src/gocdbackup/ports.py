@@ -3,7 +3,7 @@ implement them; callers can supply their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -73,6 +73,13 @@ class ObjectStore(Protocol):
         listing reported) lets a store fetch small objects in one request; ``version`` (an
         :attr:`ObjectInfo.version` the listing reported) asks for that version of the object,
         where the store can (stores without versions read the current object)."""
+        ...
+
+    def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+        """The whole content of each ``(key, version)`` in ``wanted`` (small objects; the
+        version as in :meth:`open_read`), fetched concurrently where the store can: one call
+        for many small objects.  Keys that do not exist are absent from the answer; any other
+        failure raises."""
         ...
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,6 +167,16 @@ class MemoryStore:
         if data is None:
             raise ObjectMissing(f"{key} version {version}")
         yield io.BytesIO(data)
+
+    def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+        out = {}
+        for key, version in wanted:
+            try:
+                with self.open_read(key, None, version) as stream:
+                    out[key] = stream.read()
+            except ObjectMissing:
+                continue
+        return out
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         data = b"".join(chunks)  # all or nothing, like the real stores

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,15 +29,23 @@ class RacingStore(FsspecStore):
 
     raced = False
 
+    def _race(self, key: str) -> None:
+        if key == CACHE_KEY and not self.raced:
+            self.raced = True
+            self.write(key, b"newer content" * 100)
+
     @contextmanager
     def open_read(
         self, key: str, size_hint: int | None = None, version: str | None = None
     ) -> Iterator[Any]:
-        if key == CACHE_KEY and not self.raced:
-            self.raced = True
-            self.write(key, b"newer content" * 100)
+        self._race(key)
         with super().open_read(key, size_hint, version) as stream:
             yield stream
+
+    def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+        for key, _ in wanted:
+            self._race(key)
+        return super().read_many(wanted)
 
 
 class RacingGcsStore(RacingStore, EmulatorGcsStore):

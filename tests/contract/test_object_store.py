@@ -455,3 +455,14 @@ def test_a_crashed_writes_temp_file_is_not_listed(file_store: FsspecStore) -> No
     file_store.write("data/obj", b"x")
     (Path(file_store.root) / "data" / ".gocdbackup-tmp-crashed").write_bytes(b"partial")
     assert keys(file_store.list()) == ["data/obj"]
+
+
+def test_read_many_answers_what_exists(store: ObjectStore) -> None:
+    data = {f"many/{n:02}/obj": os.urandom(n * 100 + 1) for n in range(20)}
+    for key, value in data.items():
+        store.write(key, value)
+    wanted = [(k, None) for k in data] + [("many/absent", None), ("many/00/obj", None)]
+    got = store.read_many(wanted)
+    assert got == data  # the absent key is left out; a repeated key is read once
+    assert store.read_many([]) == {}
+    assert store.read_many([("many/absent", None)]) == {}

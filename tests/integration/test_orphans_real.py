@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -209,3 +210,65 @@ def test_refusals_exit_non_zero_and_change_nothing(
     assert junk.returncode == 1
     assert "not an orphan report" in junk.stderr
     assert tree(root) == before
+
+
+def test_kill_9_mid_cleanup_then_undo(gocdnext_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store_url = f"file://{root}"
+    orphans = [layout_key() for _ in range(1500)]
+    for n, key in enumerate(orphans):
+        (root / key).parent.mkdir(parents=True)
+        (root / key).write_bytes(os.urandom(1000 + n))
+    before = tree(root)
+    out = tmp_path / "report.json"
+    report = as_json(
+        "orphans",
+        "scan",
+        "--db",
+        gocdnext_db,
+        "--artifacts",
+        store_url,
+        "--grace",
+        "0s",
+        "--out",
+        str(out),
+    )
+    assert report["counts"]["orphan_object"] == len(orphans)
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
+    cleaning = subprocess.Popen(
+        [
+            *CLI,
+            "orphans",
+            "clean",
+            "--report",
+            str(out),
+            "--db",
+            gocdnext_db,
+            "--transfers",
+            "1",
+            "--confirm",
+            report["id"],
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    quarantine = root / ".gocdbackup-quarantine"
+    while cleaning.poll() is None:
+        moved = sum(1 for k in orphans[:50] if not (root / k).exists())
+        if moved:
+            cleaning.send_signal(signal.SIGKILL)  # kill -9, mid-cleanup
+            break
+    cleaning.wait()
+    (cleanup_dir,) = quarantine.iterdir()
+    assert not (cleanup_dir / "result.json").exists()  # it died before the end
+    assert sum(1 for k in orphans if not (root / k).exists()) < len(orphans)
+    undone = as_json("orphans", "undo", cleanup_dir.name, "--artifacts", store_url)
+    assert undone["restored"] >= 1
+    assert (undone["conflicts"], undone["lost"]) == ([], [])
+    after = tree(root)
+    # the copy the kill interrupted may have left its temporary file (never a visible object)
+    leftovers = [k for k in after if k.startswith(".gocdbackup-quarantine/")]
+    assert all(Path(k).name.startswith(".gocdbackup-tmp-") for k in leftovers)
+    assert {k: v for k, v in after.items() if k not in leftovers} == before  # byte for byte

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -152,29 +152,36 @@ def test_overwritten_log_archive_is_copied_again(
     assert dict(second.artifacts)["copied"] == 1
 
 
-class VanishingStore(MemoryStore):
-    """An artefact store whose sweeper deletes ``victim`` right after it was listed."""
+class HookedStore(MemoryStore):
+    """An artefact store where something happens to a key as the backup opens it:
+    ``before[key](store)`` runs before the read starts, ``during[key](store)`` just after
+    (the stream already holds the old bytes).  Each hook runs once."""
 
-    victim = ""
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.before: dict[str, Callable[[MemoryStore], None]] = {}
+        self.during: dict[str, Callable[[MemoryStore], None]] = {}
 
     @contextmanager
     def open_read(
         self, key: str, size_hint: int | None = None, version: str | None = None
     ) -> Iterator[Any]:
-        if key == self.victim:
-            self.delete(key)
+        if (hook := self.before.pop(key, None)) is not None:
+            hook(self)
         with super().open_read(key, size_hint, version) as stream:
+            if (hook := self.during.pop(key, None)) is not None:
+                hook(self)
             yield stream
 
 
 def test_expired_during_backup_and_missing(
     repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
 ) -> None:
-    store = VanishingStore("memory://sweeping", clock=clock)
+    store = HookedStore("memory://sweeping", clock=clock)
     expired = artifact(store, RUN_A, 1)
     gone = artifact(store, RUN_A, 2)
     kept = artifact(store, RUN_B, 3)
-    store.victim = expired.key
+    store.before[expired.key] = lambda s: s.delete(expired.key)  # the sweeper, after listing
     store.delete(gone.key)  # lost for no reason the database knows
     db.databases["gocdnext"].objects = [expired, gone, kept]
 
@@ -345,28 +352,13 @@ def test_an_empty_or_missing_store_is_refused(
     assert repo.backup_ids() == []
 
 
-class RewritingStore(MemoryStore):
-    """An artefact store where ``victim`` is overwritten while the backup reads it."""
-
-    victim = ""
-
-    @contextmanager
-    def open_read(
-        self, key: str, size_hint: int | None = None, version: str | None = None
-    ) -> Iterator[Any]:
-        with super().open_read(key, size_hint, version) as stream:
-            if key == self.victim:
-                self.write(key, os.urandom(len(self.objects[key])))  # a racing writer
-            yield stream
-
-
 def test_content_changed_mid_copy_is_a_finding(
     repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
 ) -> None:
-    store = RewritingStore("memory://racing", clock=clock)
+    store = HookedStore("memory://racing", clock=clock)
     ref = artifact(store, RUN_A, 1)
     cache = cache_ref(store, "p1", b"cached " * 1000)
-    store.victim = ref.key
+    store.during[ref.key] = lambda s: s.write(ref.key, os.urandom(50_000))  # a racing writer
     db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 2), cache]
     backup = take_backup(repo, db, ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
@@ -377,7 +369,6 @@ def test_content_changed_mid_copy_is_a_finding(
     # an artefact is never rewritten by gocdnext: the next backup keeps the verified copy
     # (not the damaged live object), without reading the store again; a cache is overwritten
     # in place, so a rewritten one is read again and found to differ
-    store.victim = ""
     store.write(cache.key, os.urandom(len(store.objects[cache.key])))
     second = take_backup(repo, db, ctx=ctx, artifacts=store)
     later = load_index(repo, second, ctx)
@@ -436,10 +427,10 @@ def test_an_artifact_lost_from_the_store_stays_in_the_next_backup(
 def test_versioned_store_pins_the_listed_version(
     repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
 ) -> None:
-    store = VersionRacingStore("memory://versioned", clock=clock, versioned=True)
+    store = HookedStore("memory://versioned", clock=clock, versioned=True)
     ref = cache_ref(store, "p1", b"first " * 5000)
     listed = store.version_of(ref.key)
-    store.victim = ref.key
+    store.before[ref.key] = lambda s: s.write(ref.key, b"second " * 5000)  # before the read
     db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 1)]
     backup = take_backup(repo, db, ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
@@ -451,18 +442,3 @@ def test_versioned_store_pins_the_listed_version(
     assert index.versions() == 2
     assert backup.point.store_marker is not None
     assert backup.point.store_marker.endswith("; 2 object version ids in the artefact index")
-
-
-class VersionRacingStore(MemoryStore):
-    """A versioned store where ``victim`` gets a new version as soon as it is opened."""
-
-    victim = ""
-
-    @contextmanager
-    def open_read(
-        self, key: str, size_hint: int | None = None, version: str | None = None
-    ) -> Iterator[Any]:
-        if key == self.victim:
-            self.write(key, b"second " * 5000)  # a racing writer, before the read
-        with super().open_read(key, size_hint, version) as stream:
-            yield stream

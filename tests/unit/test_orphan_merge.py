@@ -233,3 +233,20 @@ def test_not_a_report_is_refused(tmp_path: object) -> None:
     bad.write_text('{"kind": "something else"}\n')
     with pytest.raises(UnsupportedFormat):
         OrphanReport.load(bad)
+
+
+def test_saving_to_a_device_writes_through_it_and_never_replaces_it(tmp_path: object) -> None:
+    import os
+    import stat
+    from pathlib import Path
+
+    fifo = Path(str(tmp_path)) / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _report([row(ART)], []).save(fifo)
+        header = os.read(reader, 65536).split(b"\n")[0]
+    finally:
+        os.close(reader)
+    assert b'"kind": "gocdbackup.orphan_report"' in header
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not a file put in its place

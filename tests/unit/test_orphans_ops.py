@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from gocdbackup.context import OpContext
@@ -21,7 +22,7 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.cleanup import plan_cleanup
-from gocdbackup.model.orphans import RowRef
+from gocdbackup.model.orphans import OrphanClass, OrphanRow, RowRef
 from gocdbackup.ops import take_backup
 from gocdbackup.ops.cleanup import clean_orphans, list_cleanups, purge_quarantine, undo_cleanup
 from gocdbackup.ops.orphans import QUARANTINE_PREFIX, Pacer, scan_orphans
@@ -369,3 +370,42 @@ def test_runbooks_ask_before_acting(world: World, repo: Repository) -> None:
     assert final.applied
     after = final.steps[-1][1]["counts"]
     assert after["missing_object"] == 0
+
+
+def test_unsafe_keys_in_a_forged_report_are_never_touched(world: World) -> None:
+    report = scan_orphans(world.db, world.store, ctx=world.ctx())
+    plan = plan_cleanup(report)
+    forged = attrs.evolve(
+        plan,
+        items=(
+            *plan.items,
+            OrphanRow(key="../../etc/passwd", cls=OrphanClass.ORPHAN_OBJECT, size_bytes=1),
+            OrphanRow(key="/etc/shadow", cls=OrphanClass.ORPHAN_OBJECT, size_bytes=1),
+            OrphanRow(key=f"{QUARANTINE_PREFIX}x/cleanup.json", cls=OrphanClass.ORPHAN_OBJECT),
+        ),
+    )
+    done = clean_orphans(forged, world.store, world.db, ctx=world.ctx(), confirm=forged.id)
+    assert done.done["orphan_object"] == 3
+    assert {k for k, why in done.skipped.items() if why.startswith("unsafe")} == {
+        "../../etc/passwd",
+        "/etc/shadow",
+        f"{QUARANTINE_PREFIX}x/cleanup.json",
+    }
+
+
+def test_unicode_and_very_long_keys_round_trip_through_quarantine(clock: FakeClock) -> None:
+    world = World(clock)
+    keys = [f"run/{u()}/job/{u()}/{u()}", "exports/é ü/" + "x" * 900, "notes/日本語.txt"]
+    for key in keys:
+        world.obj(key)
+    clock.advance(timedelta(days=1))
+    report = scan_orphans(world.db, world.store, ctx=world.ctx())
+    assert report.counts["orphan_object"] == 1
+    assert report.counts["foreign_object"] == 2
+    before = dict(world.store.objects)
+    plan = plan_cleanup(report, ["orphan_object", "foreign_object"])
+    done = clean_orphans(plan, world.store, world.db, ctx=world.ctx(), confirm=plan.id)
+    assert done.done["foreign_object"] == 2
+    assert not any(world.store.exists(k) for k in keys)
+    undo_cleanup(done.id, world.store, ctx=world.ctx())
+    assert world.store.objects == before

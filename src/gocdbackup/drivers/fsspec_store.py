@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import partial
@@ -225,6 +225,46 @@ class FsspecStore:
         if "s3" in _protocols(self.fs):
             return path, {"version_id": version}
         return path, {}
+
+    def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+        wanted = list(dict(wanted).items())  # each key once
+        paths = {self._path(key): key for key, _ in wanted}
+        if (
+            self.local
+            or len(wanted) < 2
+            or any(self._versioned(p, v)[1] for p, (_, v) in zip(paths, wanted, strict=True))
+            or any(c in p for p in paths for c in "*?[")  # fs.cat would expand them as globs
+        ):
+            return self._read_each(wanted)
+        extra: dict[str, Any] = {}
+        if "s3" in _protocols(self.fs):
+            extra["max_concurrency"] = 1  # no HEAD before each GET: these are small
+        got = self._call(
+            "read",
+            wanted[0][0],
+            lambda: self.fs.cat(list(paths), on_error="return", batch_size=len(paths), **extra),
+        )
+        out: dict[str, bytes] = {}
+        retry: list[tuple[str, str | None]] = []
+        versions = dict(wanted)
+        for path, data in got.items():
+            key = paths.get(path) or paths.get(path.lstrip("/")) or _relative(path, self.root)
+            if isinstance(data, bytes | bytearray):
+                out[key] = bytes(data)
+            elif not isinstance(data, FileNotFoundError):
+                retry.append((key, versions.get(key)))  # read alone, with the usual retries
+        out.update(self._read_each(retry))
+        return out
+
+    def _read_each(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+        out = {}
+        for key, version in wanted:
+            try:
+                with self.open_read(key, None, version) as stream:
+                    out[key] = stream.read()
+            except ObjectMissing:
+                continue
+        return out
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)

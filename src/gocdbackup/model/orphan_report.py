@@ -24,7 +24,7 @@ from gocdbackup.model.orphans import OrphanClass, OrphanRow
 from gocdbackup.model.render import html_table, human_bytes, kv_table
 
 REPORT_KIND = "gocdbackup.orphan_report"
-_SPOOL_BYTES = 8 * 1024 * 1024
+_SPOOL_BYTES = 1024 * 1024
 CSV_FIELDS = (
     "key",
     "class",
@@ -203,15 +203,25 @@ class OrphanReport:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the report (header line, then one JSON line per row); returns the path."""
+        """Write the report (header line, then one JSON line per row); returns the path.
+
+        A regular file is replaced atomically (a temporary file beside it, then a rename);
+        anything else (``/dev/stdout``, a pipe) is written in place, never replaced."""
         target = Path(path)
+        if target.exists() and not target.is_file():
+            with open(target, "wb") as out:
+                self._write_to(out)
+            return target
         tmp = target.with_name(f".{target.name}.tmp")
         with open(tmp, "wb") as out:
-            out.write(json.dumps(self.header(), sort_keys=True).encode() + b"\n")
-            for line in self.spool.lines():
-                out.write(line + b"\n")
+            self._write_to(out)
         tmp.replace(target)
         return target
+
+    def _write_to(self, out: IO[builtins.bytes]) -> None:
+        out.write(json.dumps(self.header(), sort_keys=True).encode() + b"\n")
+        for line in self.spool.lines():
+            out.write(line + b"\n")
 
     def to_json_lines(self) -> Iterator[builtins.bytes]:
         yield json.dumps(self.header(), sort_keys=True).encode()

@@ -8,8 +8,9 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import attrs
 from attrs import frozen
@@ -175,32 +176,18 @@ def backup_artifacts(
             entries.append(old)
         else:
             to_copy.append(ref)
-    total = len(to_copy)
-    done = 0
-    lock = threading.Lock()
-
-    def copy(ref: ObjectRef) -> ArtifactEntry | ObjectRef:
-        nonlocal done
-        ctx.check()
-        try:
-            entry = _copy_object(repo, store, ref, info=listing[ref.key], shared=shared, ctx=ctx)
-        except ObjectMissing:
-            return ref
-        if journal is not None:
-            journal.record(json.dumps(entry.to_dict(), separators=(",", ":")).encode() + b"\n")
-        with lock:
-            done += 1
-            ctx.report("artifacts", done, total, unit="objects", message=ref.key)
-        return entry
-
-    ctx.report("artifacts", 0, total, unit="objects")
+    copy = _Copier(
+        repo, store, listing, shared=shared, ctx=ctx, journal=journal, total=len(to_copy)
+    )
+    ctx.report("artifacts", 0, copy.total, unit="objects")
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
-            for result in pool.map(copy, to_copy):
-                if isinstance(result, ObjectRef):
-                    absent.append(result)
-                else:
-                    entries.append(result)
+            for results in pool.map(copy, _batches(to_copy, listing)):
+                for result in results:
+                    if isinstance(result, ObjectRef):
+                        absent.append(result)
+                    else:
+                        entries.append(result)
     finally:
         if journal is not None:
             journal.flush()  # what an interrupted run copied, for the next run to reuse
@@ -208,6 +195,80 @@ def backup_artifacts(
     index = ArtifactIndex(entries=tuple(sorted(entries, key=lambda e: e.ref.key)))
     log.info("artefacts: %s", index.counts())
     return index
+
+
+class _Copier:
+    """Copies one batch of objects (a large one alone, or small ones fetched together)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        store: ObjectStore,
+        listing: dict[str, ObjectInfo],
+        *,
+        shared: _Known,
+        ctx: OpContext,
+        journal: Journal | None,
+        total: int,
+    ) -> None:
+        self.repo, self.store, self.listing, self.shared = repo, store, listing, shared
+        self.ctx, self.journal, self.total = ctx, journal, total
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: list[ObjectRef]) -> list[ArtifactEntry | ObjectRef]:
+        ctx, listing = self.ctx, self.listing
+        ctx.check()
+        small = len(batch) > 1 or listing[batch[0].key].size_bytes <= SMALL_OBJECT
+        fetched = (
+            self.store.read_many([(r.key, listing[r.key].version) for r in batch]) if small else {}
+        )
+        results: list[ArtifactEntry | ObjectRef] = []
+        for ref in batch:
+            ctx.check()
+            try:
+                if small and ref.key not in fetched:
+                    raise ObjectMissing(ref.key)
+                entry = _copy_object(
+                    self.repo,
+                    self.store,
+                    ref,
+                    info=listing[ref.key],
+                    shared=self.shared,
+                    ctx=ctx,
+                    fetched=fetched.pop(ref.key, None),
+                )
+            except ObjectMissing:
+                results.append(ref)
+                continue
+            if self.journal is not None:
+                line = json.dumps(entry.to_dict(), separators=(",", ":")).encode() + b"\n"
+                self.journal.record(line)
+            with self._lock:
+                self.done += 1
+                ctx.report("artifacts", self.done, self.total, unit="objects", message=ref.key)
+            results.append(entry)
+        return results
+
+
+#: objects up to this size are fetched SMALL_BATCH at a time, in one call to the store
+SMALL_OBJECT = 256 * 1024
+SMALL_BATCH = 16
+
+
+def _batches(refs: list[ObjectRef], listing: dict[str, ObjectInfo]) -> Iterator[list[ObjectRef]]:
+    """Large objects one by one (streamed), small ones in groups (fetched together)."""
+    small: list[ObjectRef] = []
+    for ref in refs:
+        if listing[ref.key].size_bytes > SMALL_OBJECT:
+            yield [ref]
+            continue
+        small.append(ref)
+        if len(small) == SMALL_BATCH:
+            yield small
+            small = []
+    if small:
+        yield small
 
 
 #: above this many prefixes to look under, one listing of the whole store is cheaper
@@ -276,11 +337,18 @@ def _copy_object(
     info: ObjectInfo,
     shared: _Known,
     ctx: OpContext,
+    fetched: bytes | None = None,
 ) -> ArtifactEntry:
+    """Copy one object (``fetched``, if it was already read), checking it against its row."""
     digest = hashlib.sha256()
     chunks: list[ChunkRef] = []
     size = 0
-    with store.open_read(ref.key, info.size_bytes, info.version) as stream:
+    opened = (
+        nullcontext(io.BytesIO(fetched))
+        if fetched is not None
+        else store.open_read(ref.key, info.size_bytes, info.version)
+    )
+    with opened as stream:
         for data in chunk_stream(stream, repo.chunker):
             ctx.check()
             blob_id = repo.codec.blob_id(data)

@@ -32,6 +32,7 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.cleanup import CleanupPlan, CleanupResult, UndoResult
 from gocdbackup.model.durations import format_duration
+from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.orphans import OrphanRow
 from gocdbackup.ops.orphans import QUARANTINE_PREFIX
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
@@ -90,6 +91,14 @@ def _why_not(item: OrphanRow, now_info: ObjectInfo | None, cutoff: datetime) -> 
     if now_info.modified_at is None or now_info.modified_at > cutoff:
         return "newer than the grace window"
     return ""
+
+
+def _safe(key: str) -> bool:
+    try:
+        check_object_key(key)
+    except ConfigError:
+        return False
+    return not key.startswith(QUARANTINE_PREFIX)
 
 
 def _referenced(db: Database, keys: list[str]) -> set[str]:
@@ -211,16 +220,17 @@ def _recheck(
     items = list(items)
     referenced = set()
     for start in range(0, len(items), 500):
-        referenced |= _referenced(db, [i.key for i in items[start : start + 500]])
+        referenced |= _referenced(db, [i.key for i in items[start : start + 500] if _safe(i.key)])
     eligible: list[OrphanRow] = []
     skipped: dict[str, str] = {}
     for n, item in enumerate(items, 1):
         ctx.check()
-        reason = (
-            "referenced by a row now"
-            if item.key in referenced
-            else _why_not(item, store.stat(item.key), cutoff)
-        )
+        if not _safe(item.key):
+            reason = "unsafe key (absolute, empty or with '..'): never touched"
+        elif item.key in referenced:
+            reason = "referenced by a row now"
+        else:
+            reason = _why_not(item, store.stat(item.key), cutoff)
         if reason:
             skipped[item.key] = reason
         else:
@@ -330,6 +340,9 @@ def undo_cleanup(
     for n, item in enumerate(items, 1):
         ctx.check()
         key = str(item["key"])
+        if not _safe(key):
+            lost.append(key)  # a tampered record: never written anywhere
+            continue
         copy = _copy_key(cleanup_id, key)
         if qstore.stat(copy) is None:
             if store.stat(key) is not None and record.get("mode") == "quarantine":
