@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gocdbackup.errors import (
     ConfigError,
@@ -15,7 +19,7 @@ from gocdbackup.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
-from gocdbackup.repository import Repository
+from gocdbackup.repository import ChunkerParams, Repository, chunk_bytes, chunk_stream
 from gocdbackup.repository.repo import CONFIG_KEY, blob_key
 from gocdbackup.testing import FakeClock, MemoryStore
 
@@ -110,3 +114,11 @@ def test_missing_blob_is_an_integrity_error(repo: Repository) -> None:
 def test_repr_shows_no_keys(repo: Repository) -> None:
     assert "redacted" in repr(repo.codec)
     assert repo.codec._id_key.hex() not in repr(repo)
+
+
+@given(st.integers(min_value=0, max_value=3 * 16 * 1024), st.integers(min_value=0, max_value=9))
+@settings(max_examples=60, deadline=None)
+def test_chunk_bytes_cuts_exactly_as_chunk_stream(size: int, seed: int) -> None:
+    params = ChunkerParams(avg_size=16 * 1024, min_size=8 * 1024, max_size=32 * 1024)
+    data = random.Random(seed).randbytes(size)
+    assert list(chunk_bytes(data, params)) == list(chunk_stream(io.BytesIO(data), params))

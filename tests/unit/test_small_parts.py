@@ -254,3 +254,24 @@ def test_memory_store_scan_and_stat() -> None:
     assert store.stat("missing") is None
     with pytest.raises(ConfigError):
         store.stat("../x")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-25T18:00:01.123Z",
+        "2026-11-25T18:00:01Z",
+        "2026-11-25T18:00:01+02:00",
+        "Wed, 25 Nov 2026 18:00:01 GMT",
+        "1795888801",
+        1795888801,
+    ],
+)
+def test_s3_timestamps_parse_as_botocore_parses_them(value: object) -> None:
+    from botocore.utils import parse_timestamp
+
+    from gocdbackup.drivers.fsspec_store import _parse_timestamp
+
+    ours, theirs = _parse_timestamp(value), parse_timestamp(value)
+    assert ours == theirs
+    assert ours.utcoffset() is not None

