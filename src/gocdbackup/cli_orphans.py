@@ -24,7 +24,13 @@ from gocdbackup.cli import (
     repo_options,
     transfers_option,
 )
-from gocdbackup.errors import ConfigError, ConfirmationMismatch, IntegrityError, ScanInterrupted
+from gocdbackup.errors import (
+    ConfigError,
+    ConfirmationMismatch,
+    IntegrityError,
+    ReportMismatch,
+    ScanInterrupted,
+)
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
 from gocdbackup.model.render import human_bytes
@@ -184,6 +190,38 @@ def orphans_scan(
         if csv_path:
             report.write_csv(csv_path)
     _emit(state, report.summary(), lambda: _print_report(report))
+
+
+@orphans.command(name="diff")
+@click.argument("older", type=click.Path(exists=True, dir_okay=False))
+@click.argument("newer", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def orphans_diff(state: State, *, older: str, newer: str) -> None:
+    """What changed between two reports of the same database and store."""
+    with _errors(state):
+        old, new = OrphanReport.load(older), OrphanReport.load(newer)
+        if old.source != new.source:
+            raise ReportMismatch(
+                f"{older} and {newer} describe different databases or stores; nothing to compare"
+            )
+        changes = [{"key": k, "before": a, "after": b} for k, a, b in new.diff(old)]
+        delta = {
+            c: new.counts.get(c, 0) - old.counts.get(c, 0)
+            for c in new.counts
+            if new.counts.get(c, 0) != old.counts.get(c, 0)
+        }
+    doc = {"older": old.id, "newer": new.id, "count_changes": delta, "changes": changes}
+
+    def human() -> None:
+        for c in changes:
+            out_console.print(
+                f"{c['key']}: {c['before'] or 'ok/absent'} -> {c['after'] or 'ok/absent'}",
+                highlight=False,
+                markup=False,
+            )
+        out_console.print(f"{len(changes)} key(s) changed; counts {delta}", highlight=False)
+
+    _emit(state, doc, human)
 
 
 def _classes(value: str | None) -> list[str] | None:

@@ -53,7 +53,8 @@ def test_scan_clean_undo_on_a_real_database(gocdnext_db: str, tmp_path: Path) ->
     store_url = f"file://{root}"
     write_objects(gocdnext_db, FsspecStore(store_url))
     scan = ["orphans", "scan", "--db", gocdnext_db, "--artifacts", store_url, "--grace", "0s"]
-    baseline = as_json(*scan)
+    base_path = tmp_path / "baseline.json"
+    baseline = as_json(*scan, "--out", str(base_path))
     assert baseline["counts"]["ok"] > 0
     assert baseline["counts"]["orphan_object"] == 0
 
@@ -84,6 +85,11 @@ def test_scan_clean_undo_on_a_real_database(gocdnext_db: str, tmp_path: Path) ->
     assert (missing["class"], missing["table"]) == ("missing_object", "artifacts")
     assert missing["row_id"]
     assert csv_path.read_text().startswith("key,class,size_bytes,table,row_id")
+    diff = as_json("orphans", "diff", str(base_path), str(out))
+    changed = {c["key"]: (c["before"], c["after"]) for c in diff["changes"]}
+    assert changed[orphan] == (None, "orphan_object")
+    assert changed[lost] == (None, "missing_object")
+    assert diff["count_changes"]["orphan_object"] == 1
     assert PG_PASSWORD not in out.read_text() + json.dumps(report)  # the DSN's password
 
     before = tree(root)
@@ -205,6 +211,20 @@ def test_refusals_exit_non_zero_and_change_nothing(
     no_confirm = run("orphans", "clean", "--report", str(out), "--db", gocdnext_db, ok=False)
     assert no_confirm.returncode == 1
     assert "--confirm" in no_confirm.stderr
+    elsewhere = tmp_path / "elsewhere.json"
+    as_json(
+        "orphans",
+        "scan",
+        "--db",
+        gocdnext_db,
+        "--artifacts",
+        f"file://{other}",
+        "--out",
+        str(elsewhere),
+    )
+    mixed = run("orphans", "diff", str(out), str(elsewhere), ok=False)
+    assert mixed.returncode == 1
+    assert "different databases or stores" in mixed.stderr
     (tmp_path / "junk.json").write_text("{}")
     junk = run(*clean[:2], "--report", str(tmp_path / "junk.json"), "--db", gocdnext_db, ok=False)
     assert junk.returncode == 1

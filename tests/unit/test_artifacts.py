@@ -442,3 +442,16 @@ def test_versioned_store_pins_the_listed_version(
     assert index.versions() == 2
     assert backup.point.store_marker is not None
     assert backup.point.store_marker.endswith("; 2 object version ids in the artefact index")
+
+
+def test_a_small_restore_looks_up_its_keys_instead_of_listing_the_store(
+    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+) -> None:
+    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    index = load_index(repo, backup, ctx)
+    assert index is not None
+    objects.delete(refs[0].key)
+    objects.lists.clear()
+    done = restore_artifacts(repo, index, objects, ctx=ctx, only=select(run=RUN_A))
+    assert (done.written, done.skipped) == (1, 1)
+    assert objects.lists == []  # no listing of a possibly huge bucket for two objects

@@ -257,6 +257,9 @@ class _Copier:
         return results
 
 
+#: a restore of at most this many objects looks each up instead of listing the store
+STAT_LIMIT = 256
+
 #: objects up to this size are fetched SMALL_BATCH at a time, in one call to the store
 SMALL_OBJECT = 256 * 1024
 SMALL_BATCH = 16
@@ -464,14 +467,15 @@ def restore_artifacts(
     entries = [e for e in index.entries if e.outcome.stored and (only is None or only(e.ref))]
     for e in entries:
         check_object_key(e.ref.key)  # refuses "..", absolute and empty keys, before any write
-    present = {i.key: i for i in store.list("")}
+    # a few objects (a selective restore, a recovery): ask for each; many: list the store once
+    present = {i.key: i for i in store.list("")} if len(entries) > STAT_LIMIT else None
     done = written = skipped = nbytes = 0
     lock = threading.Lock()
 
     def restore_one(entry: ArtifactEntry) -> None:
         nonlocal done, written, skipped, nbytes
         ctx.check()
-        info = present.get(entry.ref.key)
+        info = present.get(entry.ref.key) if present is not None else store.stat(entry.ref.key)
         same = (
             info is not None
             and info.size_bytes == entry.size_bytes
