@@ -91,6 +91,10 @@ class CountingStore(MemoryStore):
         self.requests[f"list {prefix or '(all)'}"] += 1
         return super().list(prefix)
 
+    def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        self.requests[f"list {prefix or '(all)'}"] += 1  # one listing pass, streamed
+        return super().scan(prefix, start_after)
+
 
 def blob_ids(n: int) -> list[str]:
     return [hashlib.sha256(i.to_bytes(8, "big")).hexdigest() for i in range(n)]

@@ -67,8 +67,10 @@ def collect_garbage(
     if grace < timedelta(0):
         raise PreconditionFailed("the grace period cannot be negative")
     with repo.lock("exclusive", "gc", ctx.clock) as lock:
-        blobs = list(repo.blobs())
-        plan = plan_gc(blobs, referenced_blobs(repo, ctx), now=ctx.now(), grace=grace)
+        # the manifests first, then one streamed pass over the blobs (no writer can add any:
+        # the exclusive lock keeps backups out)
+        referenced = referenced_blobs(repo, ctx)
+        plan = plan_gc(repo.blobs(), referenced, now=ctx.now(), grace=grace)
         if dry_run:
             return GcResult(plan=plan, dry_run=True, deleted=0, deleted_bytes=0)
         deleted = deleted_bytes = 0

@@ -138,8 +138,9 @@ class Repository:
     # -- blobs -------------------------------------------------------------------------------
 
     def blobs(self) -> Iterator[BlobInfo]:
-        """Every stored blob with its size and write time, in one listing pass."""
-        for info in self.store.list(DATA_PREFIX):
+        """Every stored blob with its size and write time, in one listing pass, streamed (the
+        listing is never held in memory)."""
+        for info in self.store.scan(DATA_PREFIX):
             name = info.key.rsplit("/", 1)[-1]
             if len(name) == 64 and info.key == blob_key(name):
                 yield BlobInfo(
