@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from gocdbackup.context import OpContext
+from gocdbackup.errors import ObjectMissing
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
@@ -86,6 +87,18 @@ class ObjectStore(Protocol):
         """Create or replace ``key`` from ``chunks``, atomically (readers never see a partial
         object, and a failure leaves the old object); the number of bytes written."""
         ...
+
+
+def read_each(store: ObjectStore, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
+    """:meth:`ObjectStore.read_many` one object at a time, for stores that cannot do better."""
+    out = {}
+    for key, version in wanted:
+        try:
+            with store.open_read(key, None, version) as stream:
+                out[key] = stream.read()
+        except ObjectMissing:
+            continue
+    return out
 
 
 class DumpStream(Protocol):

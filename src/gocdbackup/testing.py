@@ -34,7 +34,7 @@ from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.progress import ProgressEvent
-from gocdbackup.ports import ObjectInfo
+from gocdbackup.ports import ObjectInfo, read_each
 
 __all__ = [
     "FakeClock",
@@ -169,14 +169,7 @@ class MemoryStore:
         yield io.BytesIO(data)
 
     def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
-        out = {}
-        for key, version in wanted:
-            try:
-                with self.open_read(key, None, version) as stream:
-                    out[key] = stream.read()
-            except ObjectMissing:
-                continue
-        return out
+        return read_each(self, wanted)
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         data = b"".join(chunks)  # all or nothing, like the real stores

@@ -35,6 +35,13 @@ def as_json(*args: str) -> Any:
     return json.loads(run("--json", *args).stdout)
 
 
+def scan_to(out: Path, db: str, store_url: str) -> Any:
+    """``orphans scan`` with no grace window, the full report written to ``out``."""
+    return as_json(
+        "orphans", "scan", "--db", db, "--artifacts", store_url, "--grace", "0s", "--out", str(out)
+    )
+
+
 def tree(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -187,18 +194,7 @@ def test_refusals_exit_non_zero_and_change_nothing(
     assert "not a gocdnext database" in plain.stderr
 
     out = tmp_path / "report.json"
-    report = as_json(
-        "orphans",
-        "scan",
-        "--db",
-        gocdnext_db,
-        "--artifacts",
-        store_url,
-        "--grace",
-        "0s",
-        "--out",
-        str(out),
-    )
+    report = scan_to(out, gocdnext_db, store_url)
     other = tmp_path / "elsewhere"
     other.mkdir()
     clean = ["orphans", "clean", "--report", str(out), "--confirm", report["id"]]
@@ -242,18 +238,7 @@ def test_kill_9_mid_cleanup_then_undo(gocdnext_db: str, tmp_path: Path) -> None:
         (root / key).write_bytes(os.urandom(1000 + n))
     before = tree(root)
     out = tmp_path / "report.json"
-    report = as_json(
-        "orphans",
-        "scan",
-        "--db",
-        gocdnext_db,
-        "--artifacts",
-        store_url,
-        "--grace",
-        "0s",
-        "--out",
-        str(out),
-    )
+    report = scan_to(out, gocdnext_db, store_url)
     assert report["counts"]["orphan_object"] == len(orphans)
     env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
     cleaning = subprocess.Popen(

@@ -29,7 +29,7 @@ from gocdbackup.errors import (
     TransientStorageError,
 )
 from gocdbackup.model.keys import check_object_key
-from gocdbackup.ports import ObjectInfo
+from gocdbackup.ports import ObjectInfo, read_each
 
 log = logging.getLogger("gocdbackup.drivers.store")
 
@@ -260,14 +260,7 @@ class FsspecStore:
         return out
 
     def _read_each(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
-        out = {}
-        for key, version in wanted:
-            try:
-                with self.open_read(key, None, version) as stream:
-                    out[key] = stream.read()
-            except ObjectMissing:
-                continue
-        return out
+        return read_each(self, wanted)
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
