@@ -134,8 +134,10 @@ def test_quarantine_then_undo_puts_back_every_byte(world: World) -> None:
     again = scan_orphans(world.db, world.store, ctx=world.ctx())
     assert again.counts["orphan_object"] == 0  # the quarantine is not seen as orphans
     assert [c["id"] for c in list_cleanups(world.store)] == [done.id]
+    assert done.id in done._repr_html_()  # notebooks show the results as tables
     undone = undo_cleanup(done.id, world.store, ctx=world.ctx())
     assert (undone.restored, undone.conflicts, undone.lost) == (3, (), ())
+    assert "restored" in undone._repr_html_()
     assert world.store.objects == before
     assert list_cleanups(world.store) == []
 
@@ -336,6 +338,7 @@ def test_recover_then_retire_what_no_backup_holds(world: World, repo: Repository
     recovered = recover_missing(plan, repo, world.store, ctx=world.ctx())
     assert set(recovered.recovered) == set(lost)
     assert set(recovered.unrecoverable) == {world.missing}
+    assert "recovered" in recovered._repr_html_()
     assert all(world.store.read(k) == world.data[k] for k in lost)
     with pytest.raises(ConfirmationMismatch):
         retire_missing(plan, world.db, world.store, ctx=world.ctx(), confirm="nope")
@@ -350,6 +353,7 @@ def test_runbooks_ask_before_acting(world: World, repo: Repository) -> None:
     world.clock.advance(timedelta(days=1))
     first = lost_database(world.db, world.store, ctx=world.ctx())
     assert not first.applied
+    assert f"confirm={first.confirm_id}" in first._repr_html_()
     assert first.confirm_id is not None
     assert all(world.store.exists(k) for k in world.orphans)
     with pytest.raises(ConfirmationMismatch):

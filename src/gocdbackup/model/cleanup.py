@@ -15,7 +15,7 @@ from attrs import frozen
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.orphan_report import OrphanReport, ScanSource
 from gocdbackup.model.orphans import OrphanClass, OrphanRow
-from gocdbackup.model.render import html_table
+from gocdbackup.model.render import html_table, kv_table
 
 #: what a cleanup acts on unless told otherwise: objects in gocdnext's layouts no row
 #: references, and interrupted filesystem uploads (never foreign objects, never too recent)
@@ -149,6 +149,9 @@ class CleanupResult:
             "skipped_reasons": dict(reasons),
         }
 
+    def _repr_html_(self) -> str:
+        return kv_table(self.summary().items(), caption=f"Cleanup {self.id}")
+
 
 @frozen(kw_only=True)
 class UndoResult:
@@ -167,6 +170,9 @@ class UndoResult:
             "lost": list(self.lost),
         }
 
+    def _repr_html_(self) -> str:
+        return kv_table(self.summary().items(), caption=f"Undo of {self.cleanup_id}")
+
 
 @frozen(kw_only=True)
 class RecoverResult:
@@ -183,3 +189,6 @@ class RecoverResult:
             "bytes": self.bytes,
             "from_backups": dict(Counter(self.recovered.values())),
         }
+
+    def _repr_html_(self) -> str:
+        return kv_table(self.summary().items(), caption="Recovered from backups")

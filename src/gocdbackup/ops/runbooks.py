@@ -16,6 +16,7 @@ from attrs import frozen
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfirmationMismatch
 from gocdbackup.model.cleanup import CleanupPlan, plan_cleanup
+from gocdbackup.model.render import html_table
 from gocdbackup.ops.cleanup import clean_orphans
 from gocdbackup.ops.orphans import DEFAULT_GRACE, scan_orphans
 from gocdbackup.ops.recovery import recover_missing, retire_missing
@@ -38,6 +39,14 @@ class RunbookReport:
             "confirm_id": self.confirm_id,
             "applied": self.applied,
         }
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"step": name, "result": ", ".join(f"{k}={v}" for k, v in detail.items())}
+            for name, detail in self.steps
+        ]
+        state = "applied" if self.applied else f"to apply: confirm={self.confirm_id}"
+        return html_table(rows, caption=f"Runbook {self.runbook} ({state})")
 
 
 def _keys_id(prefix: str, keys: Iterable[str]) -> str:
