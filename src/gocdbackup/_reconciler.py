@@ -30,6 +30,10 @@ def _duration(value: str | timedelta) -> timedelta:
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
+def _repository(source: GocdBackup | Repository) -> Repository:
+    return source.repository if isinstance(source, GocdBackup) else source
+
+
 class Reconciler:
     """One gocdnext database and its artefact store, compared and put back in agreement.
 
@@ -156,9 +160,8 @@ class Reconciler:
     def recover_missing(
         self, plan: CleanupPlan, from_repo: GocdBackup | Repository
     ) -> RecoverResult:
-        repo = from_repo.repository if isinstance(from_repo, GocdBackup) else from_repo
         return recovery.recover_missing(
-            plan, repo, self.store, ctx=self.context(), workers=self.transfers
+            plan, _repository(from_repo), self.store, ctx=self.context(), workers=self.transfers
         )
 
     def retire_missing(self, plan: CleanupPlan, *, confirm: str) -> dict[str, int]:
@@ -175,9 +178,13 @@ class Reconciler:
         grace: str | timedelta = orphans.DEFAULT_GRACE,
         confirm: str | None = None,
     ) -> runbooks.RunbookReport:
-        repo = from_repo.repository if isinstance(from_repo, GocdBackup) else from_repo
         return runbooks.lost_bucket(
-            self.db, self.store, repo, ctx=self.context(), grace=_duration(grace), confirm=confirm
+            self.db,
+            self.store,
+            _repository(from_repo),
+            ctx=self.context(),
+            grace=_duration(grace),
+            confirm=confirm,
         )
 
     def lost_database(

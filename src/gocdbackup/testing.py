@@ -7,6 +7,7 @@ local server) and :func:`build_gocdnext_fixture` (a gocdnext-shaped database).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import json
@@ -114,39 +115,31 @@ class MemoryStore:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
             self.lists.append(prefix)
-            items = sorted(
-                (k, len(v), self.modified[k], self._latest(k))
-                for k, v in self.objects.items()
-                if k.startswith(prefix)
-            )
-        return iter(
-            [ObjectInfo(key=k, size_bytes=n, modified_at=m, version=v) for k, n, m, v in items]
-        )
+            return iter(self._infos(prefix, ""))
 
     def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
             self.scans.append((prefix, start_after))
-            items = sorted(
-                (k, len(v), self.modified[k], self._latest(k))
-                for k, v in self.objects.items()
-                if k.startswith(prefix) and k > start_after
-            )
-        return iter(
-            [ObjectInfo(key=k, size_bytes=n, modified_at=m, version=v) for k, n, m, v in items]
+            return iter(self._infos(prefix, start_after))
+
+    def _infos(self, prefix: str, start_after: str) -> builtins.list[ObjectInfo]:
+        """The objects under ``prefix`` after ``start_after``, in key order (lock held)."""
+        return [
+            self._info(k) for k in sorted(self.objects) if k.startswith(prefix) and k > start_after
+        ]
+
+    def _info(self, key: str) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size_bytes=len(self.objects[key]),
+            modified_at=self.modified[key],
+            version=self._latest(key),
         )
 
     def stat(self, key: str) -> ObjectInfo | None:
         check_object_key(key)
         with self._lock:
-            data = self.objects.get(key)
-            if data is None:
-                return None
-            return ObjectInfo(
-                key=key,
-                size_bytes=len(data),
-                modified_at=self.modified[key],
-                version=self._latest(key),
-            )
+            return self._info(key) if key in self.objects else None
 
     def delete(self, key: str) -> None:
         check_object_key(key)

@@ -146,8 +146,13 @@ class FsspecStore:
                 "pass them as storage options or through the backend's usual configuration"
             )
         self.root = root.rstrip("/")
-        self.local = "file" in _protocols(self.fs)
-        if "s3" in _protocols(self.fs):
+        self.protocols = _protocols(self.fs)
+        self.local = "file" in self.protocols
+        #: only a version-aware S3 filesystem reads a given version (see :meth:`_versioned`)
+        self.pins_versions = "s3" in self.protocols and bool(
+            getattr(self.fs, "version_aware", False)
+        )
+        if "s3" in self.protocols:
             _lighter_s3_session(self.fs)
 
     @property
@@ -223,11 +228,9 @@ class FsspecStore:
         filesystem pins it (a VersionId other than "null" means the bucket keeps old
         versions); a GCS generation is recorded but not pinned, since a bucket without
         Object Versioning drops the old generation on overwrite."""
-        if version is None or not getattr(self.fs, "version_aware", False):
+        if version is None or not self.pins_versions:
             return path, {}
-        if "s3" in _protocols(self.fs):
-            return path, {"version_id": version}
-        return path, {}
+        return path, {"version_id": version}
 
     def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
         wanted = list(dict(wanted).items())  # each key once
@@ -235,12 +238,12 @@ class FsspecStore:
         if (
             self.local
             or len(wanted) < 2
-            or any(self._versioned(p, v)[1] for p, (_, v) in zip(paths, wanted, strict=True))
+            or (self.pins_versions and any(v is not None for _, v in wanted))
             or any(c in p for p in paths for c in "*?[")  # fs.cat would expand them as globs
         ):
-            return self._read_each(wanted)
+            return read_each(self, wanted)
         extra: dict[str, Any] = {}
-        if "s3" in _protocols(self.fs):
+        if "s3" in self.protocols:
             extra["max_concurrency"] = 1  # no HEAD before each GET: these are small
         got = self._call(
             "read",
@@ -256,11 +259,8 @@ class FsspecStore:
                 out[key] = bytes(data)
             elif not isinstance(data, FileNotFoundError):
                 retry.append((key, versions.get(key)))  # read alone, with the usual retries
-        out.update(self._read_each(retry))
+        out.update(read_each(self, retry))
         return out
-
-    def _read_each(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
-        return read_each(self, wanted)
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
@@ -349,7 +349,7 @@ class FsspecStore:
         local files by a lazy sorted directory walk; any other filesystem (fsspec ``memory``)
         from one sorted listing.  Hides only this library's temporary files (and, on object
         stores, "folder" marker objects whose key ends with ``/``)."""
-        protocols = _protocols(self.fs)
+        protocols = self.protocols
         bucket = self.root.partition("/")[0]
         if self.local:
             return self._scan_local(prefix, start_after)
@@ -404,7 +404,7 @@ class FsspecStore:
     ) -> Iterator[builtins.list[ObjectInfo]]:
         """``list_objects_v2`` pages or, on a version-aware filesystem, the latest versions
         from ``list_object_versions`` pages."""
-        versions = bool(getattr(self.fs, "version_aware", False))
+        versions = self.pins_versions
         method = "list_object_versions" if versions else "list_objects_v2"
         params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": _SCAN_PAGE}
         if prefix:
@@ -528,7 +528,7 @@ class FsspecStore:
         path = self._path(key)
         if key.endswith("/"):
             return None
-        protocols = _protocols(self.fs)
+        protocols = self.protocols
         bucket, _, name = path.partition("/")
         if bucket and name and "s3" in protocols and hasattr(self.fs, "call_s3"):
             fetch: Callable[[], dict[str, Any]] = partial(
@@ -546,7 +546,7 @@ class FsspecStore:
                 return None
             if info.get("type", "file") != "file":
                 return None  # a "directory" (a prefix of other keys) is not an object
-            versions = not ("s3" in protocols and not getattr(self.fs, "version_aware", False))
+            versions = "s3" not in protocols or self.pins_versions
             return ObjectInfo(
                 key=key,
                 size_bytes=int(info.get("size", info.get("ContentLength")) or 0),

@@ -335,6 +335,12 @@ def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[T
     return tuple(out)
 
 
+def _is_gocdnext(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connection's database has gocdnext's object-referencing tables."""
+    (present,) = conn.execute(_HAS_GOCDNEXT_TABLES).fetchone() or (False,)
+    return bool(present)
+
+
 def _retire_params(rows: list[RowRef]) -> dict[str, dict[str, list[str]]]:
     """The unnest arrays of each table's retire statement, for ``rows``."""
     out: dict[str, dict[str, list[str]]] = {}
@@ -547,8 +553,7 @@ class PostgresDatabase:
         if not wanted:
             return {}
         with self.connect() as conn, self.translating():
-            (present,) = conn.execute(_HAS_GOCDNEXT_TABLES).fetchone() or (False,)
-            if not present:
+            if not _is_gocdnext(conn):
                 return {}
             rows = conn.execute(_ROWS_NOW_SQL, {"keys": wanted}).fetchall()
         return {str(k): str(s) for k, s in rows}
@@ -556,8 +561,7 @@ class PostgresDatabase:
     # -- orphan scans ------------------------------------------------------------------------
 
     def _require_gocdnext(self, conn: psycopg.Connection[Any]) -> None:
-        (present,) = conn.execute(_HAS_GOCDNEXT_TABLES).fetchone() or (False,)
-        if not present:
+        if not _is_gocdnext(conn):
             raise ConfigError(
                 _NOT_GOCDNEXT.format(db=self.name, where=describe_target(self._params))
             )

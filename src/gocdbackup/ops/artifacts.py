@@ -27,6 +27,7 @@ from gocdbackup.model.artifacts import (
 from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.ops._components import checked_stream
+from gocdbackup.ops._objects import hashing, object_sha256
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
 from gocdbackup.repository import (
     Repository,
@@ -225,7 +226,7 @@ class _Copier:
     def __call__(self, batch: list[ObjectRef]) -> list[ArtifactEntry | ObjectRef]:
         ctx, listing = self.ctx, self.listing
         ctx.check()
-        small = len(batch) > 1 or listing[batch[0].key].size_bytes <= SMALL_OBJECT
+        small = _is_small(listing[batch[0].key])  # batches never mix small and large
         fetched = (
             self.store.read_many([(r.key, listing[r.key].version) for r in batch]) if small else {}
         )
@@ -265,11 +266,15 @@ SMALL_OBJECT = 256 * 1024
 SMALL_BATCH = 16
 
 
+def _is_small(info: ObjectInfo) -> bool:
+    return info.size_bytes <= SMALL_OBJECT
+
+
 def _batches(refs: list[ObjectRef], listing: dict[str, ObjectInfo]) -> Iterator[list[ObjectRef]]:
     """Large objects one by one (streamed), small ones in groups (fetched together)."""
     small: list[ObjectRef] = []
     for ref in refs:
-        if listing[ref.key].size_bytes > SMALL_OBJECT:
+        if not _is_small(listing[ref.key]):
             yield [ref]
             continue
         small.append(ref)
@@ -315,13 +320,18 @@ def _listing(store: ObjectStore, refs: list[ObjectRef], *, scoped: bool) -> dict
 
 def _held(ref: ObjectRef, old: ArtifactEntry | None, shared: _Known) -> ArtifactEntry | None:
     """The earlier copy of an artefact (same key, SHA-256 and size), if its blobs remain."""
-    if (
-        old is None
-        or ref.kind is not old.ref.kind
-        or ref.sha256 != old.sha256
-        or ref.size_bytes != old.size_bytes
-        or not all(shared.has(c.blob_id) for c in old.chunks)
+    if old is None or (ref.kind, ref.sha256, ref.size_bytes) != (
+        old.ref.kind,
+        old.sha256,
+        old.size_bytes,
     ):
+        return None
+    return _reuse(old, ref, shared)
+
+
+def _reuse(old: ArtifactEntry | None, ref: ObjectRef, shared: _Known) -> ArtifactEntry | None:
+    """``old`` standing for ``ref`` in this backup, unless its blobs are gone (collected)."""
+    if old is None or not all(shared.has(c.blob_id) for c in old.chunks):
         return None
     return attrs.evolve(old, ref=ref, outcome=Outcome.REUSED)
 
@@ -332,10 +342,11 @@ def _reusable(
     reusable: dict[tuple[str, str, int], ArtifactEntry],
     shared: _Known,
 ) -> ArtifactEntry | None:
-    old = reusable.get(content_key(ref.key, ref.sha256, info.modified_at, info.size_bytes))
-    if old is None or not all(shared.has(c.blob_id) for c in old.chunks):
-        return None  # unknown, or its blobs are gone (garbage-collected)
-    return attrs.evolve(old, ref=ref, outcome=Outcome.REUSED)
+    return _reuse(
+        reusable.get(content_key(ref.key, ref.sha256, info.modified_at, info.size_bytes)),
+        ref,
+        shared,
+    )
 
 
 def _copy_object(
@@ -498,20 +509,14 @@ def restore_artifacts(
 
 
 def _sha_of(store: ObjectStore, key: str) -> str:
-    digest = hashlib.sha256()
     try:
-        with store.open_read(key) as stream:
-            while block := stream.read(1024 * 1024):
-                digest.update(block)
+        return object_sha256(store, key)
     except ObjectMissing:
         return ""
-    return digest.hexdigest()
 
 
 def _verified(repo: Repository, entry: ArtifactEntry, ctx: OpContext) -> Iterable[bytes]:
     digest = hashlib.sha256()
-    for data in read_stream(repo, entry.chunks, ctx, phase="restore-object"):
-        digest.update(data)
-        yield data
+    yield from hashing(read_stream(repo, entry.chunks, ctx, phase="restore-object"), digest)
     if digest.hexdigest() != entry.sha256:
         raise IntegrityError(f"{entry.ref.key}: the stored copy does not match its SHA-256")

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from gocdbackup.model.cleanup import CleanupPlan, CleanupResult, UndoResult
 from gocdbackup.model.durations import format_duration
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.orphans import OrphanRow
+from gocdbackup.ops._objects import hashing, object_blocks, object_sha256
 from gocdbackup.ops.orphans import QUARANTINE_PREFIX
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
 
@@ -257,18 +258,6 @@ def _result(
     )
 
 
-def _hashing(chunks: Iterable[bytes], digest: Any) -> Iterator[bytes]:
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
-
-
-def _blocks(store: ObjectStore, key: str, size: int | None = None) -> Iterator[bytes]:
-    with store.open_read(key, size) as stream:
-        while block := stream.read(1024 * 1024):
-            yield block
-
-
 def _quarantine_one(
     store: ObjectStore, qstore: ObjectStore, cleanup_id: str, item: OrphanRow
 ) -> str | None:
@@ -278,7 +267,7 @@ def _quarantine_one(
     try:
         qstore.write_stream(
             _copy_key(cleanup_id, item.key),
-            _hashing(_blocks(store, item.key, item.size_bytes), digest),
+            hashing(object_blocks(store, item.key, item.size_bytes), digest),
         )
     except ObjectMissing:
         return None
@@ -304,13 +293,6 @@ def _read_record(qstore: ObjectStore, cleanup_id: str, name: str) -> dict[str, A
     if not isinstance(doc, dict) or (name == "cleanup.json" and doc.get("kind") != _KIND):
         raise UnsupportedFormat(f"the record of cleanup {cleanup_id} is unreadable")
     return doc
-
-
-def _sha_of(store: ObjectStore, key: str) -> str:
-    digest = hashlib.sha256()
-    for block in _blocks(store, key):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def undo_cleanup(
@@ -351,14 +333,14 @@ def undo_cleanup(
                 lost.append(key)
             continue
         if store.stat(key) is not None:
-            if _sha_of(store, key) == _sha_of(qstore, copy):
+            if object_sha256(store, key) == object_sha256(qstore, copy):
                 qstore.delete(copy)
                 already += 1
             else:
                 conflicts.append(key)
             continue
         digest = hashlib.sha256()
-        store.write_stream(key, _hashing(_blocks(qstore, copy), digest))
+        store.write_stream(key, hashing(object_blocks(qstore, copy), digest))
         if key in shas and shas[key] and digest.hexdigest() != shas[key]:
             raise GocdBackupError(f"the quarantined copy of {key!r} does not match its SHA-256")
         qstore.delete(copy)

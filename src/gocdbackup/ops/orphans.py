@@ -20,6 +20,7 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.orphan_report import OrphanReport, RowSpool, ScanSource
 from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
+from gocdbackup.ops._objects import object_sha256
 from gocdbackup.ports import Database, ObjectInfo, ObjectStore
 
 log = logging.getLogger("gocdbackup.ops.orphans")
@@ -103,14 +104,10 @@ def _content_verifier(
         if not chosen(row.key):
             return None
         pacer.request()
-        digest = hashlib.sha256()
         try:
-            with store.open_read(row.key, obj.size_bytes) as stream:
-                while block := stream.read(1024 * 1024):
-                    digest.update(block)
+            return object_sha256(store, row.key, obj.size_bytes) == row.sha256
         except ObjectMissing:
             return None  # deleted meanwhile: the next scan will say so
-        return digest.hexdigest() == row.sha256
 
     return verify
 
