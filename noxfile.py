@@ -1,6 +1,10 @@
-"""Developer sessions: tests, lint, demo, bench, docs.  Every session installs what it needs."""
+"""Developer sessions: tests, lint, demo, bench, docs, build.  Every session installs what it
+needs."""
 
 from __future__ import annotations
+
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -55,3 +59,21 @@ def docs(session: nox.Session) -> None:
     _install(session)
     session.install("--quiet", "mkdocs>=1.6")
     session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
+
+
+#: files the wheel must ship besides the modules (PEP 561 marker, the fixture's schema)
+WHEEL_MUST_HOLD = ("gocdbackup/py.typed", "gocdbackup/drivers/gocdnext_schema.sql")
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/ and check the wheel ships py.typed."""
+    session.install("--quiet", "--upgrade", "pip", "build")
+    session.run("python", "-m", "build", "--outdir", "dist/")
+    # the wheel this run built: the newest one (dist/ may hold older versions)
+    wheel = max(Path("dist").glob("gocdbackup-*.whl"), key=lambda p: p.stat().st_mtime)
+    with zipfile.ZipFile(wheel) as zf:
+        missing = [name for name in WHEEL_MUST_HOLD if name not in zf.namelist()]
+    if missing:
+        session.error(f"{wheel} lacks {', '.join(missing)}")
+    session.log(f"{wheel} holds {', '.join(WHEEL_MUST_HOLD)}")

@@ -42,7 +42,9 @@ CHILD = Path(__file__).with_name("_lifecycle_child.py")
 BACKUPS = 10_000
 SMALL_BACKUPS = 1_000
 YEARS = 3
-POLICY = RetentionPolicy(daily=30, weekly=8, monthly=12, yearly=3, tz="Europe/Berlin")
+POLICY = RetentionPolicy(
+    keep_daily=30, keep_weekly=8, keep_monthly=12, keep_yearly=3, tz="Europe/Berlin"
+)
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 PIN_EVERY = 97
 FAIL_EVERY = 20

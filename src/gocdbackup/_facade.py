@@ -16,7 +16,7 @@ from gocdbackup.errors import ConfigError
 from gocdbackup.model.artifacts import ArtifactIndex
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.gocdnext_storage import DEFAULT_FS_ROOT
-from gocdbackup.model.render import html_table
+from gocdbackup.model.render import html_table, to_pandas
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
@@ -82,9 +82,7 @@ class BackupList(list[BackupSet]):
         return [b.summary() for b in self]
 
     def to_pandas(self) -> Any:
-        import pandas as pd  # noqa: PLC0415
-
-        return pd.DataFrame(self.rows())
+        return to_pandas(self.rows())
 
     def _repr_html_(self) -> str:
         return html_table(self.rows(), caption=f"{len(self)} backup(s)")

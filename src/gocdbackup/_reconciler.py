@@ -17,6 +17,7 @@ from gocdbackup.model.cleanup import (
     RecoverResult,
     UndoResult,
     plan_cleanup,
+    plan_recovery,
 )
 from gocdbackup.model.durations import parse_duration
 from gocdbackup.model.orphan_report import OrphanReport
@@ -164,9 +165,22 @@ class Reconciler:
             plan, _repository(from_repo), self.store, ctx=self.context(), workers=self.transfers
         )
 
-    def retire_missing(self, plan: CleanupPlan, *, confirm: str) -> dict[str, int]:
+    @staticmethod
+    def plan_recovery(report: OrphanReport) -> CleanupPlan:
+        """Every ready row without its object, whatever its age (pure); see
+        :func:`gocdbackup.model.cleanup.plan_recovery`."""
+        return plan_recovery(report)
+
+    def retire_missing(
+        self, plan: CleanupPlan, *, confirm: str, allow_empty_store: bool = False
+    ) -> dict[str, int]:
         return recovery.retire_missing(
-            plan, self.db, self.store, ctx=self.context(), confirm=confirm
+            plan,
+            self.db,
+            self.store,
+            ctx=self.context(),
+            confirm=confirm,
+            allow_empty_store=allow_empty_store,
         )
 
     # -- the runbooks ---------------------------------------------------------------------------
@@ -177,6 +191,7 @@ class Reconciler:
         *,
         grace: str | timedelta = orphans.DEFAULT_GRACE,
         confirm: str | None = None,
+        allow_empty_store: bool = False,
     ) -> runbooks.RunbookReport:
         return runbooks.lost_bucket(
             self.db,
@@ -185,6 +200,7 @@ class Reconciler:
             ctx=self.context(),
             grace=_duration(grace),
             confirm=confirm,
+            allow_empty_store=allow_empty_store,
         )
 
     def lost_database(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -28,6 +30,7 @@ from gocdbackup import GocdBackup
 from gocdbackup.errors import ConfigError, GocdBackupError, IntegrityError
 from gocdbackup.model import BackupSet, Manifest, ProgressEvent
 from gocdbackup.model.durations import parse_duration
+from gocdbackup.model.render import human_bytes
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,12 +40,149 @@ err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console(soft_wrap=True)
 
 
+#: exit codes (docs/cli.md has the table)
+EXIT_OK = 0  # the job is done
+EXIT_FAILED = 1  # an error: nothing partial was committed
+EXIT_USAGE = 2  # the command line is wrong: nothing was done
+EXIT_INCOMPLETE = 3  # done as far as it safely could: what is left and how to finish is printed
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT: cleaned up, nothing partial was committed
+
+_ARGV = "gocdbackup.argv"
+
+
 class State:
     def __init__(self, as_json: bool = False, debug: bool = False) -> None:
         self.as_json = as_json
         self.debug = debug
         self.storage_options: dict[str, Any] = {}
         self.artifact_options: dict[str, Any] = {}
+
+    @property
+    def argv(self) -> list[str]:
+        """The arguments as typed (after the program name), for the commands we print."""
+        ctx = click.get_current_context(silent=True)
+        return list(ctx.meta.get(_ARGV, ())) if ctx is not None else []
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).as_json = True
+
+
+def _json_option() -> click.Option:
+    return click.Option(
+        ["--json", "as_json"],
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json,
+        help="Print one JSON document on stdout (also accepted before the command).",
+    )
+
+
+class _Command(click.Command):
+    """Every command also takes ``--json`` after its name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(_json_option())
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+
+def _wants_json(argv: list[str]) -> bool:
+    end = argv.index("--") if "--" in argv else len(argv)
+    return "--json" in argv[:end]
+
+
+class _Main(_Group):
+    """The top-level group: records the arguments as typed (the commands printed for the user
+    to run next are built from them) and, with ``--json``, prints usage errors as JSON too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV] = list(args)
+        return super().parse_args(ctx, args)
+
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        extra.pop("standalone_mode", None)
+        try:
+            code = super().main(argv, prog_name or "gocdbackup", standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if _wants_json(argv):
+                click.echo(_error_document("usage", exc.format_message()))
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            err_console.print("[bold red]interrupted[/]")
+            sys.exit(EXIT_INTERRUPTED)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+        return code
+
+
+def _error_document(code: str, message: str, problems: Any = ()) -> str:
+    return json.dumps(
+        {"error": {"code": code, "message": message, "problems": list(problems)}}, indent=2
+    )
+
+
+def _command_line(
+    argv: list[str],
+    *,
+    drop: tuple[str, ...] = (),
+    drop_flags: tuple[str, ...] = (),
+    add: tuple[str, ...] = (),
+) -> str:
+    """``gocdbackup`` with ``argv`` less the options ``drop`` (with their values) and the
+    flags ``drop_flags``, plus ``add``: a command that runs as printed, in the same shell."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        name, eq, _ = arg.partition("=")
+        if name in drop_flags:
+            i += 1
+        elif name in drop:
+            i += 1 if eq else 2
+        else:
+            out.append(arg)
+            i += 1
+    return shlex.join(["gocdbackup", *out, *add])
+
+
+def _given(argv: list[str], option: str) -> list[str]:
+    """Every ``option VALUE`` / ``option=VALUE`` as typed, in order, ready to be carried over."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        name, eq, value = argv[i].partition("=")
+        if name == option:
+            if eq:
+                out += [option, value]
+            elif i + 1 < len(argv):
+                out += [option, argv[i + 1]]
+                i += 1
+        i += 1
+    return out
+
+
+def _next_steps(state: State, lines: list[tuple[str, str | None]]) -> None:
+    """What is left, each with the exact command that finishes it (stderr: stdout stays the
+    result, or the JSON document)."""
+    if state.as_json:
+        return
+    for text, command in lines:
+        err_console.print(f"[yellow]left to do:[/] {text}", highlight=False)
+        if command:
+            err_console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _emit(state: State, document: Any, human: Callable[[], None]) -> None:
@@ -52,23 +192,28 @@ def _emit(state: State, document: Any, human: Callable[[], None]) -> None:
         human()
 
 
-def _fail(state: State, exc: BaseException, code: int = 1) -> NoReturn:
-    message = str(exc) or type(exc).__name__
+#: how the library's parameter words read on the command line
+_FLAGS = (
+    ("allow_empty_store=True", "--allow-empty-store"),
+    ("read_data_percent", "--read-data"),
+    ("fail_on_missing=True", "--fail-on-missing"),
+    ("replace=True", "--replace"),
+    ("confirm=", "--confirm "),
+)
+
+
+def _cli_words(message: str) -> str:
+    for word, flag in _FLAGS:
+        message = message.replace(word, flag)
+    return message
+
+
+def _fail(state: State, exc: BaseException, code: int = EXIT_FAILED) -> NoReturn:
+    message = _cli_words(str(exc) or type(exc).__name__)
     problems = getattr(exc, "problems", ()) or ()
     if state.as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "error": {
-                        "code": getattr(exc, "code", "error"),
-                        "message": message,
-                        "problems": list(problems),
-                    }
-                },
-                indent=2,
-            )
-        )
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        click.echo(_error_document(getattr(exc, "code", "error"), message, problems))
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     for p in list(problems)[:50]:
         err_console.print(f"  - {p}", highlight=False, markup=False)
     if state.debug:
@@ -83,8 +228,10 @@ def _errors(state: State) -> Iterator[None]:
     except GocdBackupError as exc:
         _fail(state, exc)
     except KeyboardInterrupt:
+        if state.as_json:
+            click.echo(_error_document("interrupted", "interrupted: nothing partial was committed"))
         err_console.print("[bold red]interrupted[/]: cleaned up; nothing partial was committed")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.exceptions.Exit:
         raise
     except click.ClickException:
@@ -185,7 +332,8 @@ def repo_options(fn: F) -> F:
     fn = click.option(
         "--password-file",
         type=click.Path(dir_okay=False),
-        help="File holding the repository passphrase (default: $GOCDBACKUP_PASSWORD).",
+        help="File holding the repository passphrase; without it the passphrase itself is "
+        "read from $GOCDBACKUP_PASSWORD.",
     )(fn)
     return click.option(
         "--repo",
@@ -242,7 +390,7 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("--debug", is_flag=True, help="Debug logging and tracebacks on errors.")
 @click.option("-v", "--verbose", count=True, help="Log what is being done.")
@@ -251,7 +399,9 @@ def db_option(fn: F) -> F:
 def main(ctx: click.Context, as_json: bool, debug: bool, verbose: int) -> None:
     """Consistent, encrypted, verifiable backups of a gocdnext installation."""
     _configure_logging(verbose, debug)
-    ctx.obj = State(as_json, debug)
+    state = ctx.ensure_object(State)
+    state.as_json = state.as_json or as_json
+    state.debug = debug
 
 
 def _open(
@@ -292,10 +442,12 @@ def init(state: State, repo: str, password_file: str | None) -> None:
 @click.option("--label", default="", help="A free-text label stored with the backup.")
 @click.option(
     "--artifacts",
+    envvar="GOCDBACKUP_ARTIFACTS",
     metavar="STORE_URL",
     help="gocdnext's artefact store (file:///var/lib/gocdnext/artifacts, s3://bucket, "
     "gs://bucket): back up the objects the database references, at the same "
-    "point in time; 'auto' reads where it is from gocdnext's platform settings.",
+    "point in time; 'auto' reads where it is from gocdnext's platform settings "
+    "(default: $GOCDBACKUP_ARTIFACTS).",
 )
 @click.option(
     "--secret-key-file",
@@ -337,7 +489,7 @@ def backup(
 
 
 def _print_backup_line(b: BackupSet) -> None:
-    out_console.print(repr(b), highlight=False, markup=False)
+    out_console.print(b.describe(), highlight=False, markup=False)
 
 
 @main.command(name="list")
@@ -369,16 +521,16 @@ def _print_list(backups: list[BackupSet]) -> None:
             f"{b.created_at:%Y-%m-%d %H:%M}",
             b.label,
             b.database.name,
-            str(b.point.goose_version),
-            _mib(b.size_bytes),
-            _mib(b.stored_bytes),
+            "-" if b.point.goose_version is None else str(b.point.goose_version),
+            human_bytes(b.size_bytes),
+            human_bytes(b.stored_bytes),
             f"{s['dedup_ratio']:.0%}",
         )
     out_console.print(table if backups else "no backups yet")
 
 
 def _mib(n: int) -> str:
-    return f"{n / 1048576:.1f} MiB"
+    return human_bytes(n)
 
 
 @main.command()
@@ -397,17 +549,24 @@ def show(state: State, backup_id: str, repo: str, password_file: str | None) -> 
 
 
 def _print_show(b: BackupSet) -> None:
-    out_console.print(repr(b), highlight=False, markup=False)
+    out_console.print(b.describe(), highlight=False, markup=False)
     p = b.point
-    out_console.print(
-        f"snapshot {p.snapshot_at.isoformat()}  lsn {p.wal_lsn}  timeline "
-        f"{p.timeline}  server {p.server_version}  pg_dump "
-        f"{b.database.pg_dump_version}",
-        highlight=False,
+    facts = Table(Column("", style="bold"), "", box=None, show_header=False)
+    facts.add_row("label", b.label or "-")
+    facts.add_row("pinned", b.pin or "no")
+    facts.add_row("snapshot", p.snapshot_at.isoformat())
+    facts.add_row("WAL LSN", f"{p.wal_lsn} (timeline {p.timeline})")
+    facts.add_row("server", f"PostgreSQL {p.server_version}, pg_dump {b.database.pg_dump_version}")
+    facts.add_row(
+        "goose version",
+        "absent (no goose_db_version table)" if p.goose_version is None else str(p.goose_version),
     )
-    table = Table("table", "rows", box=None)
+    if b.artifacts:
+        facts.add_row("artefacts", b.describe_artifacts())
+    out_console.print(facts)
+    table = Table("table", Column("rows", justify="right"), box=None)
     for t in b.database.tables:
-        table.add_row(t.name, str(t.rows))
+        table.add_row(t.name, f"{t.rows:,}")
     out_console.print(table)
 
 
@@ -419,8 +578,10 @@ def _print_show(b: BackupSet) -> None:
 @click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
 @click.option(
     "--artifacts",
+    envvar="GOCDBACKUP_ARTIFACTS",
     metavar="STORE_URL",
-    help="Also write the backup's artefact objects back into this store.",
+    help="Also write the backup's artefact objects back into this store "
+    "(default: $GOCDBACKUP_ARTIFACTS).",
 )
 @artifact_options
 @transfers_option
@@ -447,18 +608,28 @@ def restore(
         report.summary(),
         lambda: out_console.print(
             f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
-            f"tables and {report.rows_checked} rows match the backup, goose "
-            f"{report.goose_version}",
+            f"tables and {report.rows_checked:,} rows match the backup, "
+            + (
+                "no goose version (as in the backup)"
+                if report.goose_version is None
+                else f"goose {report.goose_version}"
+            ),
             highlight=False,
         ),
     )
 
 
 def _percent(value: str) -> float:
+    """``10``, ``10%`` or ``10.5%`` as a number from 0 to 100; anything else is a usage
+    error (exit code 2), raised while click parses the command line."""
+    text = value.strip().removesuffix("%").strip()
     try:
-        return float(value.strip().rstrip("%"))
+        percent = float(text)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a percentage") from None
+    if not 0.0 <= percent <= 100.0:  # also NaN and infinities
+        raise click.BadParameter(f"{value!r} is not between 0 and 100 %")
+    return percent
 
 
 @main.command()
@@ -468,15 +639,18 @@ def _percent(value: str) -> float:
     "--read-data",
     default="0",
     metavar="PERCENT",
-    help="Also download, decrypt and hash this share of the data (e.g. 10%).",
+    help="Also download, decrypt and hash this share of the data (10, 10% or 10.5%; at "
+    "least one chunk of each part of each backup).",
+    callback=lambda _ctx, _param, value: _percent(value),
 )
 @click.pass_obj
 def verify(
-    state: State, backup_id: str | None, repo: str, password_file: str | None, read_data: str
+    state: State, backup_id: str | None, repo: str, password_file: str | None, read_data: float
 ) -> None:
-    """Check the repository's backups (structure, and optionally a sample of the data)."""
+    """Check the repository's backups (structure, and optionally a sample of the data); name
+    every damaged blob and what it breaks."""
     with _errors(state):
-        report = _open(state, repo, password_file).verify(backup_id, read_data=_percent(read_data))
+        report = _open(state, repo, password_file).verify(backup_id, read_data=read_data)
     _emit(state, report.summary(), lambda: _print_verify(report.checks, report.problems))
     if not report.ok:
         if not state.as_json:
@@ -485,10 +659,13 @@ def verify(
 
 
 def _print_verify(checks: Any, problems: Any) -> None:
+    """One line per backup, then one per damaged blob of it naming what the blob breaks."""
     for c in checks:
         out_console.print(
             ("ok      " if c.ok else "DAMAGED ") + str(c), highlight=False, markup=False
         )
+        for d in c.damaged:
+            out_console.print(f"          {d.describe()}", highlight=False, markup=False)
     for p in problems:
         out_console.print(f"DAMAGED {p}", highlight=False, markup=False)
 
@@ -565,10 +742,10 @@ def _policy(kw: dict[str, Any]) -> RetentionPolicy:
     within = kw.pop("keep_within")
     return RetentionPolicy(
         keep_last=kw.pop("keep_last"),
-        daily=kw.pop("keep_daily"),
-        weekly=kw.pop("keep_weekly"),
-        monthly=kw.pop("keep_monthly"),
-        yearly=kw.pop("keep_yearly"),
+        keep_daily=kw.pop("keep_daily"),
+        keep_weekly=kw.pop("keep_weekly"),
+        keep_monthly=kw.pop("keep_monthly"),
+        keep_yearly=kw.pop("keep_yearly"),
         keep_within=_duration(within) if within else None,
         tz=kw.pop("tz"),
     )
@@ -584,7 +761,7 @@ def _print_plan(plan: RetentionPlan) -> None:
     for d in plan.decisions:
         table.add_row(d.backup_id, "keep" if d.keep else "[red]forget[/]", ", ".join(d.reasons))
     out_console.print(table)
-    out_console.print(plan.summary(), highlight=False)
+    out_console.print(plan.summary(), highlight=False, markup=False)
 
 
 @retention.command(name="plan")
@@ -611,12 +788,22 @@ def retention_apply(
         gb = _open(state, repo, password_file)
         plan = gb.plan_retention(_policy(kw))
         forgotten = gb.apply_retention(plan, confirm=confirm)
+    gc_command = _command_line(
+        [],
+        add=(
+            "gc",
+            *_given(state.argv, "--repo"),
+            *_given(state.argv, "--password-file"),
+            *_given(state.argv, "--storage-option"),
+        ),
+    )
     _emit(
         state,
-        {**plan.to_dict(), "forgotten": list(forgotten)},
+        {**plan.to_dict(), "forgotten": list(forgotten), "next": gc_command},
         lambda: out_console.print(
-            f"forgot {len(forgotten)} backup(s); 'gocdbackup gc' reclaims their space",
+            f"forgot {len(forgotten)} backup(s); their space is reclaimed by: {gc_command}",
             highlight=False,
+            markup=False,
         ),
     )
 
@@ -821,9 +1008,11 @@ def demo(state: State) -> None:
 
 def _register() -> None:
     from gocdbackup.cli_orphans import orphans, runbook  # noqa: PLC0415 - it imports this module
+    from gocdbackup.cli_sandbox import sandbox  # noqa: PLC0415 - it imports this module
 
     main.add_command(orphans)
     main.add_command(runbook)
+    main.add_command(sandbox)
 
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m gocdbackup.cli``

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,27 +12,34 @@ from rich.table import Column, Table
 
 from gocdbackup._reconciler import Reconciler
 from gocdbackup.cli import (
+    EXIT_INCOMPLETE,
     State,
     _Bar,
+    _command_line,
     _duration,
     _emit,
     _errors,
+    _given,
+    _Group,
+    _next_steps,
     _open,
     _percent,
     _progress_enabled,
     artifact_options,
     db_option,
+    err_console,
     out_console,
     repo_options,
     transfers_option,
 )
 from gocdbackup.errors import (
     ConfigError,
-    ConfirmationMismatch,
     IntegrityError,
     ReportMismatch,
     ScanInterrupted,
 )
+from gocdbackup.model.cleanup import CleanupResult
+from gocdbackup.model.durations import format_duration
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
 from gocdbackup.model.render import human_bytes
@@ -44,10 +53,11 @@ def store_option(required: bool = True) -> Callable[[F], F]:
         fn = artifact_options(fn)
         return click.option(
             "--artifacts",
+            envvar="GOCDBACKUP_ARTIFACTS",
             required=required,
             metavar="STORE_URL",
             help="gocdnext's artefact store: file:///var/lib/gocdnext/artifacts, s3://bucket, "
-            "gs://bucket.",
+            "gs://bucket (default: $GOCDBACKUP_ARTIFACTS).",
         )(fn)
 
     return deco
@@ -109,14 +119,24 @@ def _print_report(report: OrphanReport) -> None:
         )
     out_console.print(table)
     state = "complete" if report.complete else f"INCOMPLETE (stopped at {report.cursor!r})"
+    held = "" if report.store_objects is None else f", {report.store_objects:,} object(s) listed"
     out_console.print(
-        f"report {report.id}: {state}; {report.source.store} against {report.source.database}",
+        f"report {report.id}: {state}{held}; {report.source.store} against "
+        f"{report.source.database}",
         highlight=False,
         markup=False,
     )
+    if report.store_empty:
+        err_console.print(
+            f"[bold yellow]warning:[/] the artefact store {report.source.store} holds NO "
+            "objects at all: every ready row is missing its object. If the bucket was lost, "
+            "the lost-bucket runbook writes the objects back from backups; if not, check the "
+            "URL.",
+            highlight=False,
+        )
 
 
-@click.group()
+@click.group(cls=_Group)
 def orphans() -> None:
     """Compare gocdnext's database with its artefact store; clean up safely, with undo."""
 
@@ -140,8 +160,8 @@ def orphans() -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    metavar="REPORT.json",
-    help="Write the full report here (also when the scan is interrupted).",
+    metavar="REPORT.jsonl",
+    help="Write the full report here, as JSON Lines (also when the scan is interrupted).",
 )
 @click.option(
     "--csv",
@@ -153,7 +173,7 @@ def orphans() -> None:
 @click.option(
     "--resume",
     type=click.Path(exists=True, dir_okay=False),
-    metavar="REPORT.json",
+    metavar="REPORT.jsonl",
     help="Continue an interrupted scan from its report.",
 )
 @click.pass_obj
@@ -183,13 +203,36 @@ def orphans_scan(
         except ScanInterrupted as exc:
             if out and isinstance(exc.report, OrphanReport):
                 exc.report.save(out)
-                raise ScanInterrupted(f"{exc}; resume with --resume {out}", exc.report) from exc
+                again = _command_line(state.argv, drop=("--resume",), add=("--resume", out))
+                raise ScanInterrupted(f"{exc}; resume with: {again}", exc.report) from exc
             raise
         if out:
             report.save(out)
         if csv_path:
             report.write_csv(csv_path)
     _emit(state, report.summary(), lambda: _print_report(report))
+    to_clean = sum(report.counts.get(c, 0) for c in ("orphan_object", "partial_upload"))
+    if out and to_clean:
+        _next_steps(
+            state,
+            [
+                (
+                    f"{to_clean:,} object(s) without rows; see what a cleanup would do",
+                    _clean_command(state, out, ("--dry-run",)),
+                )
+            ],
+        )
+
+
+def _carried(argv: list[str], *options: str) -> list[str]:
+    return [word for option in options for word in _given(argv, option)]
+
+
+def _clean_command(state: State, report_path: str, extra: tuple[str, ...]) -> str:
+    carried = _carried(
+        state.argv, "--db", "--pg-bindir", "--artifacts", "--artifacts-option", "--quarantine"
+    )
+    return _command_line([], add=("orphans", "clean", "--report", report_path, *carried, *extra))
 
 
 @orphans.command(name="diff")
@@ -219,7 +262,8 @@ def orphans_diff(state: State, *, older: str, newer: str) -> None:
                 highlight=False,
                 markup=False,
             )
-        out_console.print(f"{len(changes)} key(s) changed; counts {delta}", highlight=False)
+        moved = ", ".join(f"{cls} {n:+,}" for cls, n in delta.items()) or "no class changed"
+        out_console.print(f"{len(changes):,} key(s) changed; {moved}", highlight=False)
 
     _emit(state, doc, human)
 
@@ -234,7 +278,7 @@ def _classes(value: str | None) -> list[str] | None:
     "report_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False),
-    metavar="REPORT.json",
+    metavar="REPORT.jsonl",
     help="A report 'orphans scan --out' wrote.",
 )
 @db_option
@@ -247,7 +291,11 @@ def _classes(value: str | None) -> list[str] | None:
     "--mode", type=click.Choice(["quarantine", "delete"]), default="quarantine", show_default=True
 )
 @click.option("--dry-run", is_flag=True, help="Re-check every key and say what would happen.")
-@click.option("--confirm", metavar="REPORT_ID", help="Repeat the report's id.")
+@click.option(
+    "--confirm",
+    metavar="PLAN_ID",
+    help="Repeat the plan id the dry run (or a run without it) showed.",
+)
 @click.option(
     "--max-age",
     default="24h",
@@ -275,10 +323,6 @@ def orphans_clean(
     """Quarantine (or delete) the objects without rows a report found, re-checking each."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         report = OrphanReport.load(report_path)
-        if not dry_run and confirm is None:
-            raise ConfigError(f"pass --confirm {report.id} (try --dry-run first)")
-        if confirm is not None and confirm != report.id:
-            raise ConfirmationMismatch(f"--confirm must repeat the report id {report.id}")
         rec = _reconciler(
             state,
             db,
@@ -289,22 +333,95 @@ def orphans_clean(
             transfers=transfers,
         )
         plan = rec.plan(report, _classes(classes))
+        if not dry_run and confirm is None:
+            apply = _command_line(state.argv, drop=("--confirm",), add=("--confirm", plan.id))
+            raise ConfigError(
+                f"a cleanup needs --confirm {plan.id} (the plan for {len(plan.items):,} key(s) "
+                f"of report {report.id}); see what it would do first with --dry-run, then run: "
+                f"{apply}"
+            )
         result = rec.clean(
-            plan, confirm=plan.id, mode=mode, dry_run=dry_run, max_report_age=_duration(max_age)
+            plan,
+            confirm=plan.id if dry_run else str(confirm),
+            mode=mode,
+            dry_run=dry_run,
+            max_report_age=_duration(max_age),
         )
-    _emit(
-        state,
-        result.summary(),
-        lambda: out_console.print(
-            f"{result.mode}: {result.done} ({human_bytes(result.bytes)}); "
-            f"{len(result.skipped)} left alone; undo with 'gocdbackup orphans undo {result.id}'"
-            if result.mode == "quarantine"
-            else f"{result.mode}: {result.done} ({human_bytes(result.bytes)}); "
-            f"{len(result.skipped)} left alone",
-            highlight=False,
-            markup=False,
-        ),
-    )
+    doc = {**result.summary(), "report_id": report.id, "complete": True}
+    left = _clean_left(state, report, result, plan.id, artifacts, dry_run=dry_run)
+    doc["complete"] = not left
+    doc["left"] = [{"what": text, "command": command} for text, command in left]
+    _emit(state, doc, lambda: _print_clean(state, result, artifacts or report.source.store))
+    _next_steps(state, left)
+    if left and not dry_run:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _print_clean(state: State, result: CleanupResult, store: str) -> None:
+    out_console.print(result.describe(), highlight=False, markup=False)
+    if result.mode == "quarantine" and any(result.done.values()):
+        carried = _carried(state.argv, "--artifacts-option", "--quarantine")
+        undo = _command_line([], add=("orphans", "undo", result.id, "--artifacts", store, *carried))
+        out_console.print(f"undo with: {undo}", highlight=False, markup=False, soft_wrap=True)
+
+
+#: why a cleanup left a key alone that a new scan has to judge again
+_RESCAN = frozenset(
+    {"changed since the scan", "newer than the grace window", "changed during the cleanup"}
+)
+
+
+def _clean_left(
+    state: State,
+    report: OrphanReport,
+    result: CleanupResult,
+    plan_id: str,
+    artifacts: str | None,
+    *,
+    dry_run: bool,
+) -> list[tuple[str, str | None]]:
+    left: list[tuple[str, str | None]] = []
+    if dry_run:
+        if result.done and sum(result.done.values()):
+            apply = _command_line(
+                state.argv,
+                drop=("--confirm",),
+                drop_flags=("--dry-run",),
+                add=("--confirm", plan_id),
+            )
+            left.append(
+                (f"{sum(result.done.values()):,} object(s) would be moved; to do it", apply)
+            )
+        return left
+    rescan = sum(1 for why in result.skipped.values() if why in _RESCAN)
+    unjudged = sum(1 for row in report.rows(OrphanClass.TOO_RECENT) if row.unjudged_object)
+    if rescan or unjudged:
+        store = artifacts or report.source.store
+        carried = _carried(state.argv, "--db", "--pg-bindir", "--artifacts-option")
+        scan = _command_line(
+            [],
+            add=("orphans", "scan", *carried, "--artifacts", store, "--out", _next_report(report)),
+        )
+        what = []
+        if rescan:
+            what.append(f"{rescan:,} object(s) changed or grew young again since the scan")
+        if unjudged:
+            what.append(
+                f"{unjudged:,} object(s) without rows were younger than the grace window "
+                f"({format_duration(report.grace)}) at the scan"
+            )
+        left.append(
+            (
+                "; ".join(what) + ": scan again (after the grace window), then clean with the "
+                "new report",
+                scan,
+            )
+        )
+    return left
+
+
+def _next_report(report: OrphanReport) -> str:
+    return f"orphans-{report.scanned_at:%Y%m%d}-next.jsonl"
 
 
 @orphans.command(name="undo")
@@ -325,7 +442,20 @@ def orphans_undo(state: State, *, cleanup_id: str, artifacts: str, quarantine: s
                 problems=[f"{k}: written again" for k in result.conflicts]
                 + [f"{k}: no quarantined copy" for k in result.lost],
             )
-    _emit(state, result.summary(), lambda: out_console.print(result.summary(), highlight=False))
+    _emit(
+        state,
+        result.summary(),
+        lambda: out_console.print(
+            f"undo of {cleanup_id}: put back {result.restored:,} object(s)"
+            + (
+                f"; {result.already_there:,} already held the same bytes"
+                if result.already_there
+                else ""
+            ),
+            highlight=False,
+            markup=False,
+        ),
+    )
 
 
 @orphans.command(name="list")
@@ -338,8 +468,26 @@ def orphans_list(state: State, *, artifacts: str, quarantine: str | None) -> Non
         found = _reconciler(state, None, artifacts, None, quarantine=quarantine).cleanups()
 
     def human() -> None:
+        if not found:
+            out_console.print("no quarantined cleanups", highlight=False)
+            return
+        table = Table(
+            Column("cleanup", no_wrap=True),
+            "mode",
+            Column("created (UTC)", no_wrap=True),
+            Column("objects", justify="right"),
+            Column("size", justify="right"),
+            box=None,
+        )
         for c in found:
-            out_console.print(c, highlight=False)
+            table.add_row(
+                str(c["id"]),
+                str(c["mode"]),
+                str(c["created_at"])[:16].replace("T", " "),
+                f"{c['quarantined_objects']:,}",
+                human_bytes(int(c["quarantined_bytes"])),
+            )
+        out_console.print(table)
 
     _emit(state, found, human)
 
@@ -367,19 +515,74 @@ def orphans_purge(
     with _errors(state):
         rec = _reconciler(state, None, artifacts, None, quarantine=quarantine)
         summary = rec.purge_quarantine(_duration(older_than), confirm=confirm)
-    _emit(state, summary, lambda: out_console.print(summary, highlight=False))
+    cleanups, size = len(summary["cleanups"]), human_bytes(int(summary["bytes"]))
+
+    def human() -> None:
+        verb = "purged" if summary["applied"] else "would purge"
+        out_console.print(
+            f"{verb} {summary['objects']:,} quarantined object(s) ({size}) of {cleanups} "
+            f"cleanup(s) older than {older_than}",
+            highlight=False,
+        )
+
+    _emit(state, summary, human)
+    if not summary["applied"] and cleanups:
+        apply = _command_line(state.argv, drop=("--confirm",), add=("--confirm", summary["id"]))
+        _next_steps(state, [("to purge them for good", apply)])
 
 
 def _print_runbook(report: RunbookReport) -> None:
-    for n, (name, detail) in enumerate(report.steps, 1):
-        out_console.print(f"{n}. {name}: {detail}", highlight=False, markup=False)
-    if report.confirm_id:
-        out_console.print(
-            f"to go on, run again with --confirm {report.confirm_id}", highlight=False
-        )
+    for n, step in enumerate(report.steps, 1):
+        out_console.print(f"{n}. {step.name}: {step.text}", highlight=False, markup=False)
+    out_console.print(
+        f"runbook {report.runbook}: "
+        + ("complete: the store and the database agree" if report.complete else "INCOMPLETE"),
+        highlight=False,
+        markup=False,
+    )
 
 
-@click.group()
+def _runbook_left(state: State, report: RunbookReport) -> list[tuple[str, str | None]]:
+    """Each outstanding item with the command that finishes it."""
+    left: list[tuple[str, str | None]] = []
+    for item in report.outstanding:
+        text = f"{item.count:,} {item.reason}"
+        if item.kind == "confirm" and item.confirm_id:
+            command: str | None = _command_line(
+                state.argv, drop=("--confirm",), add=("--confirm", item.confirm_id)
+            )
+        elif item.kind == "held_back":
+            when = (
+                "" if item.retry_after is None else f" after {item.retry_after:%Y-%m-%d %H:%M} UTC"
+            )
+            text += f"; run again{when}"
+            command = _command_line(state.argv, drop=("--confirm",))
+        else:
+            command = _lost_bucket_command(state)
+            if command is None:
+                text += " (give it the repository that holds the backups: --repo URL)"
+        left.append((text, command))
+    return left
+
+
+def _lost_bucket_command(state: State) -> str | None:
+    repo = _carried(state.argv, "--repo", "--password-file", "--storage-option")
+    if not repo and not os.environ.get("GOCDBACKUP_REPO"):
+        return None
+    carried = _carried(state.argv, "--db", "--pg-bindir", "--artifacts", "--artifacts-option")
+    return _command_line([], add=("runbook", "lost-bucket", *carried, *repo))
+
+
+def _finish_runbook(state: State, report: RunbookReport) -> None:
+    left = _runbook_left(state, report)
+    doc = {**report.summary(), "left": [{"what": t, "command": c} for t, c in left]}
+    _emit(state, doc, lambda: _print_runbook(report))
+    _next_steps(state, left)
+    if not report.complete:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@click.group(cls=_Group)
 def runbook() -> None:
     """gocdnext's disaster runbooks as commands."""
 
@@ -390,6 +593,12 @@ def runbook() -> None:
 @repo_options
 @grace_option
 @click.option("--confirm", metavar="ID", help="Retire the rows no backup can recover.")
+@click.option(
+    "--allow-empty-store",
+    is_flag=True,
+    help="Retire rows even though the store holds no object at all and no backup could "
+    "give any back (the bucket is empty on purpose, not a mistyped URL).",
+)
 @click.pass_obj
 def runbook_lost_bucket(
     state: State,
@@ -401,13 +610,19 @@ def runbook_lost_bucket(
     password_file: str | None,
     grace: str,
     confirm: str | None,
+    allow_empty_store: bool,
 ) -> None:
-    """Lost the bucket, kept Postgres: recover every object backups hold, then retire the rest."""
+    """Lost the bucket, kept Postgres: recover every object backups hold, then retire the rest.
+
+    Exits 0 only when the store and the database agree afterwards; 3 when something is
+    left (printed, with the command that finishes it)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         gb = _open(state, repo, password_file, bar)
         rec = _reconciler(state, db, artifacts, bar, pg_bindir=pg_bindir)
-        report = rec.lost_bucket(gb, grace=_duration(grace), confirm=confirm)
-    _emit(state, report.summary(), lambda: _print_runbook(report))
+        report = rec.lost_bucket(
+            gb, grace=_duration(grace), confirm=confirm, allow_empty_store=allow_empty_store
+        )
+    _finish_runbook(state, report)
 
 
 @runbook.command(name="lost-database")
@@ -429,8 +644,11 @@ def runbook_lost_database(
     mode: str,
     confirm: str | None,
 ) -> None:
-    """Lost Postgres, kept the bucket: after the restore, quarantine objects no row references."""
+    """Lost Postgres, kept the bucket: after the restore, quarantine objects no row references.
+
+    Exits 0 only when the store and the database agree afterwards; 3 when something is
+    left (printed, with the command that finishes it)."""
     with _errors(state), _Bar(_progress_enabled(state)) as bar:
         rec = _reconciler(state, db, artifacts, bar, pg_bindir=pg_bindir)
         report = rec.lost_database(grace=_duration(grace), confirm=confirm, mode=mode)
-    _emit(state, report.summary(), lambda: _print_runbook(report))
+    _finish_runbook(state, report)

@@ -110,6 +110,9 @@ class BackupNotFound(NotFound):
 class DatabaseNotFound(NotFound):
     code = "database_not_found"
 
+    #: the SQLSTATE PostgreSQL reported (``3D000``), when the error came from a server
+    sqlstate: str | None = None
+
 
 # -- drivers -----------------------------------------------------------------------------------
 
@@ -133,6 +136,10 @@ class TransientStorageError(StorageError):
 class PostgresError(DriverError):
     code = "postgres"
 
+    #: the SQLSTATE PostgreSQL reported, when the error came from a server (``None`` for a
+    #: connection that never reached one, or a failure of a tool or of the client)
+    sqlstate: str | None = None
+
 
 class DatabaseUnreachable(PostgresError):
     code = "database_unreachable"
@@ -142,19 +149,37 @@ class AuthenticationFailed(PostgresError):
     code = "authentication_failed"
 
 
+class PermissionDenied(PostgresError):
+    """The role lacks a privilege the operation needs (SQLSTATE 42501)."""
+
+    code = "permission_denied"
+
+
 class ToolFailed(PostgresError):
     """``pg_dump``/``pg_restore`` exited non-zero or was killed."""
 
     code = "tool_failed"
 
-    def __init__(self, tool: str, returncode: int | None, stderr_tail: str) -> None:
+    def __init__(
+        self,
+        tool: str,
+        returncode: int | None,
+        stderr_tail: str,
+        *,
+        messages: Sequence[str] | None = None,
+    ) -> None:
         how = "was killed" if returncode is not None and returncode < 0 else f"exited {returncode}"
-        tail = stderr_tail.strip().splitlines()[-1:] if stderr_tail.strip() else []
-        detail = f": {tail[0]}" if tail else ""
+        if messages is None:
+            tail = stderr_tail.strip().splitlines()[-1:] if stderr_tail.strip() else []
+            detail = f": {tail[0]}" if tail else ""
+        else:  # the tool's messages, one line each, in the order it wrote them
+            detail = f": {'; '.join(messages)}" if messages else ""
         super().__init__(f"{tool} {how}{detail}")
         self.tool = tool
         self.returncode = returncode
         self.stderr_tail = stderr_tail
+        #: what the tool wrote to stderr, one line per message (empty unless the caller split it)
+        self.messages = tuple(messages or ())
 
 
 class KubernetesError(DriverError):
@@ -218,11 +243,13 @@ __all__ = [
     "DatabaseUnreachable",
     "DrillFailed",
     "DriverError",
+    "EmptyStore",
     "GocdBackupError",
     "IntegrityError",
     "KubernetesError",
     "NotFound",
     "OutOfOrder",
+    "PermissionDenied",
     "PostgresError",
     "PreconditionFailed",
     "ReportMismatch",
@@ -231,6 +258,7 @@ __all__ = [
     "RestoreMismatch",
     "ScanInterrupted",
     "StorageError",
+    "StoreNotFound",
     "TargetExists",
     "ToolFailed",
     "ToolTooOld",
@@ -238,6 +266,19 @@ __all__ = [
     "UnsupportedFormat",
     "WrongPassword",
 ]
+
+
+class StoreNotFound(NotFound):
+    """An artefact store location (a directory, a bucket) that does not exist."""
+
+    code = "store_not_found"
+
+
+class EmptyStore(PreconditionFailed):
+    """Rows would be retired against a store that holds no object at all; that needs the
+    caller's word that the store is empty on purpose."""
+
+    code = "empty_store"
 
 
 class ObjectMissing(NotFound):

@@ -47,6 +47,12 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def location_exists(self) -> bool:
+        """Whether the store's location is there at all: the directory of a file store, the
+        bucket of an object store (an existing but empty one counts).  A mistyped URL is
+        told apart from an empty store by this."""
+        ...
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in one listing pass."""
         ...

@@ -16,23 +16,26 @@ from typing import Any
 
 import psycopg
 
+from gocdbackup import plan_cleanup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import check_objects, write_objects
+from gocdbackup.model.orphan_report import OrphanReport
 from tests.conftest import PG_PASSWORD, REPO_PASSWORD
 
 CLI = [sys.executable, "-m", "gocdbackup.cli"]
 
 
-def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(*args: str, ok: bool = True, code: int = 0) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
     done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
     if ok:
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == code, done.stderr
     return done
 
 
-def as_json(*args: str) -> Any:
-    return json.loads(run("--json", *args).stdout)
+def as_json(*args: str, code: int = 0) -> Any:
+    """The JSON document of a run that exits ``code`` (3: done as far as it could)."""
+    return json.loads(run("--json", *args, code=code).stdout)
 
 
 def scan_to(out: Path, db: str, store_url: str) -> Any:
@@ -104,12 +107,12 @@ def test_scan_clean_undo_on_a_real_database(gocdnext_db: str, tmp_path: Path) ->
     dry = as_json(*clean, "--dry-run")
     assert dry["done"] == {"orphan_object": 1, "partial_upload": 1}
     assert tree(root) == before
-    refused = run(*clean, "--confirm", "orph-not-this-one", ok=False)
+    refused = run(*clean, "--confirm", "plan-not-this-one", ok=False)
     assert refused.returncode == 1
-    assert "report id" in refused.stderr
+    assert "plan id" in refused.stderr
     assert tree(root) == before
 
-    done = as_json(*clean, "--confirm", report["id"])
+    done = as_json(*clean, "--confirm", dry["plan_id"])
     assert done["done"] == {"orphan_object": 1, "partial_upload": 1}
     assert not (root / orphan).exists()
     assert not (root / partial).exists()
@@ -140,7 +143,8 @@ def test_the_two_runbooks(gocdnext_db: str, tmp_path: Path) -> None:
     shutil.rmtree(root)
     root.mkdir()
     bucket = ["runbook", "lost-bucket", "--db", gocdnext_db, "--artifacts", store_url]
-    first = as_json(*bucket, "--repo", repo, "--grace", "0s")
+    first = as_json(*bucket, "--repo", repo, "--grace", "0s", code=3)
+    assert not first["complete"]
     recovered = first["steps"][1]
     assert recovered["unrecoverable"] == 1
     assert recovered["recovered"] > 0
@@ -151,6 +155,7 @@ def test_the_two_runbooks(gocdnext_db: str, tmp_path: Path) -> None:
     assert wrong.returncode == 1
     second = as_json(*bucket, "--repo", repo, "--grace", "0s", "--confirm", first["confirm_id"])
     assert second["applied"]
+    assert second["complete"]
     assert second["steps"][-1]["counts"]["missing_object"] == 0
     with psycopg.connect(gocdnext_db) as conn:
         (status,) = conn.execute(
@@ -165,7 +170,7 @@ def test_the_two_runbooks(gocdnext_db: str, tmp_path: Path) -> None:
             " ORDER BY id DESC LIMIT 1) RETURNING storage_key"
         ).fetchone() or ("",)
     database = ["runbook", "lost-database", "--db", gocdnext_db, "--artifacts", store_url]
-    plan = as_json(*database, "--grace", "0s")
+    plan = as_json(*database, "--grace", "0s", code=3)
     assert not plan["applied"]
     assert (root / gone).exists()
     applied = as_json(*database, "--grace", "0s", "--confirm", plan["confirm_id"])
@@ -194,10 +199,11 @@ def test_refusals_exit_non_zero_and_change_nothing(
     assert "not a gocdnext database" in plain.stderr
 
     out = tmp_path / "report.json"
-    report = scan_to(out, gocdnext_db, store_url)
+    scan_to(out, gocdnext_db, store_url)
     other = tmp_path / "elsewhere"
     other.mkdir()
-    clean = ["orphans", "clean", "--report", str(out), "--confirm", report["id"]]
+    plan_id = plan_cleanup(OrphanReport.load(out)).id
+    clean = ["orphans", "clean", "--report", str(out), "--confirm", plan_id]
     moved = run(*clean, "--db", gocdnext_db, "--artifacts", f"file://{other}", ok=False)
     assert moved.returncode == 1
     assert "was made for" in moved.stderr
@@ -253,7 +259,7 @@ def test_kill_9_mid_cleanup_then_undo(gocdnext_db: str, tmp_path: Path) -> None:
             "--transfers",
             "1",
             "--confirm",
-            report["id"],
+            plan_cleanup(OrphanReport.load(out)).id,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.repository import Repository
 from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore, RecordingProgress
 
-POLICY = RetentionPolicy(keep_last=2, daily=3, tz="Europe/Berlin")
+POLICY = RetentionPolicy(keep_last=2, keep_daily=3, tz="Europe/Berlin")
 
 
 @pytest.fixture

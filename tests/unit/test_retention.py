@@ -95,10 +95,10 @@ def backup_lists(draw: st.DrawFn, max_size: int = 25) -> list[BackupSet]:
 policies = st.builds(
     RetentionPolicy,
     keep_last=st.integers(0, 4),
-    daily=st.integers(0, 4),
-    weekly=st.integers(0, 4),
-    monthly=st.integers(0, 4),
-    yearly=st.integers(0, 3),
+    keep_daily=st.integers(0, 4),
+    keep_weekly=st.integers(0, 4),
+    keep_monthly=st.integers(0, 4),
+    keep_yearly=st.integers(0, 3),
     keep_within=st.none() | st.timedeltas(timedelta(0), timedelta(days=40)),
     tz=st.sampled_from(ZONES),
 )
@@ -227,12 +227,12 @@ def test_daily_slots_are_computed_in_the_policy_time_zone() -> None:
         mk("night-21", utc(2026, 11, 20, 23, 30)),
     ]
     now = utc(2026, 11, 21, 6, 0)
-    berlin = decide_retention(backups, RetentionPolicy(daily=2, tz="Europe/Berlin"), now=now)
+    berlin = decide_retention(backups, RetentionPolicy(keep_daily=2, tz="Europe/Berlin"), now=now)
     assert berlin.forget == ("night-20",)
     assert reasons(berlin)["night-21"] == ("newest successful", "daily slot 2026-11-21")
     assert reasons(berlin)["noon-20"] == ("daily slot 2026-11-20",)
 
-    in_utc = decide_retention(backups, RetentionPolicy(daily=2), now=now)
+    in_utc = decide_retention(backups, RetentionPolicy(keep_daily=2), now=now)
     assert in_utc.forget == ("noon-20",)
     assert reasons(in_utc)["night-21"] == ("newest successful", "daily slot 2026-11-20")
     assert reasons(in_utc)["night-20"] == ("daily slot 2026-11-19",)
@@ -245,7 +245,7 @@ def test_slots_skip_periods_without_a_successful_backup() -> None:
         mk("c", utc(2026, 11, 20, 1), BackupStatus.FAILED),
         mk("d", utc(2026, 11, 20, 2), BackupStatus.CANCELLED),
     ]
-    plan = decide_retention(backups, RetentionPolicy(daily=2), now=utc(2026, 11, 21))
+    plan = decide_retention(backups, RetentionPolicy(keep_daily=2), now=utc(2026, 11, 21))
     assert plan.keep == ("b", "a")
     assert reasons(plan)["a"] == ("daily slot 2026-11-01",)
     assert reasons(plan)["c"] == ("not successful",)
@@ -254,14 +254,14 @@ def test_slots_skip_periods_without_a_successful_backup() -> None:
 def test_the_newest_backup_of_a_period_fills_its_slot_ties_by_id() -> None:
     at = utc(2026, 11, 20, 3)
     backups = [mk("early", utc(2026, 11, 20, 1)), mk("x1", at), mk("x2", at)]
-    plan = decide_retention(backups, RetentionPolicy(daily=5), now=at)
+    plan = decide_retention(backups, RetentionPolicy(keep_daily=5), now=at)
     assert plan.keep == ("x2",)
     assert [d.backup_id for d in plan.decisions] == ["x2", "x1", "early"]
 
 
 def test_periods_rank_by_their_newest_backup_where_clocks_step_back_across_midnight() -> None:
     # Goose Bay ended DST at 00:01 local on 2010-11-07, back to 23:01 on the 6th
-    policy = RetentionPolicy(daily=2, tz="America/Goose_Bay")
+    policy = RetentionPolicy(keep_daily=2, tz="America/Goose_Bay")
     first = mk("first", utc(2010, 11, 7, 3, 0))  # 00:00 on the 7th, local
     second = mk("second", utc(2010, 11, 7, 3, 30))  # 23:30 on the 6th, local, but later
     third = mk("third", utc(2010, 11, 8, 12, 0))
@@ -279,7 +279,7 @@ def test_iso_weeks_start_on_monday() -> None:
         mk("sun", utc(2026, 11, 22, 12)),
         mk("mon", utc(2026, 11, 23, 12)),
     ]
-    plan = decide_retention(backups, RetentionPolicy(weekly=2), now=utc(2026, 11, 24))
+    plan = decide_retention(backups, RetentionPolicy(keep_weekly=2), now=utc(2026, 11, 24))
     assert plan.forget == ("sat",)
     assert reasons(plan)["sun"] == ("weekly slot 2026-W47",)
     assert reasons(plan)["mon"] == ("newest successful", "weekly slot 2026-W48")
@@ -288,13 +288,15 @@ def test_iso_weeks_start_on_monday() -> None:
 def test_sunday_night_utc_is_monday_in_berlin() -> None:
     backups = [mk("sun", utc(2026, 11, 22, 12)), mk("late", utc(2026, 11, 22, 23, 30))]
     now = utc(2026, 11, 24)
-    berlin = decide_retention(backups, RetentionPolicy(weekly=1, tz="Europe/Berlin"), now=now)
+    berlin = decide_retention(backups, RetentionPolicy(keep_weekly=1, tz="Europe/Berlin"), now=now)
     assert reasons(berlin)["late"] == ("newest successful", "weekly slot 2026-W48")
     assert (
-        decide_retention(backups, RetentionPolicy(weekly=2, tz="Europe/Berlin"), now=now).forget
+        decide_retention(
+            backups, RetentionPolicy(keep_weekly=2, tz="Europe/Berlin"), now=now
+        ).forget
         == ()
     )
-    assert decide_retention(backups, RetentionPolicy(weekly=2), now=now).forget == ("sun",)
+    assert decide_retention(backups, RetentionPolicy(keep_weekly=2), now=now).forget == ("sun",)
 
 
 def test_iso_year_differs_from_calendar_year_at_new_year() -> None:
@@ -306,13 +308,13 @@ def test_iso_year_differs_from_calendar_year_at_new_year() -> None:
         mk("2027-01-04", utc(2027, 1, 4, 12)),  # Monday: 2027-W01
     ]
     now = utc(2027, 1, 5)
-    weekly = decide_retention(backups, RetentionPolicy(weekly=4), now=now)
+    weekly = decide_retention(backups, RetentionPolicy(keep_weekly=4), now=now)
     assert weekly.forget == ("2026-12-31",)
     assert reasons(weekly)["2027-01-02"] == ("weekly slot 2026-W53",)
     assert reasons(weekly)["2025-12-29"] == ("weekly slot 2026-W01",)
     assert reasons(weekly)["2025-12-28"] == ("weekly slot 2025-W52",)
 
-    yearly = decide_retention(backups, RetentionPolicy(yearly=3, monthly=1), now=now)
+    yearly = decide_retention(backups, RetentionPolicy(keep_yearly=3, keep_monthly=1), now=now)
     assert reasons(yearly)["2027-01-04"] == (
         "newest successful",
         "monthly slot 2027-01",
@@ -364,7 +366,7 @@ def test_an_empty_policy_keeps_only_the_always_kept() -> None:
 
 
 def test_no_backups_gives_an_empty_plan() -> None:
-    plan = decide_retention([], RetentionPolicy(daily=7), now=utc(2026, 11, 20))
+    plan = decide_retention([], RetentionPolicy(keep_daily=7), now=utc(2026, 11, 20))
     assert plan.decisions == ()
     assert plan.keep == plan.forget == ()
     assert plan.basis == retention_basis([])
@@ -384,10 +386,12 @@ def test_now_must_be_aware_and_ids_unique() -> None:
 @pytest.mark.parametrize("tz", ["Mars/Olympus_Mons", "utc", "", "../etc/passwd", "Europe"])
 def test_a_bad_time_zone_is_a_config_error(tz: str) -> None:
     with pytest.raises(ConfigError, match="unknown time zone"):
-        RetentionPolicy(daily=7, tz=tz)
+        RetentionPolicy(keep_daily=7, tz=tz)
 
 
-@pytest.mark.parametrize("name", ["keep_last", "daily", "weekly", "monthly", "yearly"])
+@pytest.mark.parametrize(
+    "name", ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+)
 def test_negative_counts_are_config_errors(name: str) -> None:
     kwargs: dict[str, Any] = {name: -1}
     with pytest.raises(ConfigError, match=f"{name} must be a whole number >= 0"):
@@ -400,14 +404,16 @@ def test_negative_keep_within_is_a_config_error() -> None:
 
 
 def test_policy_describes_itself() -> None:
-    policy = RetentionPolicy(keep_last=3, daily=7, weekly=4, keep_within=timedelta(days=30))
+    policy = RetentionPolicy(
+        keep_last=3, keep_daily=7, keep_weekly=4, keep_within=timedelta(days=30)
+    )
     assert policy.describe() == "last 3, 7 daily, 4 weekly, within 30d (UTC)"
     assert policy.to_dict() == {
         "keep_last": 3,
-        "daily": 7,
-        "weekly": 4,
-        "monthly": 0,
-        "yearly": 0,
+        "keep_daily": 7,
+        "keep_weekly": 4,
+        "keep_monthly": 0,
+        "keep_yearly": 0,
         "keep_within": "30d",
         "tz": "UTC",
     }
@@ -425,7 +431,7 @@ def test_plan_reads_well_in_a_notebook() -> None:
         mk("old", now - timedelta(days=3)),
         mk("<held>", now - timedelta(days=4), pin="legal hold"),
     ]
-    plan = decide_retention(backups, RetentionPolicy(daily=1), now=now)
+    plan = decide_retention(backups, RetentionPolicy(keep_daily=1), now=now)
     assert repr(plan).startswith(f"<RetentionPlan {plan.id} keep=2 forget=1 now=2026-11-20 12:00")
     assert plan.summary() == f"plan {plan.id}: keep 2, forget 1 of 3 backups (1 daily (UTC))"
     assert plan.rows()[1] == {"id": "old", "keep": False, "reasons": ["no slot"]}
@@ -434,7 +440,7 @@ def test_plan_reads_well_in_a_notebook() -> None:
     assert "pinned: legal hold" in html
     assert "forget" in html
     assert plan.to_dict()["now"] == "2026-11-20T12:00:00+00:00"
-    assert plan.to_dict()["policy"]["daily"] == 1
+    assert plan.to_dict()["policy"]["keep_daily"] == 1
     assert Decision(backup_id="x", keep=True, reasons=("a",)).to_dict() == {
         "id": "x",
         "keep": True,

@@ -162,7 +162,7 @@ def test_backup_values_render_for_notebooks(
     html = backup._repr_html_()
     assert backup.id in html
     assert "<b>nightly</b>" not in html
-    assert backup.rows()[0] == {"table": "public.artifacts", "rows": 40}
+    assert backup.table_rows()[0] == {"table": "public.artifacts", "rows": 40}
     listing = BackupList([backup])
     assert listing.rows()[0]["id"] == backup.id
     assert backup.id in listing._repr_html_()

@@ -315,6 +315,20 @@ class FsspecStore:
 
         return self._call("check", key, check)
 
+    def location_exists(self) -> bool:
+        """The directory of a local store, the bucket of an object store (a prefix inside a
+        bucket always "exists": object stores have no directories); in-memory stores always."""
+        bucket = self.root.partition("/")[0]
+
+        def look() -> bool:
+            if self.local:
+                return os.path.isdir(self.root or "/")
+            if "memory" in self.protocols or not bucket:
+                return True
+            return bool(self.fs.exists(bucket))
+
+        return self._call("stat", "/", look)
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self.root
         return iter(self._call("list", prefix or "/", lambda: self._list(base, prefix)))

@@ -241,13 +241,14 @@ def _log_archive(job_id: str, lines: int) -> bytes:
 def write_objects(dsn: str, store: ObjectStore, *, seed: int = 0) -> int:
     """Put a real object in ``store`` for every ready artefact, ready cache and stamped log
     archive of the fixture database, and record each object's true size and SHA-256 in its
-    row, as gocdnext's agents and archiver do.  The number of objects written."""
+    row, as gocdnext's agents and archiver do.  The number of objects written; the same
+    contents for the same ``seed`` and rows.  Public as :func:`gocdbackup.testing.fill_store`."""
     rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
     written = 0
     with psycopg.connect(dsn) as conn:
         for table, kind in (("artifacts", "artifact"), ("caches", "cache")):
             rows = conn.execute(
-                sql.SQL("SELECT id, storage_key FROM {} WHERE status = 'ready'").format(
+                sql.SQL("SELECT id, storage_key FROM {} WHERE status = 'ready' ORDER BY id").format(
                     sql.Identifier(table)
                 )
             ).fetchall()
@@ -263,7 +264,8 @@ def write_objects(dsn: str, store: ObjectStore, *, seed: int = 0) -> int:
                 )
                 written += 1
         for job_id, key in conn.execute(
-            "SELECT id::text, logs_archive_uri FROM job_runs WHERE logs_archive_uri IS NOT NULL"
+            "SELECT id::text, logs_archive_uri FROM job_runs"
+            " WHERE logs_archive_uri IS NOT NULL ORDER BY id"
         ).fetchall():
             store.write(key, _log_archive(job_id, rng.randint(5, 60)))
             written += 1

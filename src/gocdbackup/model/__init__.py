@@ -17,7 +17,7 @@ from gocdbackup.model.manifest import FORMAT_VERSION, Manifest
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.model.restore import RestoreReport, TableDiff, diff_tables
 from gocdbackup.model.retention import Decision, RetentionPlan, RetentionPolicy, decide_retention
-from gocdbackup.model.verify import BackupCheck, VerifyReport
+from gocdbackup.model.verify import BackupCheck, BlobProblem, DamagedBlob, VerifyReport
 
 __all__ = [
     "FORMAT_VERSION",
@@ -25,9 +25,11 @@ __all__ = [
     "BackupSet",
     "BackupStatus",
     "BlobInfo",
+    "BlobProblem",
     "ChunkRef",
     "Component",
     "ConsistencyPoint",
+    "DamagedBlob",
     "DatabaseInfo",
     "Decision",
     "GcPlan",

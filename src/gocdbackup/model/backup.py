@@ -9,7 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model._validate import aware, hex64, non_negative
-from gocdbackup.model.render import human_bytes, kv_table
+from gocdbackup.model.render import human_bytes, kv_table, to_pandas
 
 
 class BackupStatus(enum.Enum):
@@ -108,6 +108,16 @@ class Timings:
         return (self.finished_at - self.started_at).total_seconds()
 
 
+#: artefact outcomes as a backup line names them, in order
+_ARTIFACT_LABELS = (
+    ("copied", "copied"),
+    ("reused", "reused"),
+    ("missing", "missing"),
+    ("expired_during_backup", "expired during the backup"),
+    ("not_ready", "not ready"),
+)
+
+
 @frozen(kw_only=True)
 class BackupSet:
     """One backup: a consistency point and the components taken at it."""
@@ -165,27 +175,57 @@ class BackupSet:
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
         }
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Per-table rows (for ``pandas.DataFrame(backup.rows())``)."""
+    def table_rows(self) -> list[dict[str, Any]]:
+        """The exact row count of every table, taken in the snapshot
+        (``pandas.DataFrame(backup.table_rows())``)."""
         return [{"table": t.name, "rows": t.rows} for t in self.database.tables]
 
     def to_pandas(self) -> Any:
-        import pandas as pd  # optional; only when the user asks for it  # noqa: PLC0415
+        """:meth:`table_rows` as a DataFrame (needs the ``notebook`` extra)."""
+        return to_pandas(self.table_rows())
 
-        return pd.DataFrame(self.rows())
+    def describe_artifacts(self) -> str:
+        """``copied 10, reused 300, missing 3`` (the objects the snapshot's rows reference)."""
+        counts = dict(self.artifacts)
+        parts = [
+            f"{label} {counts[name]:,}"
+            for name, label in _ARTIFACT_LABELS
+            if counts.get(name) or name in ("copied", "reused")
+        ]
+        return ", ".join(parts)
+
+    def describe(self) -> str:
+        """One sentence for people: what was taken, its size and what it added."""
+        goose = (
+            "no goose version"
+            if self.point.goose_version is None
+            else f"goose {self.point.goose_version}"
+        )
+        text = (
+            f"backup {self.id} {self.status.value}: database {self.database.name!r} ({goose}, "
+            f"{len(self.database.tables)} tables, {sum(t.rows for t in self.database.tables):,} "
+            f"rows), {human_bytes(self.size_bytes)}, {human_bytes(self.stored_bytes)} new in "
+            f"the repository (dedup {self.dedup_ratio:.0%})"
+        )
+        if self.artifacts:
+            text += f"; artefacts: {self.describe_artifacts()}"
+        return text
 
     def __repr__(self) -> str:
+        goose = "-" if self.point.goose_version is None else self.point.goose_version
         return (
             f"<BackupSet {self.id} {self.status.value} {self.database.name!r} "
-            f"at {self.created_at:%Y-%m-%d %H:%M:%S}Z goose={self.point.goose_version} "
-            f"size={human_bytes(self.size_bytes)} stored={human_bytes(self.stored_bytes)} "
-            f"dedup={self.dedup_ratio:.0%}"
-            + (f" objects={dict(self.artifacts).get('total', 0)}" if self.artifacts else "")
+            f"at {self.created_at:%Y-%m-%d %H:%M:%S}Z goose {goose}, "
+            f"{human_bytes(self.size_bytes)}, stored {human_bytes(self.stored_bytes)} "
+            f"(dedup {self.dedup_ratio:.0%})"
+            + (f", artefacts {self.describe_artifacts()}" if self.artifacts else "")
             + ">"
         )
 
     def _repr_html_(self) -> str:
         s = self.summary()
+        if self.artifacts:
+            s["artifacts"] = self.describe_artifacts()
         s["size_bytes"] = human_bytes(self.size_bytes)
         s["stored_bytes"] = human_bytes(self.stored_bytes)
         s["tables"] = len(self.database.tables)

@@ -15,7 +15,7 @@ from attrs import frozen
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.orphan_report import OrphanReport, ScanSource
 from gocdbackup.model.orphans import OrphanClass, OrphanRow
-from gocdbackup.model.render import html_table, kv_table
+from gocdbackup.model.render import html_table, human_bytes, kv_table
 
 #: what a cleanup acts on unless told otherwise: objects in gocdnext's layouts no row
 #: references, and interrupted filesystem uploads (never foreign objects, never too recent)
@@ -38,6 +38,12 @@ class CleanupPlan:
     grace: timedelta
     classes: tuple[OrphanClass, ...]
     items: tuple[OrphanRow, ...]
+    #: objects the store held when it was scanned (None: not known)
+    store_objects: int | None = None
+
+    @property
+    def store_empty(self) -> bool:
+        return self.store_objects == 0
 
     @property
     def side(self) -> str:
@@ -49,7 +55,7 @@ class CleanupPlan:
 
     def counts(self) -> dict[str, int]:
         c = Counter(i.cls.value for i in self.items)
-        return {cls.value: c.get(cls.value, 0) for cls in self.classes}
+        return {**{cls.value: 0 for cls in self.classes}, **c}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -108,20 +114,41 @@ def plan_cleanup(
             "scan before planning a cleanup"
         )
     chosen = _classes(classes, DEFAULT_ROW_CLASSES if rows else DEFAULT_OBJECT_CLASSES)
-    items = tuple(report.rows(*chosen))
+    return _plan(report, chosen, tuple(report.rows(*chosen)), "plan")
+
+
+def plan_recovery(report: OrphanReport) -> CleanupPlan:
+    """Every ``ready`` row whose object is missing, whatever its age: writing an object back
+    from a backup that holds it under the row's own SHA-256 and size destroys nothing, so
+    the grace window (which guards what is in flight) does not hold it back.  Pure."""
+    if not report.complete:
+        raise ConfigError(
+            f"report {report.id} is incomplete (interrupted at {report.cursor!r}): resume the "
+            "scan before planning a recovery"
+        )
+    items = tuple(
+        i for i in report.rows(OrphanClass.MISSING_OBJECT, OrphanClass.TOO_RECENT) if i.recoverable
+    )
+    return _plan(report, DEFAULT_ROW_CLASSES, items, "recover")
+
+
+def _plan(
+    report: OrphanReport, chosen: tuple[OrphanClass, ...], items: tuple[OrphanRow, ...], kind: str
+) -> CleanupPlan:
     digest = hashlib.sha256(
         json.dumps(
             [report.id, [c.value for c in chosen], [[i.key, i.cls.value] for i in items]]
         ).encode()
     ).hexdigest()[:12]
     return CleanupPlan(
-        id=f"plan-{digest}",
+        id=f"{kind}-{digest}",
         report_id=report.id,
         source=report.source,
         scanned_at=report.scanned_at,
         grace=report.grace,
         classes=chosen,
         items=items,
+        store_objects=report.store_objects,
     )
 
 
@@ -148,6 +175,16 @@ class CleanupResult:
             "skipped": len(self.skipped),
             "skipped_reasons": dict(reasons),
         }
+
+    def describe(self) -> str:
+        """One sentence for people."""
+        verb = {"quarantine": "quarantined", "delete": "deleted"}.get(self.mode, "would move")
+        done = sum(self.done.values())
+        text = f"{verb} {done:,} object(s) ({human_bytes(self.bytes)})"
+        if self.skipped:
+            reasons = Counter(self.skipped.values())
+            text += "; left alone: " + ", ".join(f"{n:,} {why}" for why, n in reasons.items())
+        return text
 
     def _repr_html_(self) -> str:
         return kv_table(self.summary().items(), caption=f"Cleanup {self.id}")
@@ -189,6 +226,17 @@ class RecoverResult:
             "bytes": self.bytes,
             "from_backups": dict(Counter(self.recovered.values())),
         }
+
+    def describe(self) -> str:
+        """One sentence for people."""
+        backups = len(set(self.recovered.values()))
+        text = (
+            f"recovered {len(self.recovered):,} object(s) ({human_bytes(self.bytes)}) from "
+            f"{backups} backup(s)"
+        )
+        if self.unrecoverable:
+            text += f"; {len(self.unrecoverable):,} no backup holds"
+        return text
 
     def _repr_html_(self) -> str:
         return kv_table(self.summary().items(), caption="Recovered from backups")

@@ -21,7 +21,7 @@ from attrs import field, frozen
 from gocdbackup.errors import UnsupportedFormat
 from gocdbackup.model.durations import format_duration
 from gocdbackup.model.orphans import OrphanClass, OrphanRow
-from gocdbackup.model.render import html_table, human_bytes, kv_table
+from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
 
 REPORT_KIND = "gocdbackup.orphan_report"
 _SPOOL_BYTES = 1024 * 1024
@@ -56,6 +56,8 @@ def row_to_dict(row: OrphanRow) -> dict[str, Any]:
         out["stamped_at"] = row.stamped_at.isoformat()
     if row.sha256:
         out["sha256"] = row.sha256
+    if not row.has_object:
+        out["object"] = False
     return out
 
 
@@ -74,7 +76,28 @@ def row_from_dict(d: Mapping[str, Any]) -> OrphanRow:
         modified_at=when("modified_at"),
         stamped_at=when("stamped_at"),
         sha256=str(d.get("sha256", "")),
+        # reports written before the flag: a row-side key with no object write time
+        has_object=bool(d.get("object", not (d.get("table") and not d.get("modified_at")))),
     )
+
+
+def describe_report(report: OrphanReport) -> str:
+    """One sentence for people: what the store held and what the scan found."""
+    if not report.complete:
+        head = f"INCOMPLETE scan (stopped at {report.cursor!r})"
+    elif report.store_empty:
+        head = "the store is EMPTY (no object at all)"
+    elif report.store_objects is None:
+        head = "scanned"
+    else:
+        head = f"{report.store_objects:,} object(s) in the store"
+    findings = [
+        f"{c.value} {n:,} ({human_bytes(report.bytes.get(c.value, 0))})"
+        for c in OrphanClass
+        if c is not OrphanClass.OK and (n := report.counts.get(c.value, 0))
+    ]
+    ok = report.counts.get(OrphanClass.OK.value, 0)
+    return f"{head}; ok {ok:,}; " + ("; ".join(findings) if findings else "nothing else found")
 
 
 class RowSpool:
@@ -130,6 +153,8 @@ class OrphanReport:
     complete: bool = True
     cursor: str = ""
     verify_percent: float = 0.0
+    #: objects the store listing held (None: a report written before this was counted)
+    store_objects: int | None = None
     spool: RowSpool = field(factory=RowSpool, repr=False)
 
     # -- reading ------------------------------------------------------------------------------
@@ -145,6 +170,12 @@ class OrphanReport:
     def __iter__(self) -> Iterator[OrphanRow]:
         return self.rows()
 
+    @property
+    def store_empty(self) -> bool:
+        """The store held no object at all when it was scanned (the lost-bucket case, or a
+        URL that points at the wrong place)."""
+        return self.complete and self.store_objects == 0
+
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly description ``orphans scan --json`` prints."""
         return {
@@ -156,6 +187,8 @@ class OrphanReport:
             "complete": self.complete,
             "cursor": self.cursor,
             "verify_percent": self.verify_percent,
+            "store_objects": self.store_objects,
+            "store_empty": self.store_empty,
             "counts": dict(self.counts),
             "bytes": dict(self.bytes),
         }
@@ -173,9 +206,7 @@ class OrphanReport:
         ]
 
     def to_pandas(self) -> Any:
-        import pandas as pd  # optional; only when the user asks for it  # noqa: PLC0415
-
-        return pd.DataFrame([row_to_dict(r) for r in self.rows()])
+        return to_pandas([row_to_dict(r) for r in self.rows()])
 
     def _repr_html_(self) -> str:
         head = {k: v for k, v in self.summary().items() if k not in ("counts", "bytes")}
@@ -184,11 +215,14 @@ class OrphanReport:
         )
 
     def __repr__(self) -> str:
-        findings = {k: v for k, v in self.counts.items() if v and k != OrphanClass.OK.value}
+        findings = ", ".join(
+            f"{k} {v:,}" for k, v in self.counts.items() if v and k != OrphanClass.OK.value
+        )
         state = "" if self.complete else " INCOMPLETE"
+        empty = " EMPTY STORE" if self.store_empty else ""
         return (
-            f"<OrphanReport {self.id}{state} {self.source.store} ok={self.counts.get('ok', 0)}"
-            f" findings={findings}>"
+            f"<OrphanReport {self.id}{state}{empty} {self.source.store}: ok "
+            f"{self.counts.get('ok', 0):,}; {findings or 'no findings'}>"
         )
 
     # -- writing ------------------------------------------------------------------------------
@@ -263,6 +297,9 @@ class OrphanReport:
                 complete=bool(head["complete"]),
                 cursor=str(head.get("cursor", "")),
                 verify_percent=float(head.get("verify_percent", 0.0)),
+                store_objects=(
+                    None if head.get("store_objects") is None else int(head["store_objects"])
+                ),
                 spool=spool,
             )
         except (ValueError, KeyError, TypeError) as exc:

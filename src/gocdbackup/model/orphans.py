@@ -103,6 +103,28 @@ class OrphanRow:
     modified_at: datetime | None = None  # the object's write time, where there is one
     stamped_at: datetime | None = None  # the row's, where there is one
     sha256: str = ""  # the row's recorded SHA-256, where there is one
+    #: False for a row the store holds no object for (whatever its class)
+    has_object: bool = True
+
+    @property
+    def recoverable(self) -> bool:
+        """A ``ready`` row without its object: writing the object back from a backup that
+        holds it under the row's SHA-256 destroys nothing, however recent the row is."""
+        return (
+            not self.has_object
+            and self.status == "ready"
+            and self.cls in (OrphanClass.MISSING_OBJECT, OrphanClass.TOO_RECENT)
+        )
+
+    @property
+    def unjudged_object(self) -> bool:
+        """An object in one of gocdnext's layouts, without a row, too recent to be judged an
+        orphan yet (a later scan decides)."""
+        return (
+            self.cls is OrphanClass.TOO_RECENT
+            and not self.table
+            and (LAYOUTS.fullmatch(self.key) is not None or self.key.endswith(".part"))
+        )
 
 
 @frozen(kw_only=True)
@@ -131,6 +153,8 @@ class Tally:
         self.counts: dict[OrphanClass, int] = dict.fromkeys(OrphanClass, 0)
         self.bytes: dict[OrphanClass, int] = dict.fromkeys(OrphanClass, 0)
         self.cursor = ""
+        #: objects the store listing yielded (0 after a complete scan: the store is empty)
+        self.objects = 0
 
     def add(self, cls: OrphanClass, size: int) -> None:
         self.counts[cls] += 1
@@ -280,6 +304,7 @@ def _row_only(row: RowRef, cutoff: datetime, pending_cutoff: datetime) -> Orphan
         status=row.status,
         stamped_at=row.stamped_at,
         sha256=row.sha256,
+        has_object=False,
     )
 
 

@@ -6,6 +6,11 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gocdbackup.errors import ConfigError
+
+#: the extra that installs what :func:`to_pandas` needs
+NOTEBOOK_EXTRA = "gocdbackup[notebook]"
+
 
 def human_bytes(n: int | float) -> str:
     """``1536`` -> ``'1.5 KiB'``; exact below 1 KiB."""
@@ -31,12 +36,34 @@ def html_table(rows: Sequence[Mapping[str, Any]], *, caption: str = "") -> str:
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def to_pandas(rows: Iterable[Mapping[str, Any]]) -> Any:
+    """A ``pandas.DataFrame`` of ``rows`` (one row per mapping), for every ``.to_pandas()``.
+
+    pandas is optional: without it this raises :class:`~gocdbackup.errors.ConfigError` naming
+    the ``notebook`` extra, chained from the ``ImportError``."""
+    try:
+        import pandas as pd  # noqa: PLC0415 - optional; only when the user asks for a DataFrame
+    except ImportError as exc:
+        raise ConfigError(
+            f"to_pandas() needs pandas: pip install '{NOTEBOOK_EXTRA}' (or pip install pandas)"
+        ) from exc
+    return pd.DataFrame(list(rows))
+
+
 def kv_table(pairs: Iterable[tuple[str, Any]], *, caption: str = "") -> str:
     """A two-column HTML table of ``(name, value)`` pairs."""
     return html_table([{"field": k, "value": v} for k, v in pairs], caption=caption)
 
 
 def _cell(value: Any) -> str:
+    """A cell's text: nested mappings as ``name: value, …`` and sequences comma-separated,
+    never a Python repr."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_cell(v) for v in value)
     return str(value)

@@ -17,9 +17,9 @@ from gocdbackup.errors import ConfigError
 from gocdbackup.model._validate import aware
 from gocdbackup.model.backup import BackupSet, BackupStatus
 from gocdbackup.model.durations import format_duration
-from gocdbackup.model.render import html_table
+from gocdbackup.model.render import html_table, to_pandas
 
-_COUNTS = ("keep_last", "daily", "weekly", "monthly", "yearly")
+_COUNTS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
 def _count(_inst: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -56,10 +56,10 @@ class RetentionPolicy:
     """
 
     keep_last: int = field(default=0, validator=_count)
-    daily: int = field(default=0, validator=_count)
-    weekly: int = field(default=0, validator=_count)
-    monthly: int = field(default=0, validator=_count)
-    yearly: int = field(default=0, validator=_count)
+    keep_daily: int = field(default=0, validator=_count)
+    keep_weekly: int = field(default=0, validator=_count)
+    keep_monthly: int = field(default=0, validator=_count)
+    keep_yearly: int = field(default=0, validator=_count)
     keep_within: timedelta | None = field(default=None, validator=_within)
     tz: str = field(default="UTC", validator=_zone)
 
@@ -78,7 +78,9 @@ class RetentionPolicy:
     def describe(self) -> str:
         """``'last 3, 7 daily, 4 weekly, within 30d (Europe/Berlin)'``."""
         parts = [f"last {self.keep_last}"] if self.keep_last else []
-        parts += [f"{getattr(self, n)} {n}" for n in _COUNTS[1:] if getattr(self, n)]
+        parts += [
+            f"{getattr(self, n)} {n.removeprefix('keep_')}" for n in _COUNTS[1:] if getattr(self, n)
+        ]
         if self.keep_within is not None:
             parts.append(f"within {format_duration(self.keep_within)}")
         return f"{', '.join(parts) or 'nothing beyond pins, running and newest'} ({self.tz})"
@@ -141,9 +143,7 @@ class RetentionPlan:
         )
 
     def to_pandas(self) -> Any:
-        import pandas as pd  # optional; only when the user asks for it  # noqa: PLC0415
-
-        return pd.DataFrame(self.rows())
+        return to_pandas(self.rows())
 
     def __repr__(self) -> str:
         return (
@@ -195,7 +195,7 @@ def _slot_reasons(
     zone = policy.zone
     local = [b.created_at.astimezone(zone) for b in done]
     for name, period_of in _SLOTS:
-        wanted = getattr(policy, name)
+        wanted = getattr(policy, f"keep_{name}")
         seen: set[str] = set()
         for backup, at in zip(done, local, strict=True):
             if len(seen) >= wanted:

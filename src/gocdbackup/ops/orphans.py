@@ -17,6 +17,7 @@ from gocdbackup.errors import (
     ObjectMissing,
     ReportMismatch,
     ScanInterrupted,
+    StoreNotFound,
 )
 from gocdbackup.model.orphan_report import OrphanReport, RowSpool, ScanSource
 from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
@@ -77,6 +78,7 @@ def _paced(
             ctx.report("orphans-scan", tally.total, None, unit="keys", message=info.key)
         if info.key.startswith(QUARANTINE_PREFIX):
             continue
+        tally.objects += 1
         yield info
 
 
@@ -137,6 +139,11 @@ def scan_orphans(
     if not 0 <= verify_content <= 100:
         raise ConfigError("verify_content is a percentage between 0 and 100")
     source = ScanSource(database=db.source_id(), store=store.url)
+    if not store.location_exists():
+        raise StoreNotFound(
+            f"the artefact store {store.url} does not exist (no such directory or bucket): "
+            "check the URL; nothing was scanned"
+        )
     now = ctx.now()
     if resume is not None:
         _check_resumable(resume, source)
@@ -150,6 +157,7 @@ def scan_orphans(
             tally.counts[cls] = resume.counts.get(cls.value, 0)
             tally.bytes[cls] = resume.bytes.get(cls.value, 0)
         tally.cursor = cursor = resume.cursor
+        tally.objects = resume.store_objects or 0
     rules = ScanRules(
         now=now,
         grace=grace,
@@ -216,5 +224,6 @@ def _report(
         complete=complete,
         cursor=tally.cursor,
         verify_percent=verify_percent,
+        store_objects=tally.objects,
         spool=spool,
     )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import ConfigError, GocdBackupError
+from gocdbackup.errors import ConfigError, EmptyStore, GocdBackupError
 from gocdbackup.model.artifacts import ArtifactEntry, ArtifactIndex
 from gocdbackup.model.cleanup import CleanupPlan, RecoverResult
 from gocdbackup.model.orphans import OrphanRow, RowRef
@@ -86,13 +86,23 @@ def retire_missing(
     confirm: str,
     keys: Iterable[str] | None = None,
     max_report_age: timedelta = MAX_REPORT_AGE,
+    allow_empty_store: bool = False,
 ) -> dict[str, int]:
     """Retire the rows of ``plan`` (or only those of ``keys``) whose object is still missing:
     artefacts go to ``deleting`` (gocdnext's sweeper removes them), cache rows are deleted,
     a job's archived-log reference is cleared.  ``confirm`` must repeat ``plan.id``; rows that
-    changed since the scan, and rows whose object is back, are left alone."""
+    changed since the scan, and rows whose object is back, are left alone.
+
+    A store that held no object at all when it was scanned may be a mistyped URL: its rows
+    are retired only with ``allow_empty_store=True``."""
     _row_plan(plan)
     check_plan(plan, store, db, ctx=ctx, confirm=confirm, max_report_age=max_report_age)
+    if plan.store_empty and not allow_empty_store:
+        raise EmptyStore(
+            f"the artefact store {store.url} held no object at all when it was scanned: if "
+            "that is on purpose (the bucket was lost and no backup holds its objects), pass "
+            "allow_empty_store=True; no row was retired"
+        )
     only = None if keys is None else set(keys)
     rows: list[RowRef] = []
     back = 0

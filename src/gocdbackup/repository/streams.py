@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import IntegrityError
@@ -92,6 +93,26 @@ def read_stream(
 ) -> Iterator[bytes]:
     """Every chunk's plaintext, in order, each authenticated and checked against its id."""
     done = 0
+    with closing(fetch_chunks(repo, refs, ctx, workers=workers)) as fetched:
+        for ref, fut in fetched:
+            data = fut.result()
+            if len(data) != ref.size_bytes:
+                raise IntegrityError(f"blob {ref.blob_id[:12]}… has the wrong size")
+            done += len(data)
+            ctx.report(phase, done, total)
+            yield data
+
+
+def fetch_chunks(
+    repo: Repository,
+    refs: Iterable[ChunkRef],
+    ctx: OpContext,
+    *,
+    workers: int = DEFAULT_WORKERS,
+) -> Generator[tuple[ChunkRef, Future[bytes]], None, None]:
+    """Each chunk with the finished read of its blob, in order, read ``workers`` at a time with
+    at most ``2 * workers`` blobs in flight; ``future.result()`` is the plaintext or raises what
+    :meth:`Repository.get_blob` raised, so a consumer may go on past a damaged blob."""
     pending: deque[tuple[ChunkRef, Future[bytes]]] = deque()
     it = iter(refs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-get") as pool:
@@ -106,12 +127,8 @@ def read_stream(
                     return
                 ctx.check()
                 ref, fut = pending.popleft()
-                data = fut.result()
-                if len(data) != ref.size_bytes:
-                    raise IntegrityError(f"blob {ref.blob_id[:12]}… has the wrong size")
-                done += len(data)
-                ctx.report(phase, done, total)
-                yield data
+                wait([fut])
+                yield ref, fut
         finally:
             for _, f in pending:
                 f.cancel()
