@@ -33,10 +33,11 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, mypy --strict and the import-linter layer contracts."""
     _install(session, "dev")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "tools", "noxfile.py")
     session.run("mypy")
     session.run("lint-imports")
+    session.run("python", "tools/lint_structure.py")
 
 
 @nox.session(python=PYTHON)

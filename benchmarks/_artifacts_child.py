@@ -6,7 +6,7 @@ Usage::
     python _artifacts_child.py backup  ENDPOINT REPO_DIR REFS_JSONL
     python _artifacts_child.py restore ENDPOINT REPO_DIR BACKUP_ID BUCKET
 
-``backup`` runs :func:`gocdbackup.ops.take_backup` with a :class:`FakeDatabase` whose rows
+``backup`` runs :func:`gocdbackup.ops.take_backup` with a :class:`FakeGocdnext` whose rows
 reference the objects of ``REFS_JSONL`` (one ``{"key", "size", "sha256", ...}`` per line) in
 the bucket ``src``, into the file repository ``REPO_DIR`` (created on first use); ``restore``
 loads that backup's artefact index and runs :func:`restore_artifacts` into ``BUCKET``.
@@ -32,9 +32,10 @@ from gocdbackup.context import OpContext
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.ops import take_backup
-from gocdbackup.ops.artifacts import load_index, restore_artifacts
+from gocdbackup.ops.artifact_index import load_index
+from gocdbackup.ops.artifact_restore import restore_artifacts
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeDatabase, FakeDb
+from gocdbackup.testing import FakeDatabaseContents, FakeGocdnext, FakePostgres
 
 PASSPHRASE = b"bench-artifacts"  # a throwaway repository in a temporary directory
 SCRYPT_N = 2**10
@@ -101,17 +102,20 @@ def _measured(fn: Callable[[], T]) -> tuple[T, dict[str, Any]]:
 
 def backup(endpoint: str, repo_dir: Path, refs_path: Path) -> dict[str, Any]:
     refs = load_refs(refs_path)
-    db = FakeDatabase(
+    db = FakePostgres(
         "gocdnext",
         {
-            "gocdnext": FakeDb(
+            "gocdnext": FakeDatabaseContents(
                 tables={"artifacts": len(refs)}, objects=refs, payload_bytes=DUMP_BYTES
             )
         },
     )
     repo = open_repo(repo_dir)
     store = FsspecStore(f"s3://{SOURCE_BUCKET}", s3_options(endpoint))
-    result, m = _measured(lambda: take_backup(repo, db, ctx=OpContext(), artifacts=store))
+    rows = FakeGocdnext(db)
+    result, m = _measured(
+        lambda: take_backup(repo, db, gocdnext=rows, ctx=OpContext(), artifacts=store)
+    )
     return {
         **m,
         "backup_id": result.id,

@@ -192,7 +192,7 @@ class CountedStore:
 
 
 class CountedDatabase:
-    """Just what ``scan_orphans`` asks of a :class:`~gocdbackup.ports.Database`: its source id
+    """Just what ``scan_orphans`` asks of a :class:`~gocdbackup.ports.GocdnextData`: its source id
     and the key-ordered ``object_rows``, generated from a counter."""
 
     def __init__(self, entries: int) -> None:

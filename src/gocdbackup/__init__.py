@@ -10,6 +10,7 @@ Start with :class:`GocdBackup`::
 from gocdbackup._facade import BackupList, GocdBackup
 from gocdbackup._reconciler import Reconciler
 from gocdbackup.context import CancelToken, OpContext
+from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
     BackupNotFound,
     Cancelled,
@@ -49,9 +50,17 @@ from gocdbackup.model import (
     TableRows,
     VerifyReport,
 )
-from gocdbackup.model.cleanup import CleanupPlan, CleanupResult, plan_cleanup
+from gocdbackup.model.cleanup import (
+    CleanupPlan,
+    CleanupResult,
+    LeftAfterCleanup,
+    left_after_cleanup,
+    plan_cleanup,
+    plan_recovery,
+)
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
+from gocdbackup.model.runbook import Outstanding, RunbookReport
 
 __all__ = [
     "BackupCheck",
@@ -76,11 +85,13 @@ __all__ = [
     "GocdBackup",
     "GocdBackupError",
     "IntegrityError",
+    "LeftAfterCleanup",
     "Manifest",
     "NotFound",
     "OpContext",
     "OrphanClass",
     "OrphanReport",
+    "Outstanding",
     "PermissionDenied",
     "PostgresError",
     "PreconditionFailed",
@@ -90,6 +101,7 @@ __all__ = [
     "RestoreReport",
     "RetentionPlan",
     "RetentionPolicy",
+    "RunbookReport",
     "StorageError",
     "StoreNotFound",
     "TableRows",
@@ -98,5 +110,10 @@ __all__ = [
     "ToolTooOld",
     "VerifyReport",
     "WrongPassword",
+    "left_after_cleanup",
+    "load_report",
     "plan_cleanup",
+    "plan_recovery",
+    "save_report",
+    "write_report_csv",
 ]

@@ -10,28 +10,30 @@ from typing import Any
 
 from gocdbackup import ops
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
+from gocdbackup.credentials import NEW_PASSWORD_ENV, application_key, resolve_password
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer, goose_version
 from gocdbackup.errors import ConfigError
-from gocdbackup.model.artifacts import ArtifactIndex
+from gocdbackup.gocdnext import cipher as gocdnext_cipher
+from gocdbackup.gocdnext.storage import DEFAULT_FS_ROOT
+from gocdbackup.model.artifacts import ArtifactIndex, ArtifactRestore
 from gocdbackup.model.backup import BackupSet
-from gocdbackup.model.gocdnext_storage import DEFAULT_FS_ROOT
+from gocdbackup.model.copy import CopyResult
+from gocdbackup.model.gc import GcResult
 from gocdbackup.model.render import html_table, to_pandas
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
-from gocdbackup.ops.artifacts import ArtifactRestore, load_index, restore_artifacts, select
-from gocdbackup.ops.copy import CopyResult, copy_backup
+from gocdbackup.ops.artifact_index import load_index
+from gocdbackup.ops.artifact_restore import restore_artifacts, select
+from gocdbackup.ops.copy import copy_backup
 from gocdbackup.ops.discovery import discover_artifact_store
-from gocdbackup.ops.gc import DEFAULT_GRACE, GcResult, collect_garbage
+from gocdbackup.ops.gc import DEFAULT_GRACE, collect_garbage
 from gocdbackup.ops.retention import apply_retention, plan_retention
-from gocdbackup.ports import Database, ObjectStore
-from gocdbackup.repository import ChunkerParams, Repository, gocdnext_cipher, keyring
+from gocdbackup.ports import GocdnextData, ObjectStore, Postgres
+from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
-
-PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a password
-NEW_PASSWORD_ENV = "GOCDBACKUP_NEW_PASSWORD"  # noqa: S105 - the variable's name
 
 
 def __version__() -> str:
@@ -43,28 +45,14 @@ def __version__() -> str:
         return "0+unknown"
 
 
-def resolve_password(
-    password: str | bytes | None, password_file: str | Path | None, *, env: str = PASSWORD_ENV
-) -> bytes:
-    """The explicit value, else the file (one trailing newline stripped), else the
-    ``GOCDBACKUP_PASSWORD`` variable."""
-    if password is not None:
-        value = password.encode() if isinstance(password, str) else password
-    elif password_file is not None:
-        try:
-            value = Path(password_file).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the password file {password_file}: {exc.strerror or exc}"
-            ) from exc
-        value = value[:-1] if value.endswith(b"\n") else value
-        value = value[:-1] if value.endswith(b"\r") else value
-    else:
-        value = os.environ.get(env, "").encode()
-    if not value:
-        option = "--new-password-file" if env == NEW_PASSWORD_ENV else "--password-file"
-        raise ConfigError(f"no repository passphrase: set {env} or pass {option}")
-    return value
+def postgres_server(
+    dsn: str, *, bindir: str | None = None, restore_settings: dict[str, str] | None = None
+) -> PostgresServer:
+    """The server ``dsn`` names, recording gocdnext's goose version in snapshots and
+    inspections (the wiring both facades use)."""
+    return PostgresServer(
+        dsn, bindir=bindir, restore_settings=restore_settings, schema_version=goose_version
+    )
 
 
 def _store(
@@ -168,38 +156,56 @@ class GocdBackup:
             return OpContext(cancel=self.cancel_token, clock=self._clock)
         return OpContext(progress=self._progress, cancel=self.cancel_token, clock=self._clock)
 
-    def database(self, dsn: str | Database) -> Database:
+    def database(self, dsn: str | Postgres) -> Postgres:
+        """The :class:`~gocdbackup.ports.Postgres` server ``dsn`` names (a libpq DSN), or
+        ``dsn`` itself if it is one already."""
         if not isinstance(dsn, str):
             return dsn
-        return PostgresDatabase(
-            dsn, bindir=self._pg_bindir, restore_settings=self._restore_settings
-        )
+        return self._server(dsn)
+
+    def _server(self, dsn: str) -> PostgresServer:
+        return postgres_server(dsn, bindir=self._pg_bindir, restore_settings=self._restore_settings)
+
+    def _gocdnext_data(self, db: str | GocdnextData) -> GocdnextData:
+        """gocdnext's rows (:class:`~gocdbackup.ports.GocdnextData`) in the database ``db``
+        names (a libpq DSN), or ``db`` itself if it is that already."""
+        return GocdnextTables(self._server(db)) if isinstance(db, str) else db
 
     # -- use cases ---------------------------------------------------------------------------
 
     def backup(
         self,
-        db: str | Database,
+        db: str | Postgres,
         *,
         label: str = "",
         artifacts: str | ObjectStore | None = None,
         fail_on_missing: bool = False,
         secret_key: str | None = None,
         secret_key_file: str | None = None,
+        gocdnext: GocdnextData | None = None,
     ) -> BackupSet:
         """Take a consistent backup of the database ``db`` names (a libpq DSN) and, with
         ``artifacts`` (an fsspec URL of gocdnext's artefact store, or ``"auto"`` to read it
         from gocdnext's ``platform_settings`` with the application key from ``secret_key``,
         ``secret_key_file`` or ``GOCDNEXT_SECRET_KEY``), of the objects its rows reference, at
-        the same point in time."""
+        the same point in time.  Those rows are read from ``db``'s database when ``db`` is a
+        DSN or a :class:`~gocdbackup.drivers.postgres.PostgresServer`; for another
+        :class:`~gocdbackup.ports.Postgres`, pass ``gocdnext``."""
         database = self.database(db)
-        store = (
-            self.discover_artifacts(
-                database, secret_key=secret_key, secret_key_file=secret_key_file
+        if gocdnext is None and isinstance(database, PostgresServer):
+            gocdnext = GocdnextTables(database)
+        store: ObjectStore | None
+        if artifacts == "auto":
+            if gocdnext is None:
+                raise ConfigError(
+                    "artifacts='auto' reads the store's setting through gocdnext= "
+                    "(GocdnextData), which was not given; nothing was backed up"
+                )
+            store = self.discover_artifacts(
+                gocdnext, secret_key=secret_key, secret_key_file=secret_key_file
             )
-            if artifacts == "auto"
-            else _store(artifacts, self.artifact_options)
-        )
+        else:
+            store = _store(artifacts, self.artifact_options)
         return ops.take_backup(
             self.repository,
             database,
@@ -207,28 +213,27 @@ class GocdBackup:
             label=label,
             tool_version=__version__(),
             artifacts=store,
+            gocdnext=gocdnext,
             fail_on_missing=fail_on_missing,
             transfers=self.transfers,
         )
 
     def discover_artifacts(
         self,
-        db: str | Database,
+        db: str | GocdnextData,
         *,
         secret_key: str | None = None,
         secret_key_file: str | None = None,
     ) -> ObjectStore:
         """gocdnext's artefact store as its ``platform_settings['artifacts.storage']`` row
         describes it (filesystem root from ``GOCDNEXT_ARTIFACTS_FS_ROOT``, else the default)."""
-        key = gocdnext_cipher.key_from(env=secret_key, file=secret_key_file)
+        key = application_key(env=secret_key, file=secret_key_file)
         location = discover_artifact_store(
-            self.database(db),
+            self._gocdnext_data(db),
             gocdnext_cipher.decryptor(key),
             fs_root=os.environ.get("GOCDNEXT_ARTIFACTS_FS_ROOT", DEFAULT_FS_ROOT),
         )
         return FsspecStore(location.url, {**location.options, **self.artifact_options})
-
-    take_backup = backup
 
     def list_backups(self) -> BackupList:
         return BackupList(ops.list_backups(self.repository))
@@ -242,7 +247,7 @@ class GocdBackup:
     def restore(
         self,
         backup_id: str,
-        db: str | Database,
+        db: str | Postgres,
         *,
         confirm: str,
         replace: bool = False,
@@ -263,8 +268,6 @@ class GocdBackup:
             artifacts=_store(artifacts, self.artifact_options),
             transfers=self.transfers,
         )
-
-    restore_backup = restore
 
     def artifact_index(self, backup_id: str) -> ArtifactIndex | None:
         """What the backup holds of the artefact store (None for a database-only backup)."""
@@ -298,13 +301,9 @@ class GocdBackup:
             self.repository, ctx=self.context(), backup_id=backup_id, read_data_percent=read_data
         )
 
-    verify_repository = verify
-
     def copy(self, backup_id: str, to: GocdBackup) -> CopyResult:
         """Copy a backup into another repository (opened as ``to``), re-encrypted with its keys."""
         return copy_backup(self.repository, to.repository, backup_id, ctx=self.context())
-
-    copy_backup = copy
 
     def plan_retention(self, policy: RetentionPolicy) -> RetentionPlan:
         """What ``policy`` would keep and forget now, with reasons (changes nothing)."""

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from gocdbackup._facade import GocdBackup
+from gocdbackup._facade import GocdBackup, postgres_server
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.drivers.postgres import GocdnextTables
+from gocdbackup.drivers.report_files import TempFileRows
 from gocdbackup.model.cleanup import (
     CleanupPlan,
     CleanupResult,
@@ -22,8 +23,10 @@ from gocdbackup.model.cleanup import (
 from gocdbackup.model.durations import parse_duration
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
+from gocdbackup.model.runbook import RunbookReport
 from gocdbackup.ops import cleanup, orphans, recovery, runbooks
-from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.ops import quarantine as quarantine_ops
+from gocdbackup.ports import GocdnextData, ObjectStore
 from gocdbackup.repository import Repository
 
 
@@ -46,7 +49,7 @@ class Reconciler:
 
     def __init__(
         self,
-        db: str | Database,
+        db: str | GocdnextData,
         artifacts: str | ObjectStore,
         *,
         artifact_options: dict[str, Any] | None = None,
@@ -56,7 +59,9 @@ class Reconciler:
         pg_bindir: str | None = None,
         transfers: int = 8,
     ) -> None:
-        self.db: Database = PostgresDatabase(db, bindir=pg_bindir) if isinstance(db, str) else db
+        self.db: GocdnextData = (
+            GocdnextTables(postgres_server(db, bindir=pg_bindir)) if isinstance(db, str) else db
+        )
         options = artifact_options or {}
         self.store = FsspecStore(artifacts, options) if isinstance(artifacts, str) else artifacts
         self.quarantine = (
@@ -94,9 +99,8 @@ class Reconciler:
             verify_content=verify_content,
             rate_limit=rate_limit,
             resume=resume,
+            rows_buffer=TempFileRows,
         )
-
-    scan_orphans = scan
 
     @staticmethod
     def plan(
@@ -107,8 +111,6 @@ class Reconciler:
     ) -> CleanupPlan:
         """What a cleanup would touch (pure); see :func:`gocdbackup.model.cleanup.plan_cleanup`."""
         return plan_cleanup(report, classes, rows=rows)
-
-    plan_cleanup = plan
 
     # -- objects without rows -------------------------------------------------------------------
 
@@ -134,22 +136,18 @@ class Reconciler:
             workers=self.transfers,
         )
 
-    clean_orphans = clean
-
     def undo(self, cleanup_id: str) -> UndoResult:
-        return cleanup.undo_cleanup(
+        return quarantine_ops.undo_cleanup(
             cleanup_id, self.store, ctx=self.context(), quarantine=self.quarantine
         )
 
-    undo_cleanup = undo
-
     def cleanups(self) -> list[dict[str, Any]]:
-        return cleanup.list_cleanups(self.quarantine or self.store)
+        return quarantine_ops.list_cleanups(self.quarantine or self.store)
 
     def purge_quarantine(
         self, older_than: str | timedelta, *, confirm: str | None = None
     ) -> dict[str, Any]:
-        return cleanup.purge_quarantine(
+        return quarantine_ops.purge_quarantine(
             self.quarantine or self.store,
             ctx=self.context(),
             older_than=_duration(older_than),
@@ -192,7 +190,7 @@ class Reconciler:
         grace: str | timedelta = orphans.DEFAULT_GRACE,
         confirm: str | None = None,
         allow_empty_store: bool = False,
-    ) -> runbooks.RunbookReport:
+    ) -> RunbookReport:
         return runbooks.lost_bucket(
             self.db,
             self.store,
@@ -201,6 +199,7 @@ class Reconciler:
             grace=_duration(grace),
             confirm=confirm,
             allow_empty_store=allow_empty_store,
+            rows_buffer=TempFileRows,
         )
 
     def lost_database(
@@ -209,7 +208,7 @@ class Reconciler:
         grace: str | timedelta = orphans.DEFAULT_GRACE,
         confirm: str | None = None,
         mode: str = "quarantine",
-    ) -> runbooks.RunbookReport:
+    ) -> RunbookReport:
         return runbooks.lost_database(
             self.db,
             self.store,
@@ -218,4 +217,5 @@ class Reconciler:
             confirm=confirm,
             mode=mode,
             quarantine=self.quarantine,
+            rows_buffer=TempFileRows,
         )

@@ -118,7 +118,7 @@ class DatabaseNotFound(NotFound):
 
 
 class DriverError(GocdBackupError):
-    """An external system (storage, Postgres, Kubernetes) failed."""
+    """An external system (storage, PostgreSQL) failed."""
 
     code = "driver"
 
@@ -182,10 +182,6 @@ class ToolFailed(PostgresError):
         self.messages = tuple(messages or ())
 
 
-class KubernetesError(DriverError):
-    code = "kubernetes"
-
-
 # -- data --------------------------------------------------------------------------------------
 
 
@@ -223,10 +219,6 @@ class ScanInterrupted(GocdBackupError):
         self.report = report
 
 
-class DrillFailed(GocdBackupError):
-    code = "drill_failed"
-
-
 class Cancelled(GocdBackupError):
     """The operation was cancelled; it cleaned up after itself."""
 
@@ -241,12 +233,10 @@ __all__ = [
     "ConfirmationMismatch",
     "DatabaseNotFound",
     "DatabaseUnreachable",
-    "DrillFailed",
     "DriverError",
     "EmptyStore",
     "GocdBackupError",
     "IntegrityError",
-    "KubernetesError",
     "NotFound",
     "OutOfOrder",
     "PermissionDenied",

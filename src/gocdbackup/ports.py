@@ -1,5 +1,7 @@
-"""L1: the ports every use case talks to. Drivers and the fakes in ``gocdbackup.testing``
-implement them; callers can supply their own."""
+"""L1: the ports every use case talks to, split by who uses them: :class:`ObjectStore` (the
+repository and the artefact store), :class:`Postgres` (generic PostgreSQL: backup and restore)
+and :class:`GocdnextData` (gocdnext's rows: artefacts, orphans, discovery).  Drivers and the
+fakes in ``gocdbackup.testing`` implement them; callers can supply their own."""
 
 from __future__ import annotations
 
@@ -112,13 +114,20 @@ class DumpStream(Protocol):
 
 
 class Snapshot(Protocol):
-    """One exported REPEATABLE READ snapshot of the database being backed up."""
+    """One exported ``REPEATABLE READ`` snapshot of the database being backed up, held open (its
+    exporting transaction alive) for as long as the context :meth:`Postgres.snapshot` made it
+    in; other sessions of the same database can read in it meanwhile by its
+    :attr:`snapshot_id` (``pg_dump --snapshot``, ``SET TRANSACTION SNAPSHOT``)."""
 
     @property
-    def snapshot_id(self) -> str: ...
+    def snapshot_id(self) -> str:
+        """The id ``pg_export_snapshot()`` gave, valid while the snapshot is held open."""
+        ...
 
     def point(self) -> ConsistencyPoint:
-        """Facts about the snapshot: time, LSN, timeline, server and goose versions."""
+        """Facts about the snapshot: time, WAL LSN, timeline, server version, and the schema's
+        migration version (gocdnext's goose version, where the driver is told how to read
+        it; None otherwise)."""
         ...
 
     def database(self) -> DatabaseInfo:
@@ -129,11 +138,6 @@ class Snapshot(Protocol):
         """Exact row counts of every ordinary table, read in this snapshot."""
         ...
 
-    def referenced_objects(self) -> list[ObjectRef]:
-        """Every artefact-store object a row references in this snapshot (gocdnext's
-        ``artifacts``, ``caches`` and archived ``job_runs`` logs), sorted by key."""
-        ...
-
     def dump(self, ctx: OpContext) -> AbstractContextManager[DumpStream]:
         """A custom-format dump taken at this snapshot, as a stream.
 
@@ -142,21 +146,32 @@ class Snapshot(Protocol):
         ...
 
 
-class Database(Protocol):
-    """A PostgreSQL server reachable with one set of connection parameters."""
+class Postgres(Protocol):
+    """A PostgreSQL server reachable with one set of connection parameters, seen as generic
+    PostgreSQL: what backing up and restoring any database takes (snapshot, dump, create, load,
+    check, swap, drop).  Nothing here knows gocdnext's tables: see :class:`GocdnextData`."""
 
     @property
     def name(self) -> str:
         """The database the connection parameters name."""
         ...
 
-    def snapshot(self, ctx: OpContext) -> AbstractContextManager[Snapshot]: ...
+    def source_id(self) -> str:
+        """Which server and database this is, safe to show (no password)."""
+        ...
+
+    def snapshot(self, ctx: OpContext) -> AbstractContextManager[Snapshot]:
+        """Export a snapshot of :attr:`name` and hold it open until the context is left (which
+        also cancels a query still running in it)."""
+        ...
 
     def exists(self, name: str) -> bool: ...
 
     def role_exists(self, role: str) -> bool: ...
 
-    def create(self, name: str, *, owner: str | None, encoding: str) -> None: ...
+    def create(self, name: str, *, owner: str | None, encoding: str) -> None:
+        """``CREATE DATABASE name`` from ``template0`` with ``encoding`` (and ``owner``)."""
+        ...
 
     def load(
         self,
@@ -172,39 +187,9 @@ class Database(Protocol):
         propagates (the caller drops ``name``)."""
         ...
 
-    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
-        """gocdnext's ``platform_settings['artifacts.storage']``: (value, encrypted
-        credentials), or None where there is no such row."""
-        ...
-
-    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
-        """For each key, the status of the row referencing it *now* (outside any snapshot);
-        keys no row references any more are absent."""
-        ...
-
-    def source_id(self) -> str:
-        """Which server and database this is, safe to show (no password): what an orphan
-        report records as its source, to refuse it against another database."""
-        ...
-
-    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
-        """Every row that references an artefact-store object now (``artifacts``, ``caches``,
-        ``job_runs.logs_archive_uri``), in ascending key order (byte order, as
-        :meth:`ObjectStore.scan`), keys after ``start_after`` only; read in one REPEATABLE
-        READ transaction through a server-side cursor (memory stays bounded)."""
-        ...
-
-    def retire_rows(self, rows: Iterable[RowRef]) -> int:
-        """Retire rows whose object is gone, the way gocdnext's own sweeper expects: an
-        artefact goes to ``status='deleting'`` with ``deleted_at``/``expires_at`` now (the
-        sweeper then deletes it), a cache row is deleted (caches have no deleting state: a
-        miss is harmless), a job's ``logs_archive_uri``/``logs_archived_at`` are cleared.
-        Only rows still as ``rows`` describe them (same id, key and status) are changed;
-        the number changed."""
-        ...
-
     def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
-        """(goose version, exact row counts) of database ``name``."""
+        """(schema migration version, exact row counts) of database ``name``, read in one
+        transaction; the version as :meth:`Snapshot.point` reports it."""
         ...
 
     def swap(self, staging: str, target: str) -> None:
@@ -214,4 +199,56 @@ class Database(Protocol):
 
     def drop(self, name: str) -> None:
         """Drop ``name`` if it exists (ending its sessions)."""
+        ...
+
+
+class GocdnextData(Protocol):
+    """gocdnext's own rows in one database: the rows that reference artefact-store objects
+    (``artifacts``, ``caches``, ``job_runs.logs_archive_uri``) and the artefact store's
+    setting.  What a backup of the artefacts, an orphan scan, a cleanup, a recovery and the
+    store's discovery read or change."""
+
+    @property
+    def name(self) -> str:
+        """The database the rows are read from."""
+        ...
+
+    def source_id(self) -> str:
+        """Which server and database this is, safe to show (no password): what an orphan
+        report records as its source, to refuse it against another database."""
+        ...
+
+    def referenced_objects(self, snapshot_id: str) -> list[ObjectRef]:
+        """Every artefact-store object a row references in the exported snapshot
+        ``snapshot_id`` (see :class:`Snapshot`), sorted by key; empty for a database without
+        gocdnext's tables.  Read on a connection of its own, in a ``REPEATABLE READ``
+        transaction that imports the snapshot (``SET TRANSACTION SNAPSHOT``): the snapshot
+        must still be held open by whoever exported it while this runs."""
+        ...
+
+    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
+        """Every row that references an artefact-store object now (``artifacts``, ``caches``,
+        ``job_runs.logs_archive_uri``), in ascending key order (byte order, as
+        :meth:`ObjectStore.scan`), keys after ``start_after`` only; read in one REPEATABLE
+        READ transaction through a server-side cursor (memory stays bounded).  A database
+        without gocdnext's tables is refused (:class:`~gocdbackup.errors.ConfigError`)."""
+        ...
+
+    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
+        """For each key, the status of the row referencing it *now* (outside any snapshot);
+        keys no row references any more are absent."""
+        ...
+
+    def retire_rows(self, rows: Iterable[RowRef]) -> int:
+        """Retire rows whose object is gone, the way gocdnext's own sweeper expects: an
+        artefact goes to ``status='deleting'`` with ``deleted_at``/``expires_at`` now (the
+        sweeper then deletes it), a cache row is deleted (caches have no deleting state: a
+        miss is harmless), a job's ``logs_archive_uri``/``logs_archived_at`` are cleared.
+        Only rows still as ``rows`` describe them (same id, key and status) are changed, all
+        in one transaction; the number changed."""
+        ...
+
+    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
+        """gocdnext's ``platform_settings['artifacts.storage']``: (value, encrypted
+        credentials), or None where there is no such row."""
         ...

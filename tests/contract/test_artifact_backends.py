@@ -13,7 +13,7 @@ import psycopg
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import check_objects, write_objects
-from gocdbackup.repository import gocdnext_cipher
+from gocdbackup.gocdnext import cipher as gocdnext_cipher
 from gocdbackup.testing import LocalPostgres
 from tests.conftest import REPO_PASSWORD, SECRET_KEY
 

@@ -14,9 +14,9 @@ from gocdbackup.context import OpContext
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.ops import take_backup
-from gocdbackup.ops.artifacts import load_index
+from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import FakeDatabaseContents, FakeGocdnext, FakePostgres, MemoryStore
 
 from .conftest import GCS_OPTIONS, S3_KEY, S3_SECRET, EmulatorGcsStore, Server, unique_bucket
 
@@ -75,10 +75,12 @@ def _objects(store: FsspecStore) -> list[ObjectRef]:
 def _backup(store: FsspecStore) -> dict[str, Any]:
     refs = _objects(store)
     listed = {i.key: i.version for i in store.list("")}
-    db = FakeDatabase("gocdnext", {"gocdnext": FakeDb(tables={"public.runs": 1}, objects=refs)})
+    db = FakePostgres(
+        "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 1}, objects=refs)}
+    )
     repo = Repository.init(MemoryStore(), b"pass", now=OpContext().now(), scrypt_n=2**10)
     ctx = OpContext()
-    backup = take_backup(repo, db, ctx=ctx, artifacts=store)
+    backup = take_backup(repo, db, gocdnext=FakeGocdnext(db), ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
     assert index is not None
     return {

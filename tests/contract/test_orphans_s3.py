@@ -12,10 +12,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from gocdbackup import plan_cleanup
+from gocdbackup import load_report, plan_cleanup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import write_objects
-from gocdbackup.model.orphan_report import OrphanReport
 
 from .conftest import S3_KEY, S3_SECRET, Server, unique_bucket
 from .faulty_proxy import FaultyProxy
@@ -90,7 +89,7 @@ def test_scan_clean_undo_round_trip_on_s3(
         gocdnext_db,
         *where,
         "--confirm",
-        plan_cleanup(OrphanReport.load(out)).id,
+        plan_cleanup(load_report(out)).id,
     )
     assert report["store_objects"] > 0
     assert done["done"]["orphan_object"] == 5

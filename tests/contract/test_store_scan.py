@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import stamina
 
-from gocdbackup.drivers import fsspec_store
+from gocdbackup.drivers import listing
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.errors import ConfigError, StorageError
 from gocdbackup.ports import ObjectInfo, ObjectStore
@@ -267,7 +267,7 @@ def test_version_aware_s3_scans_latest_versions_page_by_page(
         store.write(f"k{i}", b"newer")  # two versions of every key
     store.delete("k3")  # a delete marker on top
     store.fs.pipe_file(f"{bucket}/outside", b"x")
-    monkeypatch.setattr(fsspec_store, "_SCAN_PAGE", 3)  # versions straddle page boundaries
+    monkeypatch.setattr(listing, "_SCAN_PAGE", 3)  # versions straddle page boundaries
     found = list(store.scan())
     assert keys(found) == ["k0", "k1", "k2", "k4", "k5", "k6"]
     for info in found:
@@ -316,7 +316,7 @@ def test_s3_listing_errors_are_translated_and_retried(
     store, _ = _s3_store(moto_server)
     for i in range(5):
         store.write(f"k{i}", b"x")
-    monkeypatch.setattr(fsspec_store, "_SCAN_PAGE", 2)
+    monkeypatch.setattr(listing, "_SCAN_PAGE", 2)
     real = store.fs.call_s3
     failures = iter([ConnectionResetError("reset by peer")])
 
@@ -367,7 +367,7 @@ def test_gcs_paging(gcs_server: Server, monkeypatch: pytest.MonkeyPatch) -> None
         return out
 
     monkeypatch.setattr(store.fs, "call", paged)
-    monkeypatch.setattr(fsspec_store, "_SCAN_PAGE", 4)
+    monkeypatch.setattr(listing, "_SCAN_PAGE", 4)
     found = list(store.scan())
     assert keys(found) == SORTED
     assert all(i.version for i in found)  # the generation

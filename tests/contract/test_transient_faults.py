@@ -32,7 +32,7 @@ from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.errors import GocdBackupError, StorageError, TransientStorageError
 from gocdbackup.ops import restore_backup, take_backup, verify_repository
 from gocdbackup.repository import ChunkerParams, Repository
-from gocdbackup.testing import FakeDatabase, FakeDb
+from gocdbackup.testing import FakeDatabaseContents, FakePostgres
 
 from .conftest import S3_KEY, S3_SECRET, unique_bucket
 from .faulty_proxy import FaultyProxy
@@ -127,10 +127,10 @@ def new_bucket(proxy: FaultyProxy) -> str:
     return bucket
 
 
-def database() -> FakeDatabase:
+def database() -> FakePostgres:
     # ~8 MiB of incompressible dump: about 130 chunks of 64 KiB
-    return FakeDatabase(
-        "gocdnext", {"gocdnext": FakeDb(tables=dict(TABLES), payload_bytes=8 * MIB)}
+    return FakePostgres(
+        "gocdnext", {"gocdnext": FakeDatabaseContents(tables=dict(TABLES), payload_bytes=8 * MIB)}
     )
 
 
@@ -310,7 +310,11 @@ def test_a_read_outage_on_a_bucket_root_repository_is_an_error_not_an_empty_repo
     store.fs.retries = 1
     ctx = OpContext(clock=SystemClock())
     repo = Repository.init(store, PASS, now=datetime.now(UTC), scrypt_n=2**10)
-    take_backup(repo, FakeDatabase("gocdnext", {"gocdnext": FakeDb(payload_bytes=1000)}), ctx=ctx)
+    take_backup(
+        repo,
+        FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(payload_bytes=1000)}),
+        ctx=ctx,
+    )
 
     faulty_proxy.set_rates(error_rate=1.0, fault_methods=frozenset({"GET", "HEAD"}))
     store.fs.invalidate_cache()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from gocdbackup import GocdBackup
-from gocdbackup.drivers.pgtools import embedded_bindir
+from gocdbackup.drivers.postgres.tools import embedded_bindir
 from gocdbackup.testing import FixtureSpec, LocalPostgres, build_gocdnext_fixture
 from tests.conftest import REPO_PASSWORD, SECRET_KEY
 

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.testing import LocalPostgres
@@ -210,7 +210,7 @@ def test_object_rows_are_every_referencing_row_in_byte_order(
             ]
             assert default_order != sorted(default_order)
 
-    rows = list(PostgresDatabase(app_dsn(pg, gocdnext_db)).object_rows())
+    rows = list(GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db))).object_rows())
 
     assert rows == expected
     keys = [r.key for r in rows]
@@ -239,7 +239,7 @@ def test_object_rows_are_every_referencing_row_in_byte_order(
 def test_start_after_resumes_exactly(pg: LocalPostgres, gocdnext_db: str) -> None:
     with admin(gocdnext_db) as conn:
         shape(conn)
-    db = PostgresDatabase(app_dsn(pg, gocdnext_db))
+    db = GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db)))
     everything = list(db.object_rows())
     assert list(db.object_rows("")) == everything
     for after in ["mix/A", "mix/a-b", "mix/a-", "mix/a/b", "mix/\u00e9", "run/", "m"]:
@@ -279,7 +279,7 @@ def test_closing_early_ends_the_transaction(pg: LocalPostgres, gocdnext_db: str)
     name = dbname(gocdnext_db)
     with admin(gocdnext_db) as conn:
         shape(conn)
-    rows = PostgresDatabase(app_dsn(pg, gocdnext_db)).object_rows()
+    rows = GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db))).object_rows()
     first = next(rows)
     assert first.key
     with admin(pg.dsn()) as conn:
@@ -299,7 +299,7 @@ def test_a_database_without_gocdnext_tables_is_refused(pg: LocalPostgres) -> Non
     name = "plain_" + uuid.uuid4().hex[:8]
     with admin(pg.dsn()) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    db = PostgresDatabase(pg.dsn(name))
+    db = GocdnextTables(PostgresServer(pg.dsn(name)))
     with pytest.raises(ConfigError, match="not a gocdnext database") as info:
         list(db.object_rows())
     assert "every object an orphan" in str(info.value)
@@ -314,7 +314,7 @@ def test_a_database_without_gocdnext_tables_is_refused(pg: LocalPostgres) -> Non
 def test_retire_rows_changes_exactly_the_rows_still_as_read(
     pg: LocalPostgres, gocdnext_db: str
 ) -> None:
-    db = PostgresDatabase(app_dsn(pg, gocdnext_db))
+    db = GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db)))
     with admin(gocdnext_db) as conn:
         shape(conn)
         conn.execute("UPDATE artifacts SET pinned_at = now() WHERE storage_key = 'mix/A'")
@@ -385,7 +385,7 @@ def test_retire_rows_changes_exactly_the_rows_still_as_read(
 def test_retire_rows_of_an_unknown_table_changes_nothing(
     pg: LocalPostgres, gocdnext_db: str
 ) -> None:
-    db = PostgresDatabase(app_dsn(pg, gocdnext_db))
+    db = GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db)))
     before = list(db.object_rows())
     ready = next(r for r in before if r.table == "artifacts" and r.status == "ready")
     bogus = RowRef(key="x", table="secrets", row_id=str(uuid.uuid4()), status="ready")
@@ -398,15 +398,15 @@ def test_source_id_names_server_and_database_without_secrets(
     pg: LocalPostgres, gocdnext_db: str
 ) -> None:
     name = dbname(gocdnext_db)
-    superuser = PostgresDatabase(gocdnext_db)
-    app = PostgresDatabase(app_dsn(pg, gocdnext_db))
+    superuser = GocdnextTables(PostgresServer(gocdnext_db))
+    app = GocdnextTables(PostgresServer(app_dsn(pg, gocdnext_db)))
     sid = superuser.source_id()
     assert sid == superuser.source_id() == app.source_id()
     assert sid.startswith(f"postgresql://127.0.0.1:{pg.port}/{name} (system ")
     assert PG_PASSWORD not in sid
     assert "gocdnext@" not in sid
     assert "password" not in sid
-    other = PostgresDatabase(pg.dsn("postgres")).source_id()
+    other = GocdnextTables(PostgresServer(pg.dsn("postgres"))).source_id()
     assert other != sid
     assert other.split(" (system ")[1] == sid.split(" (system ")[1]  # same server
     # where the role may not read the control file, the address alone names the database
@@ -414,3 +414,29 @@ def test_source_id_names_server_and_database_without_secrets(
         conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
     assert app.source_id() == f"postgresql://127.0.0.1:{pg.port}/{name}"
     assert superuser.source_id() == sid
+
+
+def test_referenced_objects_are_read_in_the_backups_snapshot(
+    pg: LocalPostgres, gocdnext_db: str
+) -> None:
+    """``referenced_objects`` imports the exported snapshot on a connection of its own: it sees
+    the rows as they were at the export, while the snapshot is held open, and only then."""
+    from gocdbackup.context import OpContext
+    from gocdbackup.drivers.postgres import goose_version
+    from gocdbackup.errors import PostgresError
+
+    server = PostgresServer(app_dsn(pg, gocdnext_db), schema_version=goose_version)
+    tables = GocdnextTables(server)
+    with server.snapshot(OpContext()) as snap:
+        with admin(gocdnext_db) as conn:
+            (victim,) = conn.execute(
+                "DELETE FROM artifacts WHERE id = (SELECT min(id::text)::uuid FROM artifacts)"
+                " RETURNING storage_key"
+            ).fetchone() or (None,)
+        seen = tables.referenced_objects(snap.snapshot_id)
+        assert victim in {r.key for r in seen}  # deleted after the export: still in it
+        assert snap.point().goose_version == 86  # through the schema_version hook
+    with pytest.raises(PostgresError):
+        tables.referenced_objects(snap.snapshot_id)  # the snapshot is gone with its transaction
+    with PostgresServer(app_dsn(pg, gocdnext_db)).snapshot(OpContext()) as plain:
+        assert plain.point().goose_version is None  # generic: no hook, no schema version

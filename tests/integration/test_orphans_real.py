@@ -16,10 +16,9 @@ from typing import Any
 
 import psycopg
 
-from gocdbackup import plan_cleanup
+from gocdbackup import load_report, plan_cleanup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import check_objects, write_objects
-from gocdbackup.model.orphan_report import OrphanReport
 from tests.conftest import PG_PASSWORD, REPO_PASSWORD
 
 CLI = [sys.executable, "-m", "gocdbackup.cli"]
@@ -202,7 +201,7 @@ def test_refusals_exit_non_zero_and_change_nothing(
     scan_to(out, gocdnext_db, store_url)
     other = tmp_path / "elsewhere"
     other.mkdir()
-    plan_id = plan_cleanup(OrphanReport.load(out)).id
+    plan_id = plan_cleanup(load_report(out)).id
     clean = ["orphans", "clean", "--report", str(out), "--confirm", plan_id]
     moved = run(*clean, "--db", gocdnext_db, "--artifacts", f"file://{other}", ok=False)
     assert moved.returncode == 1
@@ -259,7 +258,7 @@ def test_kill_9_mid_cleanup_then_undo(gocdnext_db: str, tmp_path: Path) -> None:
             "--transfers",
             "1",
             "--confirm",
-            plan_cleanup(OrphanReport.load(out)).id,
+            plan_cleanup(load_report(out)).id,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.local_server import free_port
-from gocdbackup.drivers.postgres import PostgresDatabase
+from gocdbackup.drivers.postgres import PostgresServer
 from gocdbackup.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -43,7 +43,7 @@ def _closed_port_dsn() -> str:
     return f"host=127.0.0.1 port={free_port()} dbname=gocdnext user=x connect_timeout=3"
 
 
-def _raised(db: PostgresDatabase, query: str) -> GocdBackupError:
+def _raised(db: PostgresServer, query: str) -> GocdBackupError:
     """The gocdbackup error that running ``query`` through the driver gives."""
     with db.connect() as conn, pytest.raises(GocdBackupError) as info, db.translating():
         conn.execute(query)
@@ -127,13 +127,13 @@ def test_closed_port_is_one_readable_line_with_libpq_reason(gb: GocdBackup) -> N
 
 def test_connection_refusals_carry_their_sqlstate(pg: LocalPostgres) -> None:
     with pytest.raises(AuthenticationFailed) as auth:
-        PostgresDatabase(pg.dsn("postgres", password="not-the-password-7f3a")).connect()
+        PostgresServer(pg.dsn("postgres", password="not-the-password-7f3a")).connect()
     assert auth.value.sqlstate == "28P01"
     assert "not-the-password-7f3a" not in str(auth.value)
     assert _one_line(str(auth.value))
 
     with pytest.raises(DatabaseNotFound) as missing:
-        PostgresDatabase(pg.dsn("no_such_db_for_errors")).connect()
+        PostgresServer(pg.dsn("no_such_db_for_errors")).connect()
     assert missing.value.sqlstate == "3D000"
     assert _one_line(str(missing.value))
     assert str(missing.value).startswith("database 'no_such_db_for_errors' does not exist at")
@@ -146,7 +146,7 @@ def test_missing_password_is_an_authentication_failure(
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
     dsn = f"host=127.0.0.1 port={pg.port} dbname=postgres user=postgres"
     with pytest.raises(AuthenticationFailed, match="rejected the credentials") as info:
-        PostgresDatabase(dsn).connect()
+        PostgresServer(dsn).connect()
     assert _one_line(str(info.value))
 
 
@@ -154,7 +154,7 @@ def test_missing_password_is_an_authentication_failure(
 
 
 def test_multi_line_server_error_reads_as_its_primary_message(pg: LocalPostgres) -> None:
-    db = PostgresDatabase(pg.dsn())
+    db = PostgresServer(pg.dsn())
     err = _raised(db, "SELEC 1")
     assert type(err) is PostgresError
     assert err.sqlstate == "42601"
@@ -166,7 +166,7 @@ def test_multi_line_server_error_reads_as_its_primary_message(pg: LocalPostgres)
 
 def test_missing_relation_is_not_reported_as_a_caret(pg: LocalPostgres) -> None:
     """The symptom of the issue: ``error: PostgreSQL at …/big:        ^``."""
-    db = PostgresDatabase(pg.dsn())
+    db = PostgresServer(pg.dsn())
     err = _raised(db, "SELECT max(version_id) FROM goose_db_version WHERE is_applied")
     assert str(err).endswith(': relation "goose_db_version" does not exist (SQLSTATE 42P01)')
     assert "^" not in str(err)
@@ -174,7 +174,7 @@ def test_missing_relation_is_not_reported_as_a_caret(pg: LocalPostgres) -> None:
 
 
 def test_detail_and_hint_join_the_primary_message_on_one_line(pg: LocalPostgres) -> None:
-    db = PostgresDatabase(pg.dsn())
+    db = PostgresServer(pg.dsn())
     err = _raised(
         db,
         "DO $$ BEGIN RAISE EXCEPTION 'the primary' USING"
@@ -187,7 +187,7 @@ def test_detail_and_hint_join_the_primary_message_on_one_line(pg: LocalPostgres)
 
 
 def test_insufficient_privilege_is_permission_denied(pg: LocalPostgres) -> None:
-    app = PostgresDatabase(pg.dsn("postgres", user="gocdnext", password="gocdnext"))
+    app = PostgresServer(pg.dsn("postgres", user="gocdnext", password="gocdnext"))
     with pytest.raises(PermissionDenied) as info:
         app.create("never_" + uuid.uuid4().hex[:6], owner=None, encoding="UTF8")
     assert info.value.sqlstate == "42501"
@@ -217,7 +217,7 @@ def test_insufficient_privilege_is_permission_denied(pg: LocalPostgres) -> None:
 def test_classification_depends_on_sqlstate_only(
     pg: LocalPostgres, sqlstate: str, text: str, expected: type[GocdBackupError]
 ) -> None:
-    db = PostgresDatabase(pg.dsn())
+    db = PostgresServer(pg.dsn())
     literal = text.replace("'", "''")
     err = _raised(
         db, f"DO $$ BEGIN RAISE EXCEPTION '{literal}' USING ERRCODE = '{sqlstate}'; END $$"
@@ -282,16 +282,16 @@ def german_pg() -> Iterator[LocalPostgres]:
 
 def test_german_server_errors_are_classified_alike(german_pg: LocalPostgres) -> None:
     with pytest.raises(AuthenticationFailed) as auth:
-        PostgresDatabase(german_pg.dsn("postgres", password="falsch")).connect()
+        PostgresServer(german_pg.dsn("postgres", password="falsch")).connect()
     assert auth.value.sqlstate == "28P01"
     assert "Passwort" in str(auth.value)  # the server's own words are shown, not read
 
     with pytest.raises(DatabaseNotFound) as missing:
-        PostgresDatabase(german_pg.dsn("gibt_es_nicht")).connect()
+        PostgresServer(german_pg.dsn("gibt_es_nicht")).connect()
     assert missing.value.sqlstate == "3D000"
     assert "existiert nicht" in str(missing.value)
 
-    db = PostgresDatabase(german_pg.dsn())
+    db = PostgresServer(german_pg.dsn())
     err = _raised(db, "SELEC 1")
     assert type(err) is PostgresError
     assert str(err).endswith("(SQLSTATE 42601)")

@@ -53,7 +53,7 @@ def _sandbox_argv(*args: str) -> list[str]:
         return [str(BINDIR / "gocdbackup"), *args]
     launcher = (
         "import sys; from gocdbackup.cli import main; "
-        "from gocdbackup.cli_sandbox import sandbox; "
+        "from gocdbackup.cli.sandbox import sandbox; "
         "main.add_command(sandbox); sys.argv[0] = 'gocdbackup'; main()"
     )
     return [sys.executable, "-c", launcher, *args]

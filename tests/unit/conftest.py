@@ -4,7 +4,14 @@ import pytest
 
 from gocdbackup.context import OpContext
 from gocdbackup.repository import ChunkerParams, Repository
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore, RecordingProgress
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+    RecordingProgress,
+)
 
 PASS = b"correct horse battery staple"
 SMALL_CHUNKS = ChunkerParams(avg_size=64 * 1024, min_size=16 * 1024, max_size=256 * 1024)
@@ -36,6 +43,12 @@ def ctx(progress: RecordingProgress, clock: FakeClock) -> OpContext:
 
 
 @pytest.fixture
-def db() -> FakeDatabase:
+def db() -> FakePostgres:
     tables = {"public.runs": 120, "public.artifacts": 40, "public.goose_db_version": 87}
-    return FakeDatabase("gocdnext", {"gocdnext": FakeDb(tables=tables)})
+    return FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(tables=tables)})
+
+
+@pytest.fixture
+def gocdnext(db: FakePostgres) -> FakeGocdnext:
+    """gocdnext's rows in ``db``'s database."""
+    return FakeGocdnext(db)

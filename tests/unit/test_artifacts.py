@@ -15,13 +15,14 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, IntegrityError
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef, Outcome
 from gocdbackup.ops import restore_backup, take_backup
-from gocdbackup.ops.artifacts import load_index, restore_artifacts, select
+from gocdbackup.ops.artifact_index import load_index
+from gocdbackup.ops.artifact_restore import restore_artifacts, select
 from gocdbackup.ops.copy import copy_backup
 from gocdbackup.ops.gc import collect_garbage
 from gocdbackup.ops.verify import verify_repository
 from gocdbackup.repository import Repository
 from gocdbackup.repository.repo import blob_key
-from gocdbackup.testing import FakeClock, FakeDatabase, MemoryStore
+from gocdbackup.testing import FakeClock, FakeGocdnext, FakePostgres, MemoryStore
 
 from .conftest import SMALL_CHUNKS
 
@@ -51,7 +52,7 @@ def objects(clock: FakeClock) -> MemoryStore:
 
 
 @pytest.fixture
-def refs(objects: MemoryStore, db: FakeDatabase) -> list[ObjectRef]:
+def refs(objects: MemoryStore, db: FakePostgres) -> list[ObjectRef]:
     out = [
         artifact(objects, RUN_A, 1),
         artifact(objects, RUN_A, 2, size=300_000),
@@ -92,10 +93,15 @@ def refs(objects: MemoryStore, db: FakeDatabase) -> list[ObjectRef]:
 
 
 def test_backup_copies_what_the_rows_reference(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
     objects.write("run/orphan/job/x/y", b"no row references me")
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     counts = dict(backup.artifacts)
     assert counts["total"] == 6
     assert counts["copied"] == 5
@@ -110,10 +116,15 @@ def test_backup_copies_what_the_rows_reference(
 
 
 def test_lose_the_store_and_restore_it(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
     before = dict(objects.objects)
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     lost = MemoryStore("memory://new-bucket")
     report = restore_backup(
         repo, db, backup.id, confirm=backup.id, ctx=ctx, target="restored", artifacts=lost
@@ -123,12 +134,17 @@ def test_lose_the_store_and_restore_it(
 
 
 def test_second_backup_reads_nothing_unchanged(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     new = artifact(objects, RUN_B, 4)
     db.databases["gocdnext"].objects.append(new)
-    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    second = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     counts = dict(second.artifacts)
     assert counts["copied"] == 1
     assert counts["reused"] == 5
@@ -137,18 +153,19 @@ def test_second_backup_reads_nothing_unchanged(
 
 def test_overwritten_log_archive_is_copied_again(
     repo: Repository,
-    db: FakeDatabase,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
     ctx: OpContext,
     objects: MemoryStore,
     refs: list[ObjectRef],
     clock: FakeClock,
 ) -> None:
-    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     clock.advance(timedelta(minutes=5))
     objects.write(
         "logs/33333333-cccc-4ccc-8ccc-000000000001.log.gz", b"\x1f\x8b rerun"
     )  # same size, new content
-    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    second = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     assert dict(second.artifacts)["copied"] == 1
 
 
@@ -175,7 +192,7 @@ class HookedStore(MemoryStore):
 
 
 def test_expired_during_backup_and_missing(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     store = HookedStore("memory://sweeping", clock=clock)
     expired = artifact(store, RUN_A, 1)
@@ -185,12 +202,12 @@ def test_expired_during_backup_and_missing(
     store.delete(gone.key)  # lost for no reason the database knows
     db.databases["gocdnext"].objects = [expired, gone, kept]
 
-    class Sweeper(FakeDatabase):
+    class Sweeper(FakeGocdnext):
         def object_rows_now(self, keys: Any) -> dict[str, str]:  # the sweeper retired the row
             return {k: v for k, v in super().object_rows_now(keys).items() if k != expired.key}
 
-    sweeping = Sweeper("gocdnext", db.databases)
-    backup = take_backup(repo, sweeping, ctx=ctx, artifacts=store)
+    sweeping = Sweeper(db)
+    backup = take_backup(repo, db, gocdnext=sweeping, ctx=ctx, artifacts=store)
     counts = dict(backup.artifacts)
     assert counts["expired_during_backup"] == 1
     assert counts["missing"] == 1
@@ -201,24 +218,34 @@ def test_expired_during_backup_and_missing(
         f"{gone.key}: a ready row references it, but it is not in the store"
     ]
     with pytest.raises(IntegrityError, match="1 ready object"):
-        take_backup(repo, sweeping, ctx=ctx, artifacts=store, fail_on_missing=True)
+        take_backup(repo, db, gocdnext=sweeping, ctx=ctx, artifacts=store, fail_on_missing=True)
     assert repo.backup_ids() == [backup.id]
 
 
 def test_content_that_differs_from_the_database_is_a_finding(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
     objects.write(refs[0].key, os.urandom(refs[0].size_bytes or 0))  # same size, other bytes
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     index = load_index(repo, backup, ctx)
     assert index is not None
     assert index.findings() == [f"{refs[0].key}: content differs from the database's SHA-256"]
 
 
 def test_delta_and_selective_restore(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     index = load_index(repo, backup, ctx)
     assert index is not None
     right = dict(objects.objects)
@@ -236,9 +263,14 @@ def test_delta_and_selective_restore(
 
 
 def test_unsafe_keys_are_refused_before_any_write(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     index = load_index(repo, backup, ctx)
     assert index is not None
     import attrs
@@ -255,14 +287,15 @@ def test_unsafe_keys_are_refused_before_any_write(
 
 def test_gc_keeps_artifact_blobs_until_their_backup_is_forgotten(
     repo: Repository,
-    db: FakeDatabase,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
     ctx: OpContext,
     objects: MemoryStore,
     refs: list[ObjectRef],
     clock: FakeClock,
     store: MemoryStore,
 ) -> None:
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     clock.advance(timedelta(days=2))
     assert collect_garbage(repo, ctx=ctx, dry_run=False).deleted == 0
     assert verify_repository(repo, ctx=ctx, read_data_percent=100).ok
@@ -277,13 +310,14 @@ def test_gc_keeps_artifact_blobs_until_their_backup_is_forgotten(
 
 def test_copy_carries_the_artifacts(
     repo: Repository,
-    db: FakeDatabase,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
     ctx: OpContext,
     objects: MemoryStore,
     refs: list[ObjectRef],
     clock: FakeClock,
 ) -> None:
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     offsite = Repository.init(
         MemoryStore(clock=clock), b"offsite", now=clock.now(), chunker=SMALL_CHUNKS, scrypt_n=2**10
     )
@@ -303,7 +337,12 @@ def test_outcomes_say_whether_data_is_stored() -> None:
 
 
 def test_interrupted_copy_resumes_without_copying_twice(
-    repo: Repository, db: FakeDatabase, clock: FakeClock, objects: MemoryStore, store: MemoryStore
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    clock: FakeClock,
+    objects: MemoryStore,
+    store: MemoryStore,
 ) -> None:
     from gocdbackup.context import CancelToken
     from gocdbackup.errors import Cancelled
@@ -324,13 +363,16 @@ def test_interrupted_copy_resumes_without_copying_twice(
         take_backup(
             repo,
             db,
+            gocdnext=gocdnext,
             ctx=OpContext(progress=RecordingProgress(interrupt), cancel=token, clock=clock),
             artifacts=objects,
         )
     assert repo.backup_ids() == []
     assert list(store.list(JOURNAL_PREFIX))  # the journal of what was copied survives
 
-    resumed = take_backup(repo, db, ctx=OpContext(clock=clock), artifacts=objects)
+    resumed = take_backup(
+        repo, db, gocdnext=gocdnext, ctx=OpContext(clock=clock), artifacts=objects
+    )
     counts = dict(resumed.artifacts)
     assert counts["reused"] >= 15
     assert counts["reused"] + counts["copied"] == 40
@@ -343,24 +385,31 @@ def test_interrupted_copy_resumes_without_copying_twice(
 
 
 def test_an_empty_or_missing_store_is_refused(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
     from gocdbackup.errors import StorageError
 
     with pytest.raises(StorageError, match="holds none of the 5 objects"):
-        take_backup(repo, db, ctx=ctx, artifacts=MemoryStore("memory://wrong-bucket"))
+        take_backup(
+            repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=MemoryStore("memory://wrong-bucket")
+        )
     assert repo.backup_ids() == []
 
 
 def test_content_changed_mid_copy_is_a_finding(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, db: FakePostgres, gocdnext: FakeGocdnext, ctx: OpContext, clock: FakeClock
 ) -> None:
     store = HookedStore("memory://racing", clock=clock)
     ref = artifact(store, RUN_A, 1)
     cache = cache_ref(store, "p1", b"cached " * 1000)
     store.during[ref.key] = lambda s: s.write(ref.key, os.urandom(50_000))  # a racing writer
     db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 2), cache]
-    backup = take_backup(repo, db, ctx=ctx, artifacts=store)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
     assert index is not None
     original = index.entries[[e.ref.key for e in index.entries].index(ref.key)]
@@ -370,7 +419,7 @@ def test_content_changed_mid_copy_is_a_finding(
     # (not the damaged live object), without reading the store again; a cache is overwritten
     # in place, so a rewritten one is read again and found to differ
     store.write(cache.key, os.urandom(len(store.objects[cache.key])))
-    second = take_backup(repo, db, ctx=ctx, artifacts=store)
+    second = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=store)
     later = load_index(repo, second, ctx)
     assert later is not None
     kept = later.entries[[e.ref.key for e in later.entries].index(ref.key)]
@@ -393,14 +442,19 @@ def cache_ref(store: MemoryStore, project: str, data: bytes) -> ObjectRef:
 
 
 def test_nightly_backup_lists_only_where_new_objects_live(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     assert objects.lists == [""]  # the first backup lists the store once
     objects.lists.clear()
     new = artifact(objects, "11111111-aaaa-4aaa-8aaa-000000000009", 4)
     db.databases["gocdnext"].objects = [*refs, new]
-    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    second = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     counts = dict(second.artifacts)
     assert (counts["copied"], counts["reused"]) == (1, 5)
     # artefacts already held are not looked up; the new run, the cache and the log archive
@@ -409,12 +463,17 @@ def test_nightly_backup_lists_only_where_new_objects_live(
 
 
 def test_an_artifact_lost_from_the_store_stays_in_the_next_backup(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    take_backup(repo, db, ctx=ctx, artifacts=objects)
+    take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     lost = refs[0]
     objects.delete(lost.key)
-    second = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    second = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     index = load_index(repo, second, ctx)
     assert index is not None
     entry = next(e for e in index.entries if e.ref.key == lost.key)
@@ -425,14 +484,14 @@ def test_an_artifact_lost_from_the_store_stays_in_the_next_backup(
 
 
 def test_versioned_store_pins_the_listed_version(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, db: FakePostgres, gocdnext: FakeGocdnext, ctx: OpContext, clock: FakeClock
 ) -> None:
     store = HookedStore("memory://versioned", clock=clock, versioned=True)
     ref = cache_ref(store, "p1", b"first " * 5000)
     listed = store.version_of(ref.key)
     store.before[ref.key] = lambda s: s.write(ref.key, b"second " * 5000)  # before the read
     db.databases["gocdnext"].objects = [ref, artifact(store, RUN_A, 1)]
-    backup = take_backup(repo, db, ctx=ctx, artifacts=store)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=store)
     index = load_index(repo, backup, ctx)
     assert index is not None
     entry = next(e for e in index.entries if e.ref.key == ref.key)
@@ -445,9 +504,14 @@ def test_versioned_store_pins_the_listed_version(
 
 
 def test_a_small_restore_looks_up_its_keys_instead_of_listing_the_store(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, objects: MemoryStore, refs: list[ObjectRef]
+    repo: Repository,
+    db: FakePostgres,
+    gocdnext: FakeGocdnext,
+    ctx: OpContext,
+    objects: MemoryStore,
+    refs: list[ObjectRef],
 ) -> None:
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=gocdnext, ctx=ctx, artifacts=objects)
     index = load_index(repo, backup, ctx)
     assert index is not None
     objects.delete(refs[0].key)

@@ -16,7 +16,7 @@ from gocdbackup.model.backup import BackupSet
 from gocdbackup.ops import take_backup
 from gocdbackup.repository import Repository
 from gocdbackup.repository.repo import blob_key
-from gocdbackup.testing import FakeClock, FakeDatabase
+from gocdbackup.testing import FakeClock, FakePostgres
 
 from .conftest import PASS, SMALL_CHUNKS
 
@@ -32,7 +32,7 @@ def repo_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backup(repo_dir: Path, db: FakeDatabase, ctx: OpContext, clock: FakeClock) -> BackupSet:
+def backup(repo_dir: Path, db: FakePostgres, ctx: OpContext, clock: FakeClock) -> BackupSet:
     store = FsspecStore(f"file://{repo_dir}")
     repo = Repository.init(store, PASS, now=clock.now(), chunker=SMALL_CHUNKS, scrypt_n=2**10)
     return take_backup(repo, db, ctx=ctx)

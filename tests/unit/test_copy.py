@@ -10,7 +10,7 @@ from gocdbackup.ops import restore_backup, take_backup
 from gocdbackup.ops.copy import copy_backup
 from gocdbackup.repository import Repository
 from gocdbackup.repository.repo import blob_key
-from gocdbackup.testing import FakeClock, FakeDatabase, MemoryStore
+from gocdbackup.testing import FakeClock, FakePostgres, MemoryStore
 
 from .conftest import SMALL_CHUNKS
 
@@ -28,7 +28,7 @@ def target(target_store: MemoryStore, clock: FakeClock) -> Repository:
 
 
 def test_copy_restores_from_the_target(
-    repo: Repository, target: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, target: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     result = copy_backup(repo, target, backup.id, ctx=ctx)
@@ -45,7 +45,7 @@ def test_copy_restores_from_the_target(
 
 
 def test_second_copy_writes_only_new_chunks(
-    repo: Repository, target: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, target: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     first = take_backup(repo, db, ctx=ctx)
     copy_backup(repo, target, first.id, ctx=ctx)
@@ -59,7 +59,7 @@ def test_second_copy_writes_only_new_chunks(
 
 
 def test_damaged_source_copies_nothing(
-    repo: Repository, target: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, target: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     store.corrupt(blob_key(backup.components[0].chunks[1].blob_id))

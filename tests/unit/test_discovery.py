@@ -7,11 +7,12 @@ import os
 
 import pytest
 
+from gocdbackup.credentials import application_key
 from gocdbackup.errors import ConfigError
-from gocdbackup.model.gocdnext_storage import store_location
+from gocdbackup.gocdnext import cipher as gocdnext_cipher
+from gocdbackup.gocdnext.storage import store_location
 from gocdbackup.ops.discovery import discover_artifact_store
-from gocdbackup.repository import gocdnext_cipher
-from gocdbackup.testing import FakeDatabase
+from gocdbackup.testing import FakeGocdnext, FakePostgres
 
 KEY = os.urandom(32)
 SECRET = "wJalrXUtnFEMI-very-secret"
@@ -22,7 +23,7 @@ def sealed(creds: dict[str, str], key: bytes = KEY) -> bytes:
 
 
 def test_s3_with_endpoint_path_style_and_credentials() -> None:
-    db = FakeDatabase()
+    db = FakeGocdnext(FakePostgres())
     db.setting = (
         {
             "backend": "s3",
@@ -72,7 +73,7 @@ def test_bad_settings(setting: dict[str, str], message: str) -> None:
 
 
 def test_wrong_key_says_so_and_shows_nothing() -> None:
-    db = FakeDatabase()
+    db = FakeGocdnext(FakePostgres())
     db.setting = (
         {"backend": "s3", "bucket": "b"},
         sealed({"access_key": "a", "secret_key": SECRET}),
@@ -86,13 +87,13 @@ def test_wrong_key_says_so_and_shows_nothing() -> None:
 
 def test_no_setting_row() -> None:
     with pytest.raises(ConfigError, match="pass the store URL"):
-        discover_artifact_store(FakeDatabase(), gocdnext_cipher.decryptor(KEY))
+        discover_artifact_store(FakeGocdnext(FakePostgres()), gocdnext_cipher.decryptor(KEY))
 
 
 @pytest.mark.parametrize("bad", ["", "abc", "zz" * 32, KEY.hex() + "00", KEY.hex() + " "])
 def test_key_format(bad: str) -> None:
     with pytest.raises(ConfigError) as info:
-        gocdnext_cipher.key_from(env=bad)
+        application_key(env=bad)
     assert bad.strip() == "" or bad not in str(info.value)
 
 
@@ -101,5 +102,5 @@ def test_key_from_file_tolerates_one_newline(tmp_path: object) -> None:
 
     f = Path(str(tmp_path)) / "key"
     f.write_text(KEY.hex() + "\n")
-    assert gocdnext_cipher.key_from(file=str(f)) == KEY
-    assert gocdnext_cipher.key_from(env=KEY.hex().upper()) == KEY
+    assert application_key(file=str(f)) == KEY
+    assert application_key(env=KEY.hex().upper()) == KEY

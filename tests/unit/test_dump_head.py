@@ -15,7 +15,7 @@ from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops import restore_backup, take_backup, verify_repository
 from gocdbackup.ops.backup import DUMP_HEAD_BYTES, DUMP_KIND
 from gocdbackup.repository import ChunkerParams, Repository, chunk_bytes, chunk_stream, store_stream
-from gocdbackup.testing import FakeDatabase
+from gocdbackup.testing import FakePostgres
 from gocdbackup.testing import fake_dump as make_fake_dump
 
 PARAMS = ChunkerParams(avg_size=16 * 1024, min_size=8 * 1024, max_size=32 * 1024)
@@ -79,7 +79,7 @@ def test_a_changed_header_spoils_only_the_head() -> None:
 
 
 def test_the_dump_starts_with_its_head_chunk(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     dump = backup.component(DUMP_KIND)
@@ -87,7 +87,7 @@ def test_the_dump_starts_with_its_head_chunk(
 
 
 def test_a_backup_chunked_without_a_head_still_restores_and_dedups(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     """Chunk boundaries are no part of the format: a backup of an earlier version (its dump
     cut by content from the first byte) restores, and the next backup shares its chunks."""

@@ -20,7 +20,7 @@ from gocdbackup.ops.gc import collect_garbage
 from gocdbackup.repository import Repository
 from gocdbackup.repository.locks import LOCKS_PREFIX
 from gocdbackup.repository.repo import blob_key, manifest_key
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import FakeClock, FakeDatabaseContents, FakePostgres, MemoryStore
 
 from .conftest import PASS, SMALL_CHUNKS
 
@@ -88,7 +88,7 @@ def test_bad_durations(bad: str) -> None:
 
 
 def test_gc_deletes_only_old_unreferenced_blobs(
-    repo: Repository, store: MemoryStore, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, store: MemoryStore, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     kept = take_backup(repo, db, ctx=ctx)
     db.fail_dump_after = 2_000_000  # a failed backup leaves unreferenced blobs behind
@@ -117,7 +117,7 @@ def test_gc_deletes_only_old_unreferenced_blobs(
 
 
 def test_gc_refuses_with_an_unreadable_manifest(
-    repo: Repository, store: MemoryStore, db: FakeDatabase, ctx: OpContext
+    repo: Repository, store: MemoryStore, db: FakePostgres, ctx: OpContext
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     store.write(manifest_key(b.id), b"garbage")
@@ -138,9 +138,13 @@ def test_concurrent_backups_and_gc_never_lose_a_committed_blob() -> None:
     def backups(seed: int) -> None:
         try:
             for n in range(6):
-                db = FakeDatabase(
+                db = FakePostgres(
                     "g",
-                    {"g": FakeDb(tables={"t": seed * 100 + n}, payload_bytes=400_000 + 5_000 * n)},
+                    {
+                        "g": FakeDatabaseContents(
+                            tables={"t": seed * 100 + n}, payload_bytes=400_000 + 5_000 * n
+                        )
+                    },
                 )
                 if n % 3 == 2:
                     db.fail_dump_after = 150_000  # leaves orphans for the collector
@@ -190,7 +194,9 @@ class BackupGcMachine(RuleBasedStateMachine):
     @rule(change=st.integers(0, 50_000), crash=st.booleans())
     def backup(self, change: int, crash: bool) -> None:
         self.size += change
-        db = FakeDatabase("g", {"g": FakeDb(tables={"t": self.size}, payload_bytes=self.size)})
+        db = FakePostgres(
+            "g", {"g": FakeDatabaseContents(tables={"t": self.size}, payload_bytes=self.size)}
+        )
         if crash:
             db.fail_dump_after = self.size // 2
         with contextlib.suppress(ToolFailed):

@@ -15,7 +15,7 @@ from gocdbackup.errors import (
 from gocdbackup.ops import get_backup, pin_backup, take_backup, unpin_backup
 from gocdbackup.repository import Repository, keyring
 from gocdbackup.repository.repo import CONFIG_KEY
-from gocdbackup.testing import FakeClock, FakeDatabase, MemoryStore
+from gocdbackup.testing import FakeClock, FakePostgres, MemoryStore
 
 from .conftest import PASS
 
@@ -23,7 +23,7 @@ BREAK_GLASS = b"break glass, 2026"
 
 
 def test_added_key_opens_the_same_data(
-    repo: Repository, store: MemoryStore, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, store: MemoryStore, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     blobs_before = {k: v for k, v in store.objects.items() if k.startswith("data/")}
@@ -73,7 +73,7 @@ def test_change_passphrase(repo: Repository, store: MemoryStore, clock: FakeCloc
     assert BREAK_GLASS not in store.read(CONFIG_KEY)
 
 
-def test_pin_and_unpin(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
+def test_pin_and_unpin(repo: Repository, db: FakePostgres, ctx: OpContext) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     pinned = pin_backup(repo, backup.id, reason="  legal hold ", ctx=ctx)
     assert pinned.pin == "legal hold"
@@ -84,7 +84,7 @@ def test_pin_and_unpin(repo: Repository, db: FakeDatabase, ctx: OpContext) -> No
 
 
 def test_pin_needs_a_reason_and_a_backup(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     with pytest.raises(ConfigError, match="needs a reason"):

@@ -19,7 +19,7 @@ from gocdbackup.repository.locks import (
     RepositoryLocked,
     remove_stale,
 )
-from gocdbackup.testing import FakeClock, FakeDatabase, MemoryStore, RecordingProgress
+from gocdbackup.testing import FakeClock, FakePostgres, MemoryStore, RecordingProgress
 
 
 def lock(store: MemoryStore, kind: str, clock: object, **kw: object) -> RepositoryLock:
@@ -89,7 +89,7 @@ def test_a_lost_lease_is_detected(store: MemoryStore, clock: FakeClock) -> None:
 
 
 def test_backup_that_loses_its_lease_commits_nothing(
-    repo: Repository, store: MemoryStore, db: FakeDatabase, clock: FakeClock
+    repo: Repository, store: MemoryStore, db: FakePostgres, clock: FakeClock
 ) -> None:
     def steal(event: ProgressEvent) -> None:
         if event.phase == "dump" and event.done > 0:
@@ -103,7 +103,7 @@ def test_backup_that_loses_its_lease_commits_nothing(
 
 
 def test_backup_waits_for_nobody_but_refuses_during_exclusive(
-    repo: Repository, store: MemoryStore, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, store: MemoryStore, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     with lock(store, "exclusive", clock), pytest.raises(RepositoryLocked):
         take_backup(repo, db, ctx=ctx)

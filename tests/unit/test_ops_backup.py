@@ -7,15 +7,22 @@ import itertools
 import pytest
 
 from gocdbackup.context import CancelToken, OpContext
-from gocdbackup.errors import Cancelled, DatabaseNotFound, ToolFailed
+from gocdbackup.errors import Cancelled, ConfigError, DatabaseNotFound, PostgresError, ToolFailed
 from gocdbackup.model import BackupStatus
+from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.ops import get_backup, list_backups, take_backup
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeClock, FakeDatabase, MemoryStore, RecordingProgress
+from gocdbackup.testing import (
+    FakeClock,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+    RecordingProgress,
+)
 
 
 def test_backup_commits_a_manifest_with_counts_and_point(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx, label="nightly")
     assert backup.status is BackupStatus.DONE
@@ -28,7 +35,7 @@ def test_backup_commits_a_manifest_with_counts_and_point(
 
 
 def test_second_backup_of_unchanged_db_stores_nothing_new(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     first = take_backup(repo, db, ctx=ctx)
     data_before = {k: v for k, v in store.objects.items() if k.startswith("data/")}
@@ -40,7 +47,7 @@ def test_second_backup_of_unchanged_db_stores_nothing_new(
 
 
 def test_small_change_shares_most_chunks(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     take_backup(repo, db, ctx=ctx)
     db.databases["gocdnext"].payload_bytes += 4096  # the tail of the dump changes
@@ -48,7 +55,7 @@ def test_small_change_shares_most_chunks(
     assert second.dedup_ratio > 0.8
 
 
-def test_dump_failure_lists_nothing(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
+def test_dump_failure_lists_nothing(repo: Repository, db: FakePostgres, ctx: OpContext) -> None:
     db.fail_dump_after = 500_000
     with pytest.raises(ToolFailed, match="pg_dump was killed"):
         take_backup(repo, db, ctx=ctx)
@@ -57,7 +64,7 @@ def test_dump_failure_lists_nothing(repo: Repository, db: FakeDatabase, ctx: OpC
 
 
 def test_cancel_mid_stream_lists_nothing(
-    repo: Repository, db: FakeDatabase, clock: FakeClock
+    repo: Repository, db: FakePostgres, clock: FakeClock
 ) -> None:
     token = CancelToken()
 
@@ -73,15 +80,36 @@ def test_cancel_mid_stream_lists_nothing(
 
 def test_missing_database(repo: Repository, ctx: OpContext) -> None:
     with pytest.raises(DatabaseNotFound):
-        take_backup(repo, FakeDatabase("nope", {}), ctx=ctx)
+        take_backup(repo, FakePostgres("nope", {}), ctx=ctx)
     assert repo.backup_ids() == []
 
 
 def test_progress_reports_dump_bytes(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, progress: RecordingProgress
+    repo: Repository, db: FakePostgres, ctx: OpContext, progress: RecordingProgress
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx)
     dump = [e for e in progress.events if e.phase == "dump"]
     assert dump[0].done == 0
     assert dump[-1].done == backup.size_bytes
     assert all(a.done <= b.done for a, b in itertools.pairwise(dump))
+
+
+def test_artefacts_without_gocdnext_rows_are_refused_before_anything(
+    repo: Repository, db: FakePostgres, ctx: OpContext
+) -> None:
+    with pytest.raises(ConfigError, match="gocdnext="):
+        take_backup(repo, db, ctx=ctx, artifacts=MemoryStore("memory://gocdnext-artifacts"))
+    assert db.events == []  # no snapshot was taken
+    assert list_backups(repo) == []
+
+
+def test_gocdnext_rows_are_read_in_the_snapshot_while_it_is_held(
+    db: FakePostgres, gocdnext: FakeGocdnext, ctx: OpContext
+) -> None:
+    contents = db.databases["gocdnext"]
+    contents.objects = [ObjectRef(kind=ObjectKind.CACHE, key="cache/a", row_id="1", status="ready")]
+    with db.snapshot(ctx) as snap:
+        contents.objects = []  # a change after the export is not seen in the snapshot
+        assert [r.key for r in gocdnext.referenced_objects(snap.snapshot_id)] == ["cache/a"]
+    with pytest.raises(PostgresError, match="snapshot"):
+        gocdnext.referenced_objects(snap.snapshot_id)  # no longer held open

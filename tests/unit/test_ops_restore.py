@@ -18,18 +18,18 @@ from gocdbackup.ops import restore_backup, take_backup
 from gocdbackup.ops.restore import staging_name
 from gocdbackup.repository import Repository
 from gocdbackup.repository.repo import blob_key
-from gocdbackup.testing import FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import FakeDatabaseContents, FakePostgres, MemoryStore
 
 
 @pytest.fixture
-def backup(repo: Repository, db: FakeDatabase, ctx: OpContext) -> BackupSet:
+def backup(repo: Repository, db: FakePostgres, ctx: OpContext) -> BackupSet:
     b = take_backup(repo, db, ctx=ctx)
     db.events.clear()
     return b
 
 
 def test_restore_into_a_new_database(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     report = restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx, target="restored")
     assert db.databases["restored"].tables == db.databases["gocdnext"].tables
@@ -40,15 +40,15 @@ def test_restore_into_a_new_database(
 
 
 def test_replace_needs_the_flag(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
-    with pytest.raises(TargetExists, match="--replace"):
+    with pytest.raises(TargetExists, match="replace=True"):
         restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx)
     assert db.events == []
 
 
 def test_replace_swaps_in_the_restored_copy(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     db.databases["gocdnext"].tables["public.runs"] = 999  # the live DB moved on
     report = restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx, replace=True)
@@ -57,14 +57,14 @@ def test_replace_swaps_in_the_restored_copy(
 
 
 def test_confirm_must_repeat_the_id(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     with pytest.raises(ConfirmationMismatch, match="nothing was changed"):
         restore_backup(repo, db, backup.id, confirm="yes", ctx=ctx, replace=True)
     assert db.events == []
 
 
-def test_unknown_backup(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
+def test_unknown_backup(repo: Repository, db: FakePostgres, ctx: OpContext) -> None:
     with pytest.raises(BackupNotFound):
         restore_backup(
             repo, db, "20990101T000000Z-000000", confirm="20990101T000000Z-000000", ctx=ctx
@@ -72,7 +72,7 @@ def test_unknown_backup(repo: Repository, db: FakeDatabase, ctx: OpContext) -> N
 
 
 def test_corrupted_chunk_never_reaches_the_target(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet, store: MemoryStore
 ) -> None:
     chunk = backup.components[0].chunks[2]
     store.corrupt(blob_key(chunk.blob_id), offset=40)
@@ -86,7 +86,7 @@ def test_corrupted_chunk_never_reaches_the_target(
 
 
 def test_missing_chunk_refuses_before_touching_anything(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet, store: MemoryStore
 ) -> None:
     store.delete(blob_key(backup.components[0].chunks[-1].blob_id))
     with pytest.raises(IntegrityError, match="1 chunk\\(s\\) missing") as info:
@@ -96,7 +96,7 @@ def test_missing_chunk_refuses_before_touching_anything(
 
 
 def test_row_count_drift_keeps_the_target_and_drops_staging(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     db.drift = {"public.artifacts": -3}
     with pytest.raises(RestoreMismatch) as info:
@@ -108,7 +108,7 @@ def test_row_count_drift_keeps_the_target_and_drops_staging(
 
 
 def test_failed_load_keeps_the_target(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     db.fail_load = True
     with pytest.raises(ToolFailed, match="pg_restore exited 1"):
@@ -117,7 +117,7 @@ def test_failed_load_keeps_the_target(
 
 
 def test_goose_mismatch_is_reported(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     db.goose_after_load = 85
     with pytest.raises(RestoreMismatch) as info:
@@ -127,14 +127,16 @@ def test_goose_mismatch_is_reported(
 
 
 def test_database_without_goose_restores(repo: Repository, ctx: OpContext) -> None:
-    db = FakeDatabase("gocdnext", {"gocdnext": FakeDb(tables={"public.t": 1}, goose=None)})
+    db = FakePostgres(
+        "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.t": 1}, goose=None)}
+    )
     backup = take_backup(repo, db, ctx=ctx)
     restored = restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx, target="copy")
     assert restored.goose_version is None
 
 
 def test_owner_missing_on_target_falls_back(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, backup: BackupSet
+    repo: Repository, db: FakePostgres, ctx: OpContext, backup: BackupSet
 ) -> None:
     db.roles.discard("gocdnext")
     restore_backup(repo, db, backup.id, confirm=backup.id, ctx=ctx, target="copy")

@@ -15,21 +15,28 @@ from gocdbackup.model.retention import Decision, RetentionPolicy
 from gocdbackup.ops import list_backups, pin_backup, take_backup
 from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore, RecordingProgress
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakePostgres,
+    MemoryStore,
+    RecordingProgress,
+)
 
 POLICY = RetentionPolicy(keep_last=2, keep_daily=3, tz="Europe/Berlin")
 
 
 @pytest.fixture
-def small_db() -> FakeDatabase:
-    return FakeDatabase(
-        "gocdnext", {"gocdnext": FakeDb(tables={"public.runs": 3}, payload_bytes=4096)}
+def small_db() -> FakePostgres:
+    return FakePostgres(
+        "gocdnext",
+        {"gocdnext": FakeDatabaseContents(tables={"public.runs": 3}, payload_bytes=4096)},
     )
 
 
 @pytest.fixture
 def backups(
-    repo: Repository, small_db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, small_db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> list[BackupSet]:
     taken = []
     for _ in range(10):  # several hours apart, over three days
@@ -69,7 +76,7 @@ def test_wrong_confirm_changes_nothing(
 def test_apply_refuses_when_a_backup_was_added_since_the_plan(
     repo: Repository,
     backups: list[BackupSet],
-    small_db: FakeDatabase,
+    small_db: FakePostgres,
     clock: FakeClock,
     ctx: OpContext,
 ) -> None:

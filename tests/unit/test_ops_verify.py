@@ -17,23 +17,30 @@ from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.model.verify import BlobProblem
 from gocdbackup.ops import take_backup, verify_repository
-from gocdbackup.ops.artifacts import load_index
+from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.verify import sample_size
 from gocdbackup.repository import Repository
 from gocdbackup.repository.repo import blob_key, manifest_key
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore, RecordingProgress
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+    RecordingProgress,
+)
 
 from .conftest import PASS, SMALL_CHUNKS
 
 
-def test_intact_repository(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
+def test_intact_repository(repo: Repository, db: FakePostgres, ctx: OpContext) -> None:
     b = take_backup(repo, db, ctx=ctx)
     report = verify_repository(repo, ctx=ctx, read_data_percent=100)
     assert report.ok
     assert report.checks[0].chunks_read == len(b.components[0].chunks)
 
 
-def test_structure_only_reads_no_data(repo: Repository, db: FakeDatabase, ctx: OpContext) -> None:
+def test_structure_only_reads_no_data(repo: Repository, db: FakePostgres, ctx: OpContext) -> None:
     take_backup(repo, db, ctx=ctx)
     report = verify_repository(repo, ctx=ctx)
     assert report.ok
@@ -41,7 +48,7 @@ def test_structure_only_reads_no_data(repo: Repository, db: FakeDatabase, ctx: O
 
 
 def test_damage_is_reported_per_backup(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     good = take_backup(repo, db, ctx=ctx)
     db.databases["gocdnext"].payload_bytes += 100_000
@@ -60,7 +67,7 @@ def test_damage_is_reported_per_backup(
 
 
 def test_missing_blob_found_without_reading_data(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     store.delete(blob_key(b.components[0].chunks[0].blob_id))
@@ -69,7 +76,7 @@ def test_missing_blob_found_without_reading_data(
 
 
 def test_truncated_blob_found_without_reading_data(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     key = blob_key(b.components[0].chunks[0].blob_id)
@@ -81,7 +88,7 @@ def test_truncated_blob_found_without_reading_data(
 
 
 def test_unreadable_manifest_is_a_repository_problem(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     store.write(manifest_key(b.id), b"{not json")
@@ -92,7 +99,7 @@ def test_unreadable_manifest_is_a_repository_problem(
 
 
 def test_sampling_reads_about_the_share_asked(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     unique = len({c.blob_id for c in b.components[0].chunks})
@@ -140,7 +147,9 @@ RUN = "11111111-aaaa-4aaa-8aaa-000000000001"
 def test_any_share_reads_at_least_one_chunk_of_a_one_chunk_backup(
     repo: Repository, ctx: OpContext
 ) -> None:
-    db = FakeDatabase("gocdnext", {"gocdnext": FakeDb(tables={"public.runs": 1}, payload_bytes=10)})
+    db = FakePostgres(
+        "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 1}, payload_bytes=10)}
+    )
     b = take_backup(repo, db, ctx=ctx)
     assert len(b.components[0].chunks) == 1
     report = verify_repository(repo, ctx=ctx, read_data_percent=10)
@@ -149,12 +158,13 @@ def test_any_share_reads_at_least_one_chunk_of_a_one_chunk_backup(
 
 
 def test_any_share_reads_a_chunk_of_every_part(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     objects = MemoryStore(clock=clock)
     db.databases["gocdnext"].objects = _objects(objects, 2)
-    first = take_backup(repo, db, ctx=ctx, artifacts=objects)
-    take_backup(repo, db, ctx=ctx, artifacts=objects)  # all of it deduplicated
+    rows = FakeGocdnext(db)
+    first = take_backup(repo, db, gocdnext=rows, ctx=ctx, artifacts=objects)
+    take_backup(repo, db, gocdnext=rows, ctx=ctx, artifacts=objects)  # all of it deduplicated
     dump_blobs = {c.blob_id for c in first.component("postgres_dump").chunks}
     index = first.component("artifact_index")
     report = verify_repository(repo, ctx=ctx, read_data_percent=1)
@@ -187,13 +197,13 @@ def _overwrite(path: Path) -> None:
 
 
 def test_every_damaged_blob_is_reported_with_what_it_breaks(
-    tmp_path: Path, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    tmp_path: Path, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     repo, root = _file_repo(tmp_path, clock)
     objects = MemoryStore(clock=clock)
     refs = _objects(objects, 3)
     db.databases["gocdnext"].objects = refs
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=FakeGocdnext(db), ctx=ctx, artifacts=objects)
     dump = [c.blob_id for c in backup.component("postgres_dump").chunks]
     index = load_index(repo, backup, ctx)
     assert index is not None
@@ -231,11 +241,11 @@ def test_every_damaged_blob_is_reported_with_what_it_breaks(
 
 
 def test_damaged_index_names_the_index(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore, clock: FakeClock
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore, clock: FakeClock
 ) -> None:
     objects = MemoryStore(clock=clock)
     db.databases["gocdnext"].objects = _objects(objects, 2)
-    backup = take_backup(repo, db, ctx=ctx, artifacts=objects)
+    backup = take_backup(repo, db, gocdnext=FakeGocdnext(db), ctx=ctx, artifacts=objects)
     (index_blob,) = {c.blob_id for c in backup.component("artifact_index").chunks}
     store.corrupt(blob_key(index_blob))
     (check,) = verify_repository(repo, ctx=ctx).checks
@@ -247,7 +257,7 @@ def test_damaged_index_names_the_index(
 
 
 def test_a_blob_two_backups_need_is_reported_for_each(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     first = take_backup(repo, db, ctx=ctx)
     second = take_backup(repo, db, ctx=ctx)
@@ -262,7 +272,7 @@ def test_a_blob_two_backups_need_is_reported_for_each(
 
 
 def test_whole_stream_hash_checked_when_every_chunk_reads(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     dump = b.components[0]
@@ -276,7 +286,7 @@ def test_whole_stream_hash_checked_when_every_chunk_reads(
 
 
 def test_report_renders(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, store: MemoryStore
+    repo: Repository, db: FakePostgres, ctx: OpContext, store: MemoryStore
 ) -> None:
     b = take_backup(repo, db, ctx=ctx)
     report = verify_repository(repo, ctx=ctx, read_data_percent=100)
@@ -317,7 +327,7 @@ def test_report_renders(
 
 
 def test_cancelling_a_full_read_stops_it_and_is_no_damage(
-    repo: Repository, db: FakeDatabase, ctx: OpContext, clock: FakeClock
+    repo: Repository, db: FakePostgres, ctx: OpContext, clock: FakeClock
 ) -> None:
     take_backup(repo, db, ctx=ctx)
     token = CancelToken()

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gocdbackup import load_report, save_report, write_report_csv
+from gocdbackup.drivers.report_files import TempFileRows
 from gocdbackup.errors import OutOfOrder
 from gocdbackup.model.cleanup import plan_cleanup
-from gocdbackup.model.orphan_report import OrphanReport, RowSpool, ScanSource
+from gocdbackup.model.orphan_report import OrphanReport, ScanSource
 from gocdbackup.model.orphans import OrphanClass, RowRef, ScanRules, Tally, classify
 from gocdbackup.ports import ObjectInfo
 
@@ -190,7 +192,7 @@ def test_a_resumed_merge_equals_one_pass(world: tuple[list[RowRef], list[ObjectI
 
 
 def _report(rows: list[RowRef], objects: list[ObjectInfo], rid: str = "orph-1") -> OrphanReport:
-    tally, spool = Tally(), RowSpool()
+    tally, spool = Tally(), TempFileRows()
     spool.extend(classify(rows, sorted(objects, key=lambda o: o.key), RULES, tally))
     return OrphanReport(
         id=rid,
@@ -209,14 +211,14 @@ def test_report_round_trips_diffs_and_exports(tmp_path: object) -> None:
     base = Path(str(tmp_path))
     old = _report([row(ART)], [obj(CACHE), obj("foreign")])
     new = _report([row(ART)], [obj(ART), obj("foreign")], rid="orph-2")
-    loaded = OrphanReport.load(old.save(base / "r.json"))
+    loaded = load_report(save_report(old, base / "r.jsonl"))
     assert loaded.summary() == old.summary()
     assert list(loaded.rows()) == list(old.rows())
     assert list(new.diff(loaded)) == [
         (CACHE, "orphan_object", None),
         (ART, "missing_object", None),
     ]
-    csv_text = old.write_csv(base / "r.csv").read_text()
+    csv_text = write_report_csv(old, base / "r.csv").read_text()
     assert csv_text.splitlines()[0].startswith("key,class,size_bytes,table,row_id")
     assert "orphan_object" in old._repr_html_()
     plan = plan_cleanup(loaded)
@@ -232,7 +234,7 @@ def test_not_a_report_is_refused(tmp_path: object) -> None:
     bad = Path(str(tmp_path)) / "x.json"
     bad.write_text('{"kind": "something else"}\n')
     with pytest.raises(UnsupportedFormat):
-        OrphanReport.load(bad)
+        load_report(bad)
 
 
 def test_saving_to_a_device_writes_through_it_and_never_replaces_it(tmp_path: object) -> None:
@@ -244,7 +246,7 @@ def test_saving_to_a_device_writes_through_it_and_never_replaces_it(tmp_path: ob
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        _report([row(ART)], []).save(fifo)
+        save_report(_report([row(ART)], []), fifo)
         header = os.read(reader, 65536).split(b"\n")[0]
     finally:
         os.close(reader)

@@ -24,13 +24,20 @@ from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.cleanup import plan_cleanup
 from gocdbackup.model.orphans import OrphanClass, OrphanRow, RowRef
 from gocdbackup.ops import take_backup
-from gocdbackup.ops.cleanup import clean_orphans, list_cleanups, purge_quarantine, undo_cleanup
+from gocdbackup.ops.cleanup import clean_orphans
 from gocdbackup.ops.orphans import QUARANTINE_PREFIX, Pacer, scan_orphans
+from gocdbackup.ops.quarantine import list_cleanups, purge_quarantine, undo_cleanup
 from gocdbackup.ops.recovery import recover_missing, retire_missing
 from gocdbackup.ops.runbooks import lost_bucket, lost_database
 from gocdbackup.ports import ObjectInfo
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+)
 
 HOUR = timedelta(hours=1)
 
@@ -49,8 +56,9 @@ class World:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.store = MemoryStore("memory://gocdnext-artifacts", clock=clock)
-        self.fake = FakeDb(tables={"public.runs": 1})
-        self.db = FakeDatabase("gocdnext", {"gocdnext": self.fake}, clock=clock)
+        self.fake = FakeDatabaseContents(tables={"public.runs": 1})
+        self.pg = FakePostgres("gocdnext", {"gocdnext": self.fake})
+        self.db = FakeGocdnext(self.pg, clock=clock)
         self.data: dict[str, bytes] = {}
 
     def ctx(self) -> OpContext:
@@ -167,7 +175,7 @@ def test_refusals_change_nothing(world: World, clock: FakeClock) -> None:
     other = MemoryStore("memory://another-bucket")
     with pytest.raises(ReportMismatch, match="was made for memory://gocdnext-artifacts"):
         clean_orphans(plan, other, world.db, ctx=world.ctx(), confirm=plan.id)
-    other_db = FakeDatabase("staging", {"staging": FakeDb()})
+    other_db = FakeGocdnext(FakePostgres("staging", {"staging": FakeDatabaseContents()}))
     with pytest.raises(ReportMismatch, match="fake://gocdnext"):
         clean_orphans(plan, world.store, other_db, ctx=world.ctx(), confirm=plan.id)
     with pytest.raises(ConfigError, match="mode"):
@@ -327,7 +335,7 @@ def test_verify_content_finds_changed_bytes(world: World) -> None:
 
 
 def test_recover_then_retire_what_no_backup_holds(world: World, repo: Repository) -> None:
-    take_backup(repo, world.db, ctx=world.ctx(), artifacts=world.store)
+    take_backup(repo, world.pg, gocdnext=world.db, ctx=world.ctx(), artifacts=world.store)
     lost = [r.key for r in world.fake.rows if world.store.exists(r.key)]
     for key in lost:
         world.store.delete(key)  # the bucket lost them
@@ -349,7 +357,7 @@ def test_recover_then_retire_what_no_backup_holds(world: World, repo: Repository
 
 
 def test_runbooks_ask_before_acting(world: World, repo: Repository) -> None:
-    take_backup(repo, world.db, ctx=world.ctx(), artifacts=world.store)
+    take_backup(repo, world.pg, gocdnext=world.db, ctx=world.ctx(), artifacts=world.store)
     world.clock.advance(timedelta(days=1))
     first = lost_database(world.db, world.store, ctx=world.ctx())
     assert not first.applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gocdbackup.drivers.pgtools import one_line, tool_messages
+from gocdbackup.drivers.postgres.tools import one_line, tool_messages
 from gocdbackup.errors import ToolFailed
 
 PG_DUMP_STDERR = (

@@ -23,7 +23,13 @@ from gocdbackup.ops.orphans import scan_orphans
 from gocdbackup.ops.recovery import retire_missing
 from gocdbackup.ops.runbooks import lost_bucket, lost_database
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+)
 
 
 def art_key() -> str:
@@ -34,8 +40,9 @@ class Install:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.store = MemoryStore("memory://gocdnext-artifacts", clock=clock)
-        self.fake = FakeDb(tables={"public.runs": 1})
-        self.db = FakeDatabase("gocdnext", {"gocdnext": self.fake}, clock=clock)
+        self.fake = FakeDatabaseContents(tables={"public.runs": 1})
+        self.pg = FakePostgres("gocdnext", {"gocdnext": self.fake})
+        self.db = FakeGocdnext(self.pg, clock=clock)
         self.data: dict[str, bytes] = {}
 
     def ctx(self) -> OpContext:
@@ -79,7 +86,7 @@ def test_recent_rows_come_back_without_waiting_for_the_grace_window(
     install: Install, repo: Repository
 ) -> None:
     keys = [install.artefact() for _ in range(4)]
-    take_backup(repo, install.db, ctx=install.ctx(), artifacts=install.store)
+    take_backup(repo, install.pg, gocdnext=install.db, ctx=install.ctx(), artifacts=install.store)
     for key in keys:
         install.store.delete(key)  # lost minutes after the backup
     install.clock.advance(timedelta(minutes=20))
@@ -94,7 +101,7 @@ def test_what_no_backup_holds_is_held_back_with_the_time_to_run_again(
     install: Install, repo: Repository
 ) -> None:
     install.artefact()  # the store is not empty
-    take_backup(repo, install.db, ctx=install.ctx(), artifacts=install.store)
+    take_backup(repo, install.pg, gocdnext=install.db, ctx=install.ctx(), artifacts=install.store)
     young = install.artefact(with_object=False)  # written after the backup, object lost
     stamped = install.clock.now()
     install.clock.advance(timedelta(minutes=5))

@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gocdbackup._facade import BackupList, resolve_password
+from gocdbackup._facade import BackupList
 from gocdbackup.context import CancelToken, OpContext
+from gocdbackup.credentials import resolve_password
 from gocdbackup.drivers.fsspec_store import redact_url
-from gocdbackup.drivers.pgtools import major_of
-from gocdbackup.drivers.postgres import only_transaction_timeout_errors
+from gocdbackup.drivers.postgres.tools import major_of, only_transaction_timeout_errors
 from gocdbackup.errors import Cancelled, ConfigError, ToolFailed
 from gocdbackup.model import ProgressEvent, diff_tables, is_backup_id, make_backup_id
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.render import html_table, human_bytes
 from gocdbackup.ops import take_backup
 from gocdbackup.repository import Repository
-from gocdbackup.testing import FakeDatabase
+from gocdbackup.testing import FakeGocdnext, FakePostgres
 
 
 @given(
@@ -155,7 +155,7 @@ def test_tool_failed_message_has_the_last_stderr_line() -> None:
 
 
 def test_backup_values_render_for_notebooks(
-    repo: Repository, db: FakeDatabase, ctx: OpContext
+    repo: Repository, db: FakePostgres, ctx: OpContext
 ) -> None:
     backup = take_backup(repo, db, ctx=ctx, label="<b>nightly</b>")
     assert repr(backup).startswith(f"<BackupSet {backup.id} done 'gocdnext'")
@@ -168,9 +168,9 @@ def test_backup_values_render_for_notebooks(
     assert backup.id in listing._repr_html_()
 
 
-def _fake_scan_db() -> FakeDatabase:
+def _fake_scan_db() -> FakeGocdnext:
     from gocdbackup.model.orphans import RowRef
-    from gocdbackup.testing import FakeClock, FakeDb
+    from gocdbackup.testing import FakeClock, FakeDatabaseContents
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [
@@ -189,16 +189,18 @@ def _fake_scan_db() -> FakeDatabase:
         RowRef(key="run/a-b", table="artifacts", row_id="a2", status="pending", stamped_at=at),
         RowRef(key="run/a/b", table="artifacts", row_id="a3", status="deleting", stamped_at=at),
     ]
-    return FakeDatabase(
-        "gocdnext",
-        {"gocdnext": FakeDb(rows=rows), "other": FakeDb()},
+    return FakeGocdnext(
+        FakePostgres(
+            "gocdnext",
+            {"gocdnext": FakeDatabaseContents(rows=rows), "other": FakeDatabaseContents()},
+        ),
         clock=FakeClock(datetime(2026, 11, 20, tzinfo=UTC)),
     )
 
 
 def test_fake_database_streams_object_rows_in_key_order() -> None:
     db = _fake_scan_db()
-    rows = list(db.databases["gocdnext"].rows)
+    rows = list(db.server.databases["gocdnext"].rows)
     keys = [r.key for r in db.object_rows()]
     assert keys == ["cache/B", "logs/a.log.gz", "run/a-b", "run/a/b", "run/b"]
     assert keys == sorted(r.key for r in rows)
@@ -206,14 +208,14 @@ def test_fake_database_streams_object_rows_in_key_order() -> None:
     assert [r.key for r in db.object_rows("run/a")] == ["run/a-b", "run/a/b", "run/b"]
     assert list(db.object_rows("run/b")) == []
     assert db.source_id() == "fake://gocdnext" == db.source_id()
-    assert FakeDatabase("other", db.databases).source_id() != db.source_id()
+    assert FakeGocdnext(FakePostgres("other", db.server.databases)).source_id() != db.source_id()
 
 
 def test_fake_database_retires_only_rows_still_as_read() -> None:
     from attrs import evolve
 
     db = _fake_scan_db()
-    ready, cache, archive, pending, _ = db.databases["gocdnext"].rows
+    ready, cache, archive, pending, _ = db.server.databases["gocdnext"].rows
     stale = evolve(pending, status="ready")  # read before a change: no longer matches
     ghost = evolve(ready, row_id="nope")
 
@@ -227,7 +229,7 @@ def test_fake_database_retires_only_rows_still_as_read() -> None:
     assert now[("artifacts", "a2")] == pending
     assert db.retire_rows([]) == 0
     assert db.retire_rows([ready]) == 0  # already deleting
-    assert db.databases["other"].rows == []
+    assert db.server.databases["other"].rows == []
 
 
 def test_memory_store_scan_and_stat() -> None:
@@ -270,7 +272,7 @@ def test_memory_store_scan_and_stat() -> None:
 def test_s3_timestamps_parse_as_botocore_parses_them(value: object) -> None:
     from botocore.utils import parse_timestamp
 
-    from gocdbackup.drivers.fsspec_store import _parse_timestamp
+    from gocdbackup.drivers.fsspec_backends import _parse_timestamp
 
     ours, theirs = _parse_timestamp(value), parse_timestamp(value)
     assert ours == theirs

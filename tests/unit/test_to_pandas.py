@@ -13,7 +13,13 @@ import pytest
 
 from gocdbackup import ConfigError, GocdBackup, Reconciler, RetentionPolicy
 from gocdbackup.model.render import to_pandas
-from gocdbackup.testing import FakeClock, FakeDatabase, FakeDb, MemoryStore
+from gocdbackup.testing import (
+    FakeClock,
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    MemoryStore,
+)
 
 HAVE_PANDAS = importlib.util.find_spec("pandas") is not None
 
@@ -21,7 +27,7 @@ HAVE_PANDAS = importlib.util.find_spec("pandas") is not None
 def _values() -> dict[str, Callable[[], Any]]:
     """A real value of every class with ``to_pandas()``, made through the public API."""
     clock = FakeClock()
-    db = FakeDatabase("gocdnext", {"gocdnext": FakeDb(tables={"public.runs": 3})}, clock=clock)
+    db = FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 3})})
     gb = GocdBackup.init(MemoryStore(clock=clock), password="pw", scrypt_n=2**10, clock=clock)
     backup = gb.backup(db)
     store = MemoryStore(clock=clock)
@@ -30,7 +36,9 @@ def _values() -> dict[str, Callable[[], Any]]:
         "BackupSet": backup.to_pandas,
         "BackupList": gb.list_backups().to_pandas,
         "RetentionPlan": gb.plan_retention(RetentionPolicy(keep_last=1)).to_pandas,
-        "OrphanReport": Reconciler(db, store, clock=clock).scan(grace="0s").to_pandas,
+        "OrphanReport": Reconciler(FakeGocdnext(db, clock=clock), store, clock=clock)
+        .scan(grace="0s")
+        .to_pandas,
     }
 
 

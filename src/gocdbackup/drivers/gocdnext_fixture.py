@@ -23,8 +23,8 @@ import psycopg
 from attrs import frozen
 from psycopg import sql
 
+from gocdbackup.gocdnext import cipher as gocdnext_cipher
 from gocdbackup.ports import ObjectStore
-from gocdbackup.repository import gocdnext_cipher
 
 GOOSE_VERSION = 86
 

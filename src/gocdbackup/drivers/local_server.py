@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-from gocdbackup.drivers.pgtools import embedded_bindir
+from gocdbackup.drivers.postgres.tools import embedded_bindir
 from gocdbackup.errors import ConfigError, PostgresError
 
 log = logging.getLogger("gocdbackup.drivers.local_server")

@@ -10,13 +10,15 @@ from gocdbackup.model.backup import (
     TableRows,
     Timings,
 )
+from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.durations import format_duration, parse_duration
-from gocdbackup.model.gc import BlobInfo, GcPlan, plan_gc
+from gocdbackup.model.gc import BlobInfo, GcPlan, GcResult, plan_gc
 from gocdbackup.model.ids import is_backup_id, make_backup_id
 from gocdbackup.model.manifest import FORMAT_VERSION, Manifest
 from gocdbackup.model.progress import ProgressEvent
 from gocdbackup.model.restore import RestoreReport, TableDiff, diff_tables
 from gocdbackup.model.retention import Decision, RetentionPlan, RetentionPolicy, decide_retention
+from gocdbackup.model.runbook import Outstanding, RunbookReport, RunbookStep
 from gocdbackup.model.verify import BackupCheck, BlobProblem, DamagedBlob, VerifyReport
 
 __all__ = [
@@ -29,15 +31,20 @@ __all__ = [
     "ChunkRef",
     "Component",
     "ConsistencyPoint",
+    "CopyResult",
     "DamagedBlob",
     "DatabaseInfo",
     "Decision",
     "GcPlan",
+    "GcResult",
     "Manifest",
+    "Outstanding",
     "ProgressEvent",
     "RestoreReport",
     "RetentionPlan",
     "RetentionPolicy",
+    "RunbookReport",
+    "RunbookStep",
     "TableDiff",
     "TableRows",
     "Timings",

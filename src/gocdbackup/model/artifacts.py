@@ -207,3 +207,17 @@ def content_key(
     place) and objects restored or migrated (new write times) are read again."""
     written = modified_at.isoformat() if modified_at else "?"
     return (key, f"{sha256}@{written}", size)
+
+
+@frozen(kw_only=True)
+class ArtifactRestore:
+    written: int
+    skipped: int  # already present with the right content
+    bytes_written: int
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "written": self.written,
+            "skipped": self.skipped,
+            "bytes_written": self.bytes_written,
+        }

@@ -25,6 +25,14 @@ DEFAULT_ROW_CLASSES = (OrphanClass.MISSING_OBJECT,)
 #: classes no plan ever acts on
 NEVER = frozenset({OrphanClass.OK, OrphanClass.TOO_RECENT})
 
+#: why a cleanup leaves a key alone (:attr:`CleanupResult.skipped`) when only a new scan can
+#: judge it again: the object changed (or grew young again) after the scan, or while it was
+#: being moved
+CHANGED_SINCE_SCAN = "changed since the scan"
+NEWER_THAN_GRACE = "newer than the grace window"
+CHANGED_DURING_CLEANUP = "changed during the cleanup"
+RESCAN_REASONS = frozenset({CHANGED_SINCE_SCAN, NEWER_THAN_GRACE, CHANGED_DURING_CLEANUP})
+
 
 @frozen(kw_only=True)
 class CleanupPlan:
@@ -176,6 +184,17 @@ class CleanupResult:
             "skipped_reasons": dict(reasons),
         }
 
+    @property
+    def acted_on(self) -> int:
+        """Objects quarantined or deleted (a dry run: that would be)."""
+        return sum(self.done.values())
+
+    @property
+    def rescan_keys(self) -> tuple[str, ...]:
+        """The keys left alone that only a new scan can judge (they changed, or grew young
+        again, since the scan): a cleanup from the next report acts on them."""
+        return tuple(key for key, why in self.skipped.items() if why in RESCAN_REASONS)
+
     def describe(self) -> str:
         """One sentence for people."""
         verb = {"quarantine": "quarantined", "delete": "deleted"}.get(self.mode, "would move")
@@ -190,6 +209,49 @@ class CleanupResult:
         return kv_table(self.summary().items(), caption=f"Cleanup {self.id}")
 
 
+def cleanable_objects(report: OrphanReport) -> int:
+    """How many objects of ``report`` a cleanup acts on by default (the classes of
+    :data:`DEFAULT_OBJECT_CLASSES`: objects without rows and interrupted uploads)."""
+    return sum(report.counts.get(c.value, 0) for c in DEFAULT_OBJECT_CLASSES)
+
+
+@frozen(kw_only=True)
+class LeftAfterCleanup:
+    """What a cleanup of ``report`` could not judge: only a new scan (after the grace window),
+    and a cleanup from the new report, finish them.  Nothing left: :attr:`complete`."""
+
+    #: keys the cleanup left alone because they changed, or grew young again, since the scan
+    changed: int
+    #: objects in gocdnext's layouts without rows that were too recent to be judged at the
+    #: scan (the grace window); a later scan decides whether they are orphans
+    unjudged: int
+    #: the report's grace window
+    grace: timedelta
+
+    @property
+    def complete(self) -> bool:
+        return not (self.changed or self.unjudged)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "unjudged": self.unjudged,
+            "grace_seconds": self.grace.total_seconds(),
+            "complete": self.complete,
+        }
+
+
+def left_after_cleanup(report: OrphanReport, result: CleanupResult) -> LeftAfterCleanup:
+    """What the cleanup ``result`` (of a plan made from ``report``) leaves for a new scan: the
+    keys it skipped for a reason only a new scan can judge (:data:`RESCAN_REASONS`), and the
+    objects without rows ``report`` found too recent to judge.  Pure."""
+    return LeftAfterCleanup(
+        changed=len(result.rescan_keys),
+        unjudged=sum(1 for row in report.rows(OrphanClass.TOO_RECENT) if row.unjudged_object),
+        grace=report.grace,
+    )
+
+
 @frozen(kw_only=True)
 class UndoResult:
     cleanup_id: str
@@ -197,6 +259,11 @@ class UndoResult:
     already_there: int  # the original key already held the same bytes
     conflicts: tuple[str, ...]  # keys rewritten since the cleanup: left alone, copy kept
     lost: tuple[str, ...]  # keys whose quarantined copy is gone (a delete-mode cleanup, a purge)
+
+    @property
+    def complete(self) -> bool:
+        """Every quarantined object is back (no conflict, none lost)."""
+        return not (self.conflicts or self.lost)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -90,3 +90,22 @@ def plan_gc(
         delete=tuple(sorted(delete, key=lambda b: b.blob_id)),
         too_recent=tuple(sorted(recent, key=lambda b: b.blob_id)),
     )
+
+
+@frozen(kw_only=True)
+class GcResult:
+    plan: GcPlan
+    dry_run: bool
+    deleted: int
+    deleted_bytes: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.plan.summary(),
+            "dry_run": self.dry_run,
+            "deleted": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+        }
+
+    def _repr_html_(self) -> str:
+        return self.plan._repr_html_()

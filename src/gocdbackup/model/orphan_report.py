@@ -1,30 +1,28 @@
 """The orphan report: a value that says, for one database and one store at one time, which keys
 are rows without objects, objects without rows, or both but wrong.  Rows are kept in key order
-in a spool (memory, then a temporary file), so a report of millions of findings stays small in
-memory; it is saved as JSON lines (a header, then one row per line) and loaded back."""
+in a :class:`RowBuffer` (in memory here; the scan's driver-side buffer spills to a temporary
+file, so a report of millions of findings stays small in memory).  Its serialised form is JSON
+Lines (a header, then one row per line): :meth:`OrphanReport.to_json_lines` and
+:func:`parse_report` are pure; files are written and read by ``gocdbackup.save_report`` /
+``load_report``."""
 
 from __future__ import annotations
 
 import builtins
-import csv
 import hashlib
-import io
 import json
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 from attrs import field, frozen
 
-from gocdbackup.errors import UnsupportedFormat
+from gocdbackup.errors import ReportMismatch, UnsupportedFormat
 from gocdbackup.model.durations import format_duration
 from gocdbackup.model.orphans import OrphanClass, OrphanRow
 from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
 
 REPORT_KIND = "gocdbackup.orphan_report"
-_SPOOL_BYTES = 1024 * 1024
 CSV_FIELDS = (
     "key",
     "class",
@@ -40,7 +38,7 @@ CSV_FIELDS = (
 
 @frozen(kw_only=True)
 class ScanSource:
-    """What was scanned: the database (``Database.source_id()``) and the store URL."""
+    """What was scanned: the database (``GocdnextData.source_id()``) and the store URL."""
 
     database: str
     store: str
@@ -100,18 +98,46 @@ def describe_report(report: OrphanReport) -> str:
     return f"{head}; ok {ok:,}; " + ("; ".join(findings) if findings else "nothing else found")
 
 
-class RowSpool:
-    """Report rows as JSON lines, in memory up to a few MiB, then in a temporary file."""
+class RowBuffer(Protocol):
+    """Where a report keeps its rows: appended in key order, read back in that order (also
+    while being appended to), each as one canonical JSON line."""
+
+    count: int
+
+    def append(self, row: OrphanRow) -> None: ...
+
+    def extend(self, rows: Iterable[OrphanRow]) -> None: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    def lines(self) -> Iterator[bytes]: ...
+
+    def __iter__(self) -> Iterator[OrphanRow]: ...
+
+
+def row_line(row: OrphanRow) -> bytes:
+    """The canonical JSON line of a row (sorted keys, no spaces)."""
+    return json.dumps(row_to_dict(row), sort_keys=True, separators=(",", ":")).encode()
+
+
+class LineRows:
+    """What every :class:`RowBuffer` shares: rows become canonical lines, counted and hashed;
+    a subclass keeps the lines (:meth:`_keep`) and gives them back in order (:meth:`lines`)."""
 
     def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
         self._digest = hashlib.sha256()
         self.count = 0
 
+    def _keep(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def lines(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
     def append(self, row: OrphanRow) -> None:
-        line = json.dumps(row_to_dict(row), sort_keys=True, separators=(",", ":")).encode()
-        self._file.seek(0, io.SEEK_END)
-        self._file.write(line + b"\n")
+        line = row_line(row)
+        self._keep(line)
         self._digest.update(line)
         self.count += 1
 
@@ -123,19 +149,26 @@ class RowSpool:
     def digest(self) -> str:
         return self._digest.hexdigest()
 
-    def lines(self) -> Iterator[bytes]:
-        self._file.seek(0)
-        while True:
-            pos = self._file.tell()
-            line = self._file.readline()
-            if not line:
-                return
-            yield line.rstrip(b"\n")
-            self._file.seek(pos + len(line))  # a consumer may have appended meanwhile
-
     def __iter__(self) -> Iterator[OrphanRow]:
         for line in self.lines():
             yield row_from_dict(json.loads(line))
+
+
+class MemoryRows(LineRows):
+    """A :class:`RowBuffer` in memory (small reports, tests, fakes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[bytes] = []
+
+    def _keep(self, line: bytes) -> None:
+        self._lines.append(line)
+
+    def lines(self) -> Iterator[bytes]:
+        n = 0
+        while n < len(self._lines):  # a consumer may append meanwhile
+            yield self._lines[n]
+            n += 1
 
 
 @frozen(kw_only=True, eq=False)
@@ -155,7 +188,7 @@ class OrphanReport:
     verify_percent: float = 0.0
     #: objects the store listing held (None: a report written before this was counted)
     store_objects: int | None = None
-    spool: RowSpool = field(factory=RowSpool, repr=False)
+    spool: RowBuffer = field(factory=MemoryRows, repr=False)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -236,80 +269,35 @@ class OrphanReport:
             "rows": self.spool.count,
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write the report (header line, then one JSON line per row); returns the path.
-
-        A regular file is replaced atomically (a temporary file beside it, then a rename);
-        anything else (``/dev/stdout``, a pipe) is written in place, never replaced."""
-        target = Path(path)
-        if target.exists() and not target.is_file():
-            with open(target, "wb") as out:
-                self._write_to(out)
-            return target
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as out:
-            self._write_to(out)
-        tmp.replace(target)
-        return target
-
-    def _write_to(self, out: IO[builtins.bytes]) -> None:
-        out.write(json.dumps(self.header(), sort_keys=True).encode() + b"\n")
-        for line in self.spool.lines():
-            out.write(line + b"\n")
-
     def to_json_lines(self) -> Iterator[builtins.bytes]:
         yield json.dumps(self.header(), sort_keys=True).encode()
         yield from self.spool.lines()
 
-    def write_csv(self, path: str | Path) -> Path:
-        target = Path(path)
-        with open(target, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for row in self.rows():
-                writer.writerow(row_to_dict(row))
-        return target
-
-    @classmethod
-    def load(cls, path: str | Path) -> OrphanReport:
-        """A report saved by :meth:`save`; :class:`UnsupportedFormat` if it is not one."""
-        try:
-            with open(path, "rb") as f:
-                head = json.loads(f.readline())
-                if not isinstance(head, dict) or head.get("kind") != REPORT_KIND:
-                    raise UnsupportedFormat(f"{path} is not an orphan report")
-                if head.get("format_version") != 1:
-                    raise UnsupportedFormat(
-                        f"{path}: orphan report format {head.get('format_version')} is not "
-                        "supported by this version"
-                    )
-                spool = RowSpool()
-                for line in f:
-                    if line.strip():
-                        spool.append(row_from_dict(json.loads(line)))
-            return cls(
-                id=str(head["id"]),
-                scanned_at=datetime.fromisoformat(head["scanned_at"]),
-                grace=timedelta(seconds=float(head["grace_seconds"])),
-                source=ScanSource(database=str(head["database"]), store=str(head["store"])),
-                counts={str(k): int(v) for k, v in head["counts"].items()},
-                bytes={str(k): int(v) for k, v in head["bytes"].items()},
-                complete=bool(head["complete"]),
-                cursor=str(head.get("cursor", "")),
-                verify_percent=float(head.get("verify_percent", 0.0)),
-                store_objects=(
-                    None if head.get("store_objects") is None else int(head["store_objects"])
-                ),
-                spool=spool,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnsupportedFormat(f"{path} is not a readable orphan report: {exc}") from None
+    def csv_rows(self) -> Iterator[dict[str, Any]]:
+        """The rows as CSV records (the columns of :data:`CSV_FIELDS`)."""
+        for row in self.rows():
+            yield row_to_dict(row)
 
     # -- comparing ----------------------------------------------------------------------------
 
+    def count_changes(self, older: OrphanReport) -> dict[str, int]:
+        """Per class, how many keys more (or fewer) than in ``older``; only classes that
+        changed.  :class:`ReportMismatch` if ``older`` describes another database or store."""
+        _same_source(older, self)
+        return {
+            c: self.counts.get(c, 0) - older.counts.get(c, 0)
+            for c in self.counts
+            if self.counts.get(c, 0) != older.counts.get(c, 0)
+        }
+
     def diff(self, older: OrphanReport) -> Iterator[tuple[str, str | None, str | None]]:
         """What changed since ``older``: (key, class then, class now) for every key whose
-        class differs (None: not in that report, i.e. ``ok`` or absent), in key order."""
+        class differs (None: not in that report, i.e. ``ok`` or absent), in key order.
+        :class:`ReportMismatch` if ``older`` describes another database or store."""
+        _same_source(older, self)
+        return self._diff(older)
+
+    def _diff(self, older: OrphanReport) -> Iterator[tuple[str, str | None, str | None]]:
         old_rows, new_rows = iter(older.rows()), iter(self.rows())
         old, new = next(old_rows, None), next(new_rows, None)
         while old is not None or new is not None:
@@ -324,3 +312,49 @@ class OrphanReport:
                 if old.cls is not new.cls:
                     yield new.key, old.cls.value, new.cls.value
                 old, new = next(old_rows, None), next(new_rows, None)
+
+
+def _same_source(older: OrphanReport, newer: OrphanReport) -> None:
+    if older.source != newer.source:
+        raise ReportMismatch(
+            f"reports {older.id} and {newer.id} describe different databases or stores; "
+            "nothing to compare"
+        )
+
+
+def parse_report(
+    lines: Iterable[builtins.bytes], *, origin: str, rows: RowBuffer | None = None
+) -> OrphanReport:
+    """A report from its JSON Lines (``origin`` names where they came from, for messages);
+    its rows go to ``rows`` (default: memory).  :class:`UnsupportedFormat` if it is not one."""
+    it = iter(lines)
+    spool: RowBuffer = rows if rows is not None else MemoryRows()
+    try:
+        head = json.loads(next(it, b"null"))
+        if not isinstance(head, dict) or head.get("kind") != REPORT_KIND:
+            raise UnsupportedFormat(f"{origin} is not an orphan report")
+        if head.get("format_version") != 1:
+            raise UnsupportedFormat(
+                f"{origin}: orphan report format {head.get('format_version')} is not "
+                "supported by this version"
+            )
+        for line in it:
+            if line.strip():
+                spool.append(row_from_dict(json.loads(line)))
+        return OrphanReport(
+            id=str(head["id"]),
+            scanned_at=datetime.fromisoformat(head["scanned_at"]),
+            grace=timedelta(seconds=float(head["grace_seconds"])),
+            source=ScanSource(database=str(head["database"]), store=str(head["store"])),
+            counts={str(k): int(v) for k, v in head["counts"].items()},
+            bytes={str(k): int(v) for k, v in head["bytes"].items()},
+            complete=bool(head["complete"]),
+            cursor=str(head.get("cursor", "")),
+            verify_percent=float(head.get("verify_percent", 0.0)),
+            store_objects=(
+                None if head.get("store_objects") is None else int(head["store_objects"])
+            ),
+            spool=spool,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnsupportedFormat(f"{origin} is not a readable orphan report: {exc}") from None

@@ -5,7 +5,6 @@ bounded memory)."""
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -13,17 +12,9 @@ from typing import Protocol, TypeVar
 from attrs import field, frozen
 
 from gocdbackup.errors import OutOfOrder
+from gocdbackup.gocdnext.layouts import PARTIAL_SUFFIX, PENDING_TIMEOUT, in_layout
 
 _T = TypeVar("_T")
-
-#: gocdnext's reaper retires ``pending`` rows older than this
-PENDING_TIMEOUT = timedelta(minutes=5)
-
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-#: the object key layouts gocdnext writes (artefacts, caches, log archives)
-LAYOUTS = re.compile(
-    rf"run/{_UUID}/job/{_UUID}/{_UUID}|cache/{_UUID}/[0-9a-f]{{64}}|logs/{_UUID}\.log\.gz"
-)
 
 
 class OrphanClass(enum.Enum):
@@ -123,7 +114,7 @@ class OrphanRow:
         return (
             self.cls is OrphanClass.TOO_RECENT
             and not self.table
-            and (LAYOUTS.fullmatch(self.key) is not None or self.key.endswith(".part"))
+            and (in_layout(self.key) or self.key.endswith(PARTIAL_SUFFIX))
         )
 
 
@@ -312,9 +303,9 @@ def _object_only(obj: Listed, cutoff: datetime, partial: bool) -> OrphanRow:
     key = obj.key
     if _recent(obj.modified_at, cutoff):
         cls = OrphanClass.TOO_RECENT
-    elif partial and key.endswith(".part"):
+    elif partial and key.endswith(PARTIAL_SUFFIX):
         cls = OrphanClass.PARTIAL_UPLOAD
-    elif LAYOUTS.fullmatch(key):
+    elif in_layout(key):
         cls = OrphanClass.ORPHAN_OBJECT
     else:
         cls = OrphanClass.FOREIGN_OBJECT

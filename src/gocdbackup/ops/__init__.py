@@ -4,8 +4,8 @@ Automation that needs a composition the facade does not offer calls these direct
 
 from gocdbackup.ops.backup import DUMP_KIND, take_backup
 from gocdbackup.ops.catalog import get_backup, list_backups
-from gocdbackup.ops.copy import CopyResult, copy_backup
-from gocdbackup.ops.gc import GcResult, collect_garbage
+from gocdbackup.ops.copy import copy_backup
+from gocdbackup.ops.gc import collect_garbage
 from gocdbackup.ops.pins import pin_backup, unpin_backup
 from gocdbackup.ops.restore import restore_backup
 from gocdbackup.ops.retention import apply_retention, plan_retention
@@ -13,8 +13,6 @@ from gocdbackup.ops.verify import verify_repository
 
 __all__ = [
     "DUMP_KIND",
-    "CopyResult",
-    "GcResult",
     "apply_retention",
     "collect_garbage",
     "copy_backup",

@@ -1,22 +1,20 @@
 """The artefact store in a backup: copy exactly the objects the snapshot's rows reference, each
-once across all backups, and write them back on restore."""
+once across all backups (keyed by the SHA-256 gocdnext records), resumable from a journal."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import attrs
-from attrs import frozen
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import GocdBackupError, IntegrityError, ObjectMissing, StorageError
+from gocdbackup.errors import ObjectMissing, StorageError
 from gocdbackup.model.artifacts import (
     ArtifactEntry,
     ArtifactIndex,
@@ -24,86 +22,19 @@ from gocdbackup.model.artifacts import (
     Outcome,
     content_key,
 )
-from gocdbackup.model.backup import BackupSet, ChunkRef, Component
-from gocdbackup.model.keys import check_object_key
-from gocdbackup.ops._components import checked_stream
-from gocdbackup.ops._objects import hashing, object_sha256
-from gocdbackup.ports import Database, ObjectInfo, ObjectStore
+from gocdbackup.model.backup import ChunkRef
+from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectStore
 from gocdbackup.repository import (
     Repository,
     chunk_bytes,
     chunk_stream,
-    read_stream,
-    store_stream,
 )
-from gocdbackup.repository.journal import Journal, read_journals
+from gocdbackup.repository.journal import Journal
 
 log = logging.getLogger("gocdbackup.ops.artifacts")
 
-INDEX_KIND = "artifact_index"
+#: objects copied or restored at once
 DEFAULT_WORKERS = 8
-
-
-# -- the index in the repository ----------------------------------------------------------------
-
-
-def store_index(
-    repo: Repository, index: ArtifactIndex, known: dict[str, int], ctx: OpContext
-) -> Component:
-    stream = io.BytesIO(index.to_jsonl())
-    return store_stream(
-        repo,
-        chunk_stream(stream, repo.chunker),
-        kind=INDEX_KIND,
-        known=known,
-        ctx=ctx,
-        phase="index",
-    )
-
-
-def load_index(repo: Repository, backup: BackupSet, ctx: OpContext) -> ArtifactIndex | None:
-    """The backup's artefact index, or None for a database-only backup."""
-    for component in backup.components:
-        if component.kind == INDEX_KIND:
-            raw = b"".join(checked_stream(repo, component, ctx, phase="index"))
-            return ArtifactIndex.from_jsonl(raw)
-    return None
-
-
-def artifact_chunks(repo: Repository, backup: BackupSet, ctx: OpContext) -> list[ChunkRef]:
-    """The chunks of every object the backup's artefact index holds (each blob once)."""
-    index = load_index(repo, backup, ctx)
-    if index is None:
-        return []
-    return index.chunks()
-
-
-def reusable_index(
-    repo: Repository, backups: Iterable[BackupSet], ctx: OpContext
-) -> tuple[ArtifactIndex | None, list[str]]:
-    """What a new backup may reuse: the newest index, plus the journals interrupted backups
-    left (and their ids, to delete once the new backup is committed)."""
-    index = latest_index(repo, backups, ctx)
-    ids, lines = read_journals(repo)
-    if not lines:
-        return index, ids
-    journaled = ArtifactIndex.from_jsonl(lines).entries
-    return ArtifactIndex(entries=(index.entries if index else ()) + journaled), ids
-
-
-def latest_index(
-    repo: Repository, backups: Iterable[BackupSet], ctx: OpContext
-) -> ArtifactIndex | None:
-    """The index of the newest backup that has one (what a nightly backup builds on)."""
-    for backup in sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True):
-        try:
-            index = load_index(repo, backup, ctx)
-        except GocdBackupError as exc:
-            log.warning("cannot reuse the artefact index of %s: %s", backup.id, exc)
-            continue
-        if index is not None:
-            return index
-    return None
 
 
 # -- backup -----------------------------------------------------------------------------------
@@ -141,7 +72,7 @@ def backup_artifacts(
     repo: Repository,
     refs: list[ObjectRef],
     store: ObjectStore,
-    db: Database,
+    db: GocdnextData,
     *,
     previous: ArtifactIndex | None,
     known: dict[str, int],
@@ -257,9 +188,6 @@ class _Copier:
             results.append(entry)
         return results
 
-
-#: a restore of at most this many objects looks each up instead of listing the store
-STAT_LIMIT = 256
 
 #: objects up to this size are fetched SMALL_BATCH at a time, in one call to the store
 SMALL_OBJECT = 256 * 1024
@@ -410,7 +338,7 @@ def _pieces(
         yield chunk_stream(stream, repo.chunker)
 
 
-def _absent_entries(absent: list[ObjectRef], db: Database) -> list[ArtifactEntry]:
+def _absent_entries(absent: list[ObjectRef], db: GocdnextData) -> list[ArtifactEntry]:
     if not absent:
         return []
     now = db.object_rows_now(r.key for r in absent)
@@ -421,102 +349,3 @@ def _absent_entries(absent: list[ObjectRef], db: Database) -> list[ArtifactEntry
         finding = "" if retired else "a ready row references it, but it is not in the store"
         out.append(ArtifactEntry(ref=ref, outcome=outcome, finding=finding))
     return out
-
-
-# -- restore ----------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class ArtifactRestore:
-    written: int
-    skipped: int  # already present with the right content
-    bytes_written: int
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "written": self.written,
-            "skipped": self.skipped,
-            "bytes_written": self.bytes_written,
-        }
-
-
-Selector = Callable[[ObjectRef], bool]
-
-
-def select(
-    *,
-    project: str | None = None,
-    pipeline: str | None = None,
-    run: str | None = None,
-    prefix: str | None = None,
-) -> Selector:
-    """A selector for :func:`restore_artifacts` (all given conditions must hold)."""
-
-    def chosen(ref: ObjectRef) -> bool:
-        return (
-            (project is None or ref.project_id == project)
-            and (pipeline is None or ref.pipeline_id == pipeline)
-            and (run is None or ref.run_id == run)
-            and (prefix is None or ref.key.startswith(prefix))
-        )
-
-    return chosen
-
-
-def restore_artifacts(
-    repo: Repository,
-    index: ArtifactIndex,
-    store: ObjectStore,
-    *,
-    ctx: OpContext,
-    only: Selector | None = None,
-    workers: int = DEFAULT_WORKERS,
-) -> ArtifactRestore:
-    """Write every stored object of ``index`` (or those ``only`` selects) back under its key.
-    Objects already there with the right SHA-256 are skipped; different content is replaced;
-    nothing outside the index is touched.  Every key is checked before anything is written."""
-    entries = [e for e in index.entries if e.outcome.stored and (only is None or only(e.ref))]
-    for e in entries:
-        check_object_key(e.ref.key)  # refuses "..", absolute and empty keys, before any write
-    # a few objects (a selective restore, a recovery): ask for each; many: list the store once
-    present = {i.key: i for i in store.list("")} if len(entries) > STAT_LIMIT else None
-    done = written = skipped = nbytes = 0
-    lock = threading.Lock()
-
-    def restore_one(entry: ArtifactEntry) -> None:
-        nonlocal done, written, skipped, nbytes
-        ctx.check()
-        info = present.get(entry.ref.key) if present is not None else store.stat(entry.ref.key)
-        same = (
-            info is not None
-            and info.size_bytes == entry.size_bytes
-            and _sha_of(store, entry.ref.key) == entry.sha256
-        )
-        if not same:
-            n = store.write_stream(entry.ref.key, _verified(repo, entry, ctx))
-        with lock:
-            done += 1
-            if same:
-                skipped += 1
-            else:
-                written += 1
-                nbytes += n
-            ctx.report("restore-artifacts", done, len(entries), unit="objects")
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-obj") as pool:
-        list(pool.map(restore_one, entries))
-    return ArtifactRestore(written=written, skipped=skipped, bytes_written=nbytes)
-
-
-def _sha_of(store: ObjectStore, key: str) -> str:
-    try:
-        return object_sha256(store, key)
-    except ObjectMissing:
-        return ""
-
-
-def _verified(repo: Repository, entry: ArtifactEntry, ctx: OpContext) -> Iterable[bytes]:
-    digest = hashlib.sha256()
-    yield from hashing(read_stream(repo, entry.chunks, ctx, phase="restore-object"), digest)
-    if digest.hexdigest() != entry.sha256:
-        raise IntegrityError(f"{entry.ref.key}: the stored copy does not match its SHA-256")

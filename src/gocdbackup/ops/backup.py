@@ -10,19 +10,15 @@ from datetime import datetime
 import attrs
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import IntegrityError
+from gocdbackup.errors import ConfigError, IntegrityError
 from gocdbackup.model.artifacts import ArtifactIndex, Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
-from gocdbackup.ops.artifacts import (
-    DEFAULT_WORKERS,
-    backup_artifacts,
-    reusable_index,
-    store_index,
-)
+from gocdbackup.ops.artifact_index import reusable_index, store_index
+from gocdbackup.ops.artifacts import DEFAULT_WORKERS, backup_artifacts
 from gocdbackup.ops.catalog import list_backups
-from gocdbackup.ports import Database, ObjectStore, Snapshot
+from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 from gocdbackup.repository.journal import Journal, delete_journals
 
@@ -40,12 +36,13 @@ DUMP_HEAD_BYTES = 1024
 
 def take_backup(
     repo: Repository,
-    db: Database,
+    db: Postgres,
     *,
     ctx: OpContext,
     label: str = "",
     tool_version: str = "",
     artifacts: ObjectStore | None = None,
+    gocdnext: GocdnextData | None = None,
     fail_on_missing: bool = False,
     transfers: int = DEFAULT_WORKERS,
 ) -> BackupSet:
@@ -56,8 +53,15 @@ def take_backup(
 
     With ``artifacts`` (gocdnext's artefact store), the objects the snapshot's rows reference
     are copied too (see :func:`~gocdbackup.ops.artifacts.backup_artifacts`); a ready object
-    missing from the store is a finding, or an error with ``fail_on_missing``.
+    missing from the store is a finding, or an error with ``fail_on_missing``.  Those rows are
+    read through ``gocdnext`` (required with ``artifacts``), in the snapshot ``db`` exports,
+    while it is held open.
     """
+    if artifacts is not None and gocdnext is None:
+        raise ConfigError(
+            "backing up artefacts needs gocdnext= (GocdnextData: the rows that reference "
+            f"the objects in {artifacts.url}); nothing was backed up"
+        )
     started = ctx.now()
     backup_id = make_backup_id(started, os.urandom(3).hex())
     log.info("backup %s of database %s started", backup_id, db.name)
@@ -65,18 +69,23 @@ def take_backup(
         known = repo.blob_sizes()
         with db.snapshot(ctx) as snap:
             point = snap.point()
-            refs = snap.referenced_objects() if artifacts is not None else []
+            refs = (
+                gocdnext.referenced_objects(snap.snapshot_id)
+                if artifacts is not None and gocdnext is not None
+                else []
+            )
             database, component, dump_seconds = _dump(repo, snap, known, ctx)
         components = [component]
         counts: tuple[tuple[str, int], ...] = ()
         if artifacts is not None:
+            assert gocdnext is not None  # refused above
             previous, consumed = reusable_index(repo, list_backups(repo), ctx)
             listed_at = ctx.now()
             index = backup_artifacts(
                 repo,
                 refs,
                 artifacts,
-                db,
+                gocdnext,
                 previous=previous,
                 known=known,
                 ctx=ctx,

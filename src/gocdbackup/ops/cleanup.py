@@ -18,46 +18,48 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import (
     ConfigError,
     ConfirmationMismatch,
-    GocdBackupError,
-    NotFound,
     ObjectMissing,
     ReportMismatch,
-    UnsupportedFormat,
 )
-from gocdbackup.model.cleanup import CleanupPlan, CleanupResult, UndoResult
+from gocdbackup.model.cleanup import (
+    CHANGED_DURING_CLEANUP,
+    CHANGED_SINCE_SCAN,
+    NEWER_THAN_GRACE,
+    CleanupPlan,
+    CleanupResult,
+)
 from gocdbackup.model.durations import format_duration
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.orphans import OrphanRow
-from gocdbackup.ops._objects import hashing, object_blocks, object_sha256
+from gocdbackup.ops._objects import hashing, object_blocks
 from gocdbackup.ops.orphans import QUARANTINE_PREFIX
-from gocdbackup.ports import Database, ObjectInfo, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectStore
 
 log = logging.getLogger("gocdbackup.ops.cleanup")
 
 #: a plan made from an older report is refused: the world has moved on, scan again
 MAX_REPORT_AGE = timedelta(hours=24)
 MODES = ("quarantine", "delete")
-_KIND = "gocdbackup.cleanup"
+CLEANUP_KIND = "gocdbackup.cleanup"
 
 
-def _record_key(cleanup_id: str, name: str) -> str:
+def record_key(cleanup_id: str, name: str) -> str:
     return f"{QUARANTINE_PREFIX}{cleanup_id}/{name}"
 
 
-def _copy_key(cleanup_id: str, key: str) -> str:
+def copy_key(cleanup_id: str, key: str) -> str:
     return f"{QUARANTINE_PREFIX}{cleanup_id}/objects/{key}"
 
 
 def check_plan(
     plan: CleanupPlan,
     store: ObjectStore,
-    db: Database,
+    db: GocdnextData,
     *,
     ctx: OpContext,
     confirm: str,
@@ -88,13 +90,13 @@ def _why_not(item: OrphanRow, now_info: ObjectInfo | None, cutoff: datetime) -> 
     if now_info is None:
         return "gone since the scan"
     if now_info.size_bytes != item.size_bytes or now_info.modified_at != item.modified_at:
-        return "changed since the scan"
+        return CHANGED_SINCE_SCAN
     if now_info.modified_at is None or now_info.modified_at > cutoff:
-        return "newer than the grace window"
+        return NEWER_THAN_GRACE
     return ""
 
 
-def _safe(key: str) -> bool:
+def safe_key(key: str) -> bool:
     try:
         check_object_key(key)
     except ConfigError:
@@ -102,14 +104,14 @@ def _safe(key: str) -> bool:
     return not key.startswith(QUARANTINE_PREFIX)
 
 
-def _referenced(db: Database, keys: list[str]) -> set[str]:
+def _referenced(db: GocdnextData, keys: list[str]) -> set[str]:
     return set(db.object_rows_now(keys)) if keys else set()
 
 
 def clean_orphans(
     plan: CleanupPlan,
     store: ObjectStore,
-    db: Database,
+    db: GocdnextData,
     *,
     ctx: OpContext,
     confirm: str,
@@ -136,7 +138,7 @@ def clean_orphans(
     if dry_run:
         return _result(cleanup_id, plan, "dry-run", eligible, skipped)
     record = {
-        "kind": _KIND,
+        "kind": CLEANUP_KIND,
         "id": cleanup_id,
         "plan_id": plan.id,
         "report_id": plan.report_id,
@@ -146,7 +148,7 @@ def clean_orphans(
         "items": [{"key": i.key, "class": i.cls.value, "size": i.size_bytes} for i in eligible],
     }
     # the intent first: if the quarantine is not writable, nothing has moved
-    qstore.write(_record_key(cleanup_id, "cleanup.json"), json.dumps(record).encode())
+    qstore.write(record_key(cleanup_id, "cleanup.json"), json.dumps(record).encode())
     done: list[OrphanRow] = []
     shas: dict[str, str] = {}
     lock = threading.Lock()
@@ -179,7 +181,7 @@ def clean_orphans(
         list(pool.map(act, eligible))
     result = _result(cleanup_id, plan, mode, done, skipped)
     qstore.write(
-        _record_key(cleanup_id, "result.json"),
+        record_key(cleanup_id, "result.json"),
         json.dumps({**result.summary(), "sha256": shas, "skipped_keys": skipped}).encode(),
     )
     log.info("cleanup %s (%s): %s", cleanup_id, mode, result.summary())
@@ -192,7 +194,7 @@ def _move_one(
     *,
     store: ObjectStore,
     qstore: ObjectStore,
-    db: Database,
+    db: GocdnextData,
     cleanup_id: str,
 ) -> tuple[str, str]:
     """Quarantine or delete one object: (why it was left alone, or "", its SHA-256 or "")."""
@@ -203,9 +205,9 @@ def _move_one(
         return "", ""
     sha = _quarantine_one(store, qstore, cleanup_id, item)
     if sha is None:
-        return "changed during the cleanup", ""
+        return CHANGED_DURING_CLEANUP, ""
     if _referenced(db, [item.key]):  # a row appeared while it was copied: keep the original
-        qstore.delete(_copy_key(cleanup_id, item.key))
+        qstore.delete(copy_key(cleanup_id, item.key))
         return "referenced by a row now", ""
     store.delete(item.key)
     return "", sha
@@ -214,19 +216,21 @@ def _move_one(
 def _recheck(
     items: Iterable[OrphanRow],
     store: ObjectStore,
-    db: Database,
+    db: GocdnextData,
     cutoff: datetime,
     ctx: OpContext,
 ) -> tuple[list[OrphanRow], dict[str, str]]:
     items = list(items)
     referenced = set()
     for start in range(0, len(items), 500):
-        referenced |= _referenced(db, [i.key for i in items[start : start + 500] if _safe(i.key)])
+        referenced |= _referenced(
+            db, [i.key for i in items[start : start + 500] if safe_key(i.key)]
+        )
     eligible: list[OrphanRow] = []
     skipped: dict[str, str] = {}
     for n, item in enumerate(items, 1):
         ctx.check()
-        if not _safe(item.key):
+        if not safe_key(item.key):
             reason = "unsafe key (absolute, empty or with '..'): never touched"
         elif item.key in referenced:
             reason = "referenced by a row now"
@@ -266,7 +270,7 @@ def _quarantine_one(
     digest = hashlib.sha256()
     try:
         qstore.write_stream(
-            _copy_key(cleanup_id, item.key),
+            copy_key(cleanup_id, item.key),
             hashing(object_blocks(store, item.key, item.size_bytes), digest),
         )
     except ObjectMissing:
@@ -276,150 +280,6 @@ def _quarantine_one(
         item.size_bytes,
         item.modified_at,
     ):
-        qstore.delete(_copy_key(cleanup_id, item.key))
+        qstore.delete(copy_key(cleanup_id, item.key))
         return None
     return digest.hexdigest()
-
-
-def _read_record(qstore: ObjectStore, cleanup_id: str, name: str) -> dict[str, Any]:
-    try:
-        raw = qstore.read(_record_key(cleanup_id, name))
-    except ObjectMissing:
-        raise NotFound(f"no cleanup {cleanup_id} in {qstore.url}") from None
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise UnsupportedFormat(f"the record of cleanup {cleanup_id} is unreadable") from None
-    if not isinstance(doc, dict) or (name == "cleanup.json" and doc.get("kind") != _KIND):
-        raise UnsupportedFormat(f"the record of cleanup {cleanup_id} is unreadable")
-    return doc
-
-
-def undo_cleanup(
-    cleanup_id: str,
-    store: ObjectStore,
-    *,
-    ctx: OpContext,
-    quarantine: ObjectStore | None = None,
-) -> UndoResult:
-    """Put every quarantined object of ``cleanup_id`` back under its key, byte for byte.
-
-    Works after an interrupted cleanup too.  A key that was written again since the cleanup
-    is left alone (a conflict; the quarantined copy is kept).  Once everything is back, the
-    cleanup's records are removed."""
-    qstore = quarantine or store
-    record = _read_record(qstore, cleanup_id, "cleanup.json")
-    if record.get("store") != store.url:
-        raise ReportMismatch(f"cleanup {cleanup_id} was made in {record.get('store')}")
-    try:
-        shas: dict[str, str] = _read_record(qstore, cleanup_id, "result.json").get("sha256", {})
-    except NotFound:
-        shas = {}  # interrupted before the end: the copies are complete (atomic writes)
-    restored = already = 0
-    conflicts: list[str] = []
-    lost: list[str] = []
-    items = record.get("items", [])
-    for n, item in enumerate(items, 1):
-        ctx.check()
-        key = str(item["key"])
-        if not _safe(key):
-            lost.append(key)  # a tampered record: never written anywhere
-            continue
-        copy = _copy_key(cleanup_id, key)
-        if qstore.stat(copy) is None:
-            if store.stat(key) is not None and record.get("mode") == "quarantine":
-                already += 1  # interrupted before this key was moved: it never left
-            else:
-                lost.append(key)
-            continue
-        if store.stat(key) is not None:
-            if object_sha256(store, key) == object_sha256(qstore, copy):
-                qstore.delete(copy)
-                already += 1
-            else:
-                conflicts.append(key)
-            continue
-        digest = hashlib.sha256()
-        store.write_stream(key, hashing(object_blocks(qstore, copy), digest))
-        if key in shas and shas[key] and digest.hexdigest() != shas[key]:
-            raise GocdBackupError(f"the quarantined copy of {key!r} does not match its SHA-256")
-        qstore.delete(copy)
-        restored += 1
-        ctx.report("orphans-undo", n, len(items), unit="keys")
-    if not conflicts and not lost:
-        qstore.delete(_record_key(cleanup_id, "result.json"))
-        qstore.delete(_record_key(cleanup_id, "cleanup.json"))
-    result = UndoResult(
-        cleanup_id=cleanup_id,
-        restored=restored,
-        already_there=already,
-        conflicts=tuple(conflicts),
-        lost=tuple(lost),
-    )
-    log.info("undo of %s: %s", cleanup_id, result.summary())
-    return result
-
-
-def list_cleanups(qstore: ObjectStore) -> list[dict[str, Any]]:
-    """Every cleanup with records in the quarantine: id, mode, created_at, objects, bytes."""
-    out = []
-    sizes: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    records = []
-    for info in qstore.list(QUARANTINE_PREFIX):
-        cleanup_id, _, rest = info.key[len(QUARANTINE_PREFIX) :].partition("/")
-        if rest == "cleanup.json":
-            records.append(cleanup_id)
-        elif rest.startswith("objects/"):
-            sizes[cleanup_id] += info.size_bytes
-            counts[cleanup_id] += 1
-    for cleanup_id in sorted(records):
-        doc = _read_record(qstore, cleanup_id, "cleanup.json")
-        out.append(
-            {
-                "id": cleanup_id,
-                "mode": doc.get("mode"),
-                "created_at": doc.get("created_at"),
-                "quarantined_objects": counts[cleanup_id],
-                "quarantined_bytes": sizes[cleanup_id],
-            }
-        )
-    return out
-
-
-def purge_quarantine(
-    store: ObjectStore,
-    *,
-    ctx: OpContext,
-    older_than: timedelta,
-    confirm: str | None = None,
-) -> dict[str, Any]:
-    """Delete for good the quarantined objects of cleanups older than ``older_than``.
-
-    Without ``confirm`` this is a dry run; its ``id`` (which names exactly those cleanups) is
-    what ``confirm`` must repeat."""
-    cutoff = ctx.now() - older_than
-    due = [c for c in list_cleanups(store) if datetime.fromisoformat(str(c["created_at"])) < cutoff]
-    purge_id = (
-        "purge-" + hashlib.sha256(json.dumps([c["id"] for c in due]).encode()).hexdigest()[:12]
-    )
-    summary = {
-        "id": purge_id,
-        "cleanups": [c["id"] for c in due],
-        "objects": sum(int(c["quarantined_objects"]) for c in due),
-        "bytes": sum(int(c["quarantined_bytes"]) for c in due),
-        "applied": False,
-    }
-    if confirm is None:
-        return summary
-    if confirm != purge_id:
-        raise ConfirmationMismatch(f"confirm must repeat the purge id {purge_id}")
-    for c in due:
-        prefix = f"{QUARANTINE_PREFIX}{c['id']}/"
-        keys = [i.key for i in store.list(prefix)]
-        for key in sorted(keys, key=lambda k: k.endswith("/cleanup.json")):  # record last
-            ctx.check()
-            store.delete(key)
-    summary["applied"] = True
-    log.info("purged %s", summary)
-    return summary

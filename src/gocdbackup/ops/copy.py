@@ -5,38 +5,20 @@ only where the target lacks them; what was written is read back before the manif
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import attrs
-from attrs import frozen
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import IntegrityError
 from gocdbackup.model.artifacts import ArtifactIndex
 from gocdbackup.model.backup import BackupSet, ChunkRef, Component
+from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops._components import checked_stream, missing_chunks
-from gocdbackup.ops.artifacts import INDEX_KIND, load_index, store_index
+from gocdbackup.ops.artifact_index import INDEX_KIND, load_index, store_index
 from gocdbackup.repository import Repository, store_stream
 
 log = logging.getLogger("gocdbackup.ops.copy")
-
-
-@frozen(kw_only=True)
-class CopyResult:
-    backup: BackupSet  # as stored in the target
-    already_there: bool
-    blobs_written: int
-    bytes_written: int
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.backup.id,
-            "already_there": self.already_there,
-            "blobs_written": self.blobs_written,
-            "bytes_written": self.bytes_written,
-            "size_bytes": self.backup.size_bytes,
-        }
 
 
 def copy_backup(

@@ -7,14 +7,14 @@ import logging
 from collections.abc import Callable
 
 from gocdbackup.errors import ConfigError
-from gocdbackup.model.gocdnext_storage import DEFAULT_FS_ROOT, StoreLocation, store_location
-from gocdbackup.ports import Database
+from gocdbackup.gocdnext.storage import DEFAULT_FS_ROOT, StoreLocation, store_location
+from gocdbackup.ports import GocdnextData
 
 log = logging.getLogger("gocdbackup.ops.discovery")
 
 
 def discover_artifact_store(
-    db: Database, decrypt: Callable[[bytes], bytes], *, fs_root: str = DEFAULT_FS_ROOT
+    db: GocdnextData, decrypt: Callable[[bytes], bytes], *, fs_root: str = DEFAULT_FS_ROOT
 ) -> StoreLocation:
     """The store ``platform_settings['artifacts.storage']`` names, its credentials decrypted
     with the application key (``decrypt``).  Credentials stay in the returned value's hidden
@@ -23,7 +23,7 @@ def discover_artifact_store(
     if found is None:
         raise ConfigError(
             "this gocdnext database has no artifacts.storage setting (the store is configured "
-            "by environment): pass the store URL with --artifacts"
+            "by environment): pass the store URL as artifacts=URL"
         )
     setting, sealed = found
     credentials = None

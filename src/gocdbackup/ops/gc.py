@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
-
-from attrs import frozen
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, PreconditionFailed
-from gocdbackup.model.gc import GcPlan, plan_gc
-from gocdbackup.ops.artifacts import artifact_chunks
+from gocdbackup.model.gc import GcResult, plan_gc
+from gocdbackup.ops.artifact_index import artifact_chunks
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.gc")
 
 DEFAULT_GRACE = timedelta(hours=24)
-
-
-@frozen(kw_only=True)
-class GcResult:
-    plan: GcPlan
-    dry_run: bool
-    deleted: int
-    deleted_bytes: int
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            **self.plan.summary(),
-            "dry_run": self.dry_run,
-            "deleted": self.deleted,
-            "deleted_bytes": self.deleted_bytes,
-        }
-
-    def _repr_html_(self) -> str:
-        return self.plan._repr_html_()
 
 
 def referenced_blobs(repo: Repository, ctx: OpContext) -> set[str]:

@@ -19,10 +19,10 @@ from gocdbackup.errors import (
     ScanInterrupted,
     StoreNotFound,
 )
-from gocdbackup.model.orphan_report import OrphanReport, RowSpool, ScanSource
+from gocdbackup.model.orphan_report import MemoryRows, OrphanReport, RowBuffer, ScanSource
 from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
 from gocdbackup.ops._objects import object_sha256
-from gocdbackup.ports import Database, ObjectInfo, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectStore
 
 log = logging.getLogger("gocdbackup.ops.orphans")
 
@@ -115,7 +115,7 @@ def _content_verifier(
 
 
 def scan_orphans(
-    db: Database,
+    db: GocdnextData,
     store: ObjectStore,
     *,
     ctx: OpContext,
@@ -125,6 +125,7 @@ def scan_orphans(
     resume: OrphanReport | None = None,
     keep_ok: bool = False,
     pacer: Pacer | None = None,
+    rows_buffer: Callable[[], RowBuffer] = MemoryRows,
 ) -> OrphanReport:
     """Classify every key the database references and every object the store holds (see
     :class:`~gocdbackup.model.orphans.OrphanClass`): one merge of two key-ordered streams, in
@@ -133,7 +134,9 @@ def scan_orphans(
     ``verify_content`` reads that percentage of the objects that have a row with a SHA-256
     (a deterministic sample) and reports ``sha_mismatch``; ``rate_limit`` caps store requests
     per second.  An interrupted scan raises :class:`~gocdbackup.errors.ScanInterrupted` whose
-    ``report`` is incomplete; pass it as ``resume`` to continue after its cursor."""
+    ``report`` is incomplete; pass it as ``resume`` to continue after its cursor.
+    ``rows_buffer`` makes the buffer the findings go to (memory by default; the facade
+    passes one that spills to a temporary file)."""
     if grace < timedelta(0):
         raise ConfigError("the grace window cannot be negative")
     if not 0 <= verify_content <= 100:
@@ -149,7 +152,7 @@ def scan_orphans(
         _check_resumable(resume, source)
         now, grace, verify_content = resume.scanned_at, resume.grace, resume.verify_percent
     pacer = pacer or Pacer(rate_limit)
-    tally, spool = Tally(), RowSpool()
+    tally, spool = Tally(), rows_buffer()
     cursor = ""
     if resume is not None:
         spool.extend(resume.rows())
@@ -206,7 +209,7 @@ def _report(
     source: ScanSource,
     rules: ScanRules,
     tally: Tally,
-    spool: RowSpool,
+    spool: RowBuffer,
     verify_percent: float,
     *,
     complete: bool,

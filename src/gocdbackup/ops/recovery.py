@@ -13,10 +13,12 @@ from gocdbackup.errors import ConfigError, EmptyStore, GocdBackupError
 from gocdbackup.model.artifacts import ArtifactEntry, ArtifactIndex
 from gocdbackup.model.cleanup import CleanupPlan, RecoverResult
 from gocdbackup.model.orphans import OrphanRow, RowRef
-from gocdbackup.ops.artifacts import DEFAULT_WORKERS, load_index, restore_artifacts
+from gocdbackup.ops.artifact_index import load_index
+from gocdbackup.ops.artifact_restore import restore_artifacts
+from gocdbackup.ops.artifacts import DEFAULT_WORKERS
 from gocdbackup.ops.catalog import list_backups
 from gocdbackup.ops.cleanup import MAX_REPORT_AGE, check_plan
-from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectStore
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.recovery")
@@ -79,7 +81,7 @@ def recover_missing(
 
 def retire_missing(
     plan: CleanupPlan,
-    db: Database,
+    db: GocdnextData,
     store: ObjectStore,
     *,
     ctx: OpContext,

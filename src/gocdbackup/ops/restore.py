@@ -14,17 +14,15 @@ from gocdbackup.errors import (
     RestoreMismatch,
     TargetExists,
 )
+from gocdbackup.model.artifacts import ArtifactRestore
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.restore import RestoreReport, diff_tables
 from gocdbackup.ops._components import checked_stream, missing_chunks
-from gocdbackup.ops.artifacts import (
-    DEFAULT_WORKERS,
-    ArtifactRestore,
-    load_index,
-    restore_artifacts,
-)
+from gocdbackup.ops.artifact_index import load_index
+from gocdbackup.ops.artifact_restore import restore_artifacts
+from gocdbackup.ops.artifacts import DEFAULT_WORKERS
 from gocdbackup.ops.backup import DUMP_KIND
-from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.ports import ObjectStore, Postgres
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.restore")
@@ -41,7 +39,7 @@ def staging_name(target: str, suffix: str) -> str:
 
 def restore_backup(
     repo: Repository,
-    db: Database,
+    db: Postgres,
     backup_id: str,
     *,
     confirm: str,
@@ -76,7 +74,7 @@ def restore_backup(
 
 def _restore(
     repo: Repository,
-    db: Database,
+    db: Postgres,
     backup_id: str,
     *,
     ctx: OpContext,
@@ -102,9 +100,7 @@ def _restore(
     target = target or db.name
     exists = db.exists(target)
     if exists and not replace:
-        raise TargetExists(
-            f"database {target!r} already exists; pass replace (--replace) to overwrite it"
-        )
+        raise TargetExists(f"database {target!r} already exists; pass replace=True to overwrite it")
     component = backup.component(DUMP_KIND)
     missing = missing_chunks(component.chunks, repo.blob_sizes())
     if missing:
@@ -168,7 +164,7 @@ def _restore_objects(
     index = load_index(repo, backup, ctx)
     if index is None:
         raise PreconditionFailed(
-            f"backup {backup.id} holds no artefacts (it was taken without --artifacts); "
+            f"backup {backup.id} holds no artefacts (it was taken without artifacts=URL); "
             "nothing was changed"
         )
     missing = missing_chunks(index.chunks(), repo.blob_sizes())  # the index read once

@@ -11,110 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
-
-from attrs import frozen
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfirmationMismatch
 from gocdbackup.model.cleanup import CleanupPlan, plan_cleanup, plan_recovery
-from gocdbackup.model.orphan_report import OrphanReport, describe_report
+from gocdbackup.model.orphan_report import MemoryRows, OrphanReport, RowBuffer, describe_report
 from gocdbackup.model.orphans import OrphanClass, OrphanRow
-from gocdbackup.model.render import html_table, human_bytes
+from gocdbackup.model.render import human_bytes
+from gocdbackup.model.runbook import SAMPLE, Outstanding, RunbookReport, RunbookStep
 from gocdbackup.ops.cleanup import clean_orphans
 from gocdbackup.ops.orphans import DEFAULT_GRACE, scan_orphans
 from gocdbackup.ops.recovery import recover_missing, retire_missing
-from gocdbackup.ports import Database, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectStore
 from gocdbackup.repository import Repository
-
-#: how many keys an outstanding item names (the report of a scan names them all)
-SAMPLE = 20
-
-
-class RunbookStep(NamedTuple):
-    name: str
-    detail: dict[str, Any]
-    #: one short sentence for people
-    text: str
-
-
-@frozen(kw_only=True)
-class Outstanding:
-    """Work a runbook left undone, and why.
-
-    ``kind`` is ``confirm`` (waits for ``confirm=confirm_id``), ``held_back`` (younger than the
-    grace window: run again after ``retry_after``) or ``rows_without_objects`` (rows the
-    lost-database runbook cannot give objects back to: the lost-bucket runbook can)."""
-
-    kind: str
-    count: int
-    reason: str
-    confirm_id: str | None = None
-    retry_after: datetime | None = None
-    keys: tuple[str, ...] = ()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "reason": self.reason,
-            "confirm_id": self.confirm_id,
-            "retry_after": None if self.retry_after is None else self.retry_after.isoformat(),
-            "keys": list(self.keys),
-        }
-
-
-@frozen(kw_only=True)
-class RunbookReport:
-    runbook: str
-    steps: tuple[RunbookStep, ...]
-    #: what ``confirm`` must repeat to run the destructive step (None: nothing to confirm)
-    confirm_id: str | None
-    applied: bool
-    outstanding: tuple[Outstanding, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """The store and the database agree: nothing is left for this runbook to do."""
-        return not self.outstanding
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "runbook": self.runbook,
-            "complete": self.complete,
-            "steps": [{"step": s.name, "result": s.text, **s.detail} for s in self.steps],
-            "confirm_id": self.confirm_id,
-            "applied": self.applied,
-            "outstanding": [o.summary() for o in self.outstanding],
-        }
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [{"step": s.name, "result": s.text} for s in self.steps]
-
-    def __repr__(self) -> str:
-        state = "complete" if self.complete else f"{len(self.outstanding)} item(s) outstanding"
-        return f"<RunbookReport {self.runbook}: {state}>"
-
-    def _repr_html_(self) -> str:
-        state = "complete" if self.complete else "INCOMPLETE"
-        out = html_table(self.rows(), caption=f"Runbook {self.runbook} ({state})")
-        if self.outstanding:
-            out += html_table(
-                [
-                    {
-                        "left undone": o.kind,
-                        "count": o.count,
-                        "why": o.reason,
-                        "confirm": o.confirm_id or "",
-                        "after": "" if o.retry_after is None else o.retry_after.isoformat(),
-                    }
-                    for o in self.outstanding
-                ],
-                caption="Outstanding",
-            )
-        return out
 
 
 def _keys_id(prefix: str, keys: Iterable[str]) -> str:
@@ -152,7 +63,7 @@ def _held_back(items: Sequence[OrphanRow], grace: timedelta, reason: str) -> Out
 
 
 def lost_bucket(
-    db: Database,
+    db: GocdnextData,
     store: ObjectStore,
     repo: Repository,
     *,
@@ -160,6 +71,7 @@ def lost_bucket(
     grace: timedelta = DEFAULT_GRACE,
     confirm: str | None = None,
     allow_empty_store: bool = False,
+    rows_buffer: Callable[[], RowBuffer] = MemoryRows,
 ) -> RunbookReport:
     """The bucket was lost (or restored from an older point) but Postgres is current:
     1. scan; 2. write back every missing object of a ``ready`` row that a backup holds under
@@ -171,7 +83,7 @@ def lost_bucket(
     Retiring rows against a store that held no object and got none back needs
     ``allow_empty_store=True`` as well (it may be a mistyped URL)."""
     steps: list[RunbookStep] = []
-    report = scan_orphans(db, store, ctx=ctx, grace=grace)
+    report = scan_orphans(db, store, ctx=ctx, grace=grace, rows_buffer=rows_buffer)
     steps.append(_scan_step("scan", report))
     recovered = recover_missing(plan_recovery(report), repo, store, ctx=ctx)
     steps.append(RunbookStep("recover from backups", recovered.summary(), recovered.describe()))
@@ -208,7 +120,7 @@ def lost_bucket(
                 else "nothing to retire",
             )
         )
-    after = scan_orphans(db, store, ctx=ctx, grace=grace)
+    after = scan_orphans(db, store, ctx=ctx, grace=grace, rows_buffer=rows_buffer)
     steps.append(_scan_step("scan after", after))
     return RunbookReport(
         runbook="lost-bucket",
@@ -246,7 +158,7 @@ def _bucket_outstanding(after: OrphanReport, grace: timedelta) -> tuple[Outstand
 
 
 def lost_database(
-    db: Database,
+    db: GocdnextData,
     store: ObjectStore,
     *,
     ctx: OpContext,
@@ -254,13 +166,14 @@ def lost_database(
     confirm: str | None = None,
     mode: str = "quarantine",
     quarantine: ObjectStore | None = None,
+    rows_buffer: Callable[[], RowBuffer] = MemoryRows,
 ) -> RunbookReport:
     """Postgres was restored from a backup older than the bucket: objects written since the
     dump have no row.  1. scan; 2. with ``confirm``, quarantine (or delete) the orphan objects
     in gocdnext's layouts older than the grace window, never foreign or recent ones (undo
     with ``undo_cleanup``); 3. scan again and report what is left."""
     steps: list[RunbookStep] = []
-    report = scan_orphans(db, store, ctx=ctx, grace=grace)
+    report = scan_orphans(db, store, ctx=ctx, grace=grace, rows_buffer=rows_buffer)
     steps.append(_scan_step("scan", report))
     plan: CleanupPlan = plan_cleanup(report)
     confirm_id = _keys_id(mode, (i.key for i in plan.items)) if plan.items else None
@@ -271,7 +184,7 @@ def lost_database(
             plan, store, db, ctx=ctx, confirm=plan.id, mode=mode, quarantine=quarantine
         )
         steps.append(RunbookStep(f"{mode} orphan objects", result.summary(), result.describe()))
-        final = scan_orphans(db, store, ctx=ctx, grace=grace)
+        final = scan_orphans(db, store, ctx=ctx, grace=grace, rows_buffer=rows_buffer)
         steps.append(_scan_step("scan after", final))
     else:
         steps.append(

@@ -27,7 +27,7 @@ from gocdbackup.model.artifacts import ArtifactEntry, ArtifactIndex
 from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.verify import BackupCheck, BlobProblem, DamagedBlob, VerifyReport
 from gocdbackup.ops._components import missing_chunks, wrong_size_chunks
-from gocdbackup.ops.artifacts import INDEX_KIND
+from gocdbackup.ops.artifact_index import INDEX_KIND
 from gocdbackup.repository import Repository
 from gocdbackup.repository.streams import fetch_chunks
 

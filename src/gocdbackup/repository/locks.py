@@ -192,7 +192,7 @@ class RepositoryLock:
             if time.monotonic() >= deadline:
                 raise RepositoryLocked(
                     f"the repository is locked: {blocking[0].describe()}; try again later, or "
-                    "remove expired locks with 'gocdbackup unlock --stale'"
+                    "remove expired locks with unlock_stale()"
                 )
             time.sleep(delay * (0.5 + os.urandom(1)[0] / 255))  # jitter breaks ties
             delay = min(delay * 2, 2.0)

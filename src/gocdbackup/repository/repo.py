@@ -90,7 +90,7 @@ class Repository:
     ) -> Repository:
         if not passphrase:
             raise ConfigError(
-                "a repository passphrase is required (GOCDBACKUP_PASSWORD or --password-file)"
+                "a repository passphrase is required (GOCDBACKUP_PASSWORD or password_file=FILE)"
             )
         if next(iter(store.list("")), None) is not None:
             raise RepositoryExists(

@@ -25,19 +25,6 @@ def parse_key(text: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def key_from(env: str | None = None, file: str | None = None) -> bytes:
-    if file is not None:
-        try:
-            with open(file, encoding="ascii") as f:
-                return parse_key(f.read())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the secret key file {file}") from exc
-    value = env if env is not None else os.environ.get(KEY_ENV, "")
-    if not value:
-        raise ConfigError(f"the application key is needed: set {KEY_ENV} or pass --secret-key-file")
-    return parse_key(value)
-
-
 def encrypt(key: bytes, plaintext: bytes) -> bytes:
     nonce = os.urandom(12)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, None)

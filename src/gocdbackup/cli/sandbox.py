@@ -1,5 +1,5 @@
-"""The CLI's ``sandbox`` command (registered on ``gocdbackup.cli.main``): a throwaway gocdnext
-installation to try the other commands on, from another terminal, until Ctrl-C."""
+"""``gocdbackup sandbox``: a throwaway gocdnext installation to try the other commands on, from
+another terminal, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gocdbackup.cli import State, _errors, err_console
+from gocdbackup.cli.common import JsonCommand, State, err_console, handle_errors
 
 if TYPE_CHECKING:
     from gocdbackup.testing import Sandbox
@@ -62,7 +62,7 @@ def _uninterruptible() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @click.option(
     "--dir",
     "directory",
@@ -89,7 +89,7 @@ def sandbox(state: State, directory: str | None, pg_bindir: str | None) -> None:
     from gocdbackup.testing import sandbox as start_sandbox  # noqa: PLC0415 - only here
 
     with _stoppable():
-        with _errors(state):  # Ctrl-C while starting: cleaned up, exit 130
+        with handle_errors(state):  # Ctrl-C while starting: cleaned up, exit 130
             err_console.print("starting the sandbox…", highlight=False)
             sb = start_sandbox(directory, pg_bindir=pg_bindir)
         try:

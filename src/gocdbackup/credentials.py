@@ -1,0 +1,54 @@
+"""Reading secrets the caller points at: the repository passphrase and gocdnext's application
+key, each from an explicit value, a file or an environment variable.  Values are never logged,
+shown or put in a message."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gocdbackup.errors import ConfigError
+from gocdbackup.gocdnext.cipher import KEY_ENV, parse_key
+
+PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # noqa: S105 - the variable's name, not a password
+NEW_PASSWORD_ENV = "GOCDBACKUP_NEW_PASSWORD"  # noqa: S105 - the variable's name
+
+
+def resolve_password(
+    password: str | bytes | None, password_file: str | Path | None, *, env: str = PASSWORD_ENV
+) -> bytes:
+    """The explicit value, else the file (one trailing newline stripped), else the
+    ``GOCDBACKUP_PASSWORD`` variable."""
+    if password is not None:
+        value = password.encode() if isinstance(password, str) else password
+    elif password_file is not None:
+        try:
+            value = Path(password_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the password file {password_file}: {exc.strerror or exc}"
+            ) from exc
+        value = value[:-1] if value.endswith(b"\n") else value
+        value = value[:-1] if value.endswith(b"\r") else value
+    else:
+        value = os.environ.get(env, "").encode()
+    if not value:
+        parameter = "new_password_file" if env == NEW_PASSWORD_ENV else "password_file"
+        raise ConfigError(f"no repository passphrase: set {env} or pass {parameter}=FILE")
+    return value
+
+
+def application_key(env: str | None = None, file: str | None = None) -> bytes:
+    """gocdnext's ``GOCDNEXT_SECRET_KEY``: from ``file``, else ``env``, else the variable."""
+    if file is not None:
+        try:
+            with open(file, encoding="ascii") as f:
+                return parse_key(f.read())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the secret key file {file}") from exc
+    value = env if env is not None else os.environ.get(KEY_ENV, "")
+    if not value:
+        raise ConfigError(
+            f"the application key is needed: set {KEY_ENV} or pass secret_key_file=FILE"
+        )
+    return parse_key(value)

@@ -1,0 +1,50 @@
+"""Public in-memory fakes of every port, so users (and our own unit tests) can exercise backup
+automation without a database or a bucket: :class:`MemoryStore` (an
+:class:`~gocdbackup.ports.ObjectStore`), :class:`FakePostgres` (the generic
+:class:`~gocdbackup.ports.Postgres` server, holding :class:`FakeDatabaseContents` by name),
+:class:`FakeGocdnext` (gocdnext's rows, :class:`~gocdbackup.ports.GocdnextData`, over the same
+server's databases), :class:`FakeClock` and :class:`RecordingProgress`::
+
+    pg = FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 3})})
+    take_backup(repo, pg, gocdnext=FakeGocdnext(pg), artifacts=MemoryStore(), ctx=OpContext())
+
+Also re-exports the real helpers for integration tests: :class:`LocalPostgres` (a throwaway
+local server), :func:`build_gocdnext_fixture` (a gocdnext-shaped database) and
+:func:`fill_store` (the objects its rows reference, in a real store); and :func:`sandbox`, all
+of them together (server, database, filled store, empty repository) to try gocdbackup on.
+"""
+
+from gocdbackup.drivers.gocdnext_fixture import FixtureSpec, decrypt_gocdnext, encrypt_gocdnext
+from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
+from gocdbackup.drivers.local_server import LocalPostgres
+from gocdbackup.testing.context import FakeClock, RecordingProgress
+from gocdbackup.testing.databases import (
+    FakeDatabaseContents,
+    FakeGocdnext,
+    FakePostgres,
+    FakeSnapshot,
+    fake_dump,
+    parse_fake_dump,
+)
+from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
+from gocdbackup.testing.stores import MemoryStore
+
+__all__ = [
+    "FakeClock",
+    "FakeDatabaseContents",
+    "FakeGocdnext",
+    "FakePostgres",
+    "FakeSnapshot",
+    "FixtureSpec",
+    "LocalPostgres",
+    "MemoryStore",
+    "RecordingProgress",
+    "Sandbox",
+    "build_gocdnext_fixture",
+    "decrypt_gocdnext",
+    "encrypt_gocdnext",
+    "fake_dump",
+    "fill_store",
+    "parse_fake_dump",
+    "sandbox",
+]

@@ -1,0 +1,312 @@
+"""In-memory fakes of the two database ports: :class:`FakePostgres` (a generic PostgreSQL server
+holding named databases, with fault knobs) and :class:`FakeGocdnext` (gocdnext's rows, over the
+same server's databases).  A database's contents are a :class:`FakeDatabaseContents`: tables
+with row counts, the goose version, and gocdnext's object-referencing rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import define, evolve, field
+
+from gocdbackup.context import Clock, OpContext
+from gocdbackup.errors import DatabaseNotFound, IntegrityError, PostgresError, ToolFailed
+from gocdbackup.gocdnext.schema import Table
+from gocdbackup.model.artifacts import ObjectRef
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.orphans import RowRef
+
+
+@define
+class FakeDatabaseContents:
+    """What one fake database holds."""
+
+    #: table name → row count
+    tables: dict[str, int] = field(factory=dict)
+    #: the artefact-store objects this database's rows reference (what a backup copies:
+    #: :meth:`FakeGocdnext.referenced_objects`)
+    objects: list[ObjectRef] = field(factory=list)
+    #: the rows referencing objects that an orphan scan sees (:meth:`FakeGocdnext.object_rows`)
+    rows: list[RowRef] = field(factory=list)
+    goose: int | None = 86
+    owner: str = "gocdnext"
+    encoding: str = "UTF8"
+    #: bytes of filler in the dump, deterministic from the table contents
+    payload_bytes: int = 3 * 1024 * 1024
+
+    def copy(self) -> FakeDatabaseContents:
+        """A copy whose lists and tables can change without changing these."""
+        return evolve(
+            self, tables=dict(self.tables), objects=list(self.objects), rows=list(self.rows)
+        )
+
+
+_MAGIC = b"FAKEDUMP\n"
+
+
+def _filler(seed: bytes, n: int) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(out[:n])
+
+
+def fake_dump(db: FakeDatabaseContents) -> bytes:
+    """The dump :class:`FakePostgres` streams of ``db``: its tables and goose version, then
+    deterministic filler."""
+    header = json.dumps({"tables": db.tables, "goose": db.goose}, sort_keys=True).encode()
+    return _MAGIC + len(header).to_bytes(4, "big") + header + _filler(header, db.payload_bytes)
+
+
+def parse_fake_dump(data: bytes) -> FakeDatabaseContents:
+    if not data.startswith(_MAGIC):
+        raise IntegrityError("the dump's table of contents is unreadable: not a fake dump")
+    n = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 4], "big")
+    header = json.loads(data[len(_MAGIC) + 4 : len(_MAGIC) + 4 + n])
+    return FakeDatabaseContents(tables=dict(header["tables"]), goose=header["goose"])
+
+
+class _Stream:
+    def __init__(self, data: bytes, fail_after: int | None) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._fail_after = fail_after
+
+    def read(self, n: int = -1) -> bytes:
+        if self._fail_after is not None and self._pos >= self._fail_after:
+            raise ToolFailed("pg_dump", -9, "killed by the test")
+        end = len(self._data) if n < 0 else min(len(self._data), self._pos + n)
+        if self._fail_after is not None:
+            end = min(end, self._fail_after + 1)
+        chunk = bytes(self._data[self._pos : end])
+        self._pos = end
+        return chunk
+
+
+class FakeSnapshot:
+    """A :class:`~gocdbackup.ports.Snapshot`: a copy of the database's contents taken when it
+    was exported."""
+
+    def __init__(
+        self, server: FakePostgres, contents: FakeDatabaseContents, at: datetime, snapshot_id: str
+    ) -> None:
+        self._server = server
+        self.contents = contents.copy()
+        self._at = at
+        self._id = snapshot_id
+
+    @property
+    def snapshot_id(self) -> str:
+        return self._id
+
+    def point(self) -> ConsistencyPoint:
+        return ConsistencyPoint(
+            snapshot_at=self._at,
+            snapshot_id=self.snapshot_id,
+            wal_lsn="0/1A2B3C4D",
+            timeline=1,
+            server_version="16.4",
+            server_version_num=160004,
+            goose_version=self.contents.goose,
+        )
+
+    def database(self) -> DatabaseInfo:
+        return DatabaseInfo(
+            name=self._server.name,
+            owner=self.contents.owner,
+            encoding=self.contents.encoding,
+            size_bytes=self.contents.payload_bytes,
+            pg_dump_version="16.4",
+        )
+
+    def count_rows(self) -> tuple[TableRows, ...]:
+        return tuple(TableRows(name=k, rows=v) for k, v in sorted(self.contents.tables.items()))
+
+    @contextmanager
+    def dump(self, ctx: OpContext) -> Iterator[_Stream]:
+        self._server.events.append("dump")
+        yield _Stream(fake_dump(self.contents), self._server.fail_dump_after)
+
+
+class FakePostgres:
+    """A :class:`~gocdbackup.ports.Postgres` server whose databases are ``databases`` (name →
+    :class:`FakeDatabaseContents`); ``name`` is the one its connection parameters name.
+
+    ``events`` records ``dump`` and every state-changing call (``create``, ``load``, ``swap``,
+    ``drop``), so tests can assert that a failed restore never touched the target.  Fault
+    knobs: ``fail_dump_after`` (bytes), ``fail_load`` (bool), ``drift`` (table → rows added on
+    load), ``goose_after_load`` (the goose version a load leaves behind).  ``snapshots`` holds
+    the contents of each snapshot while it is held open, by id (what
+    :meth:`FakeGocdnext.referenced_objects` reads).
+    """
+
+    def __init__(
+        self,
+        name: str = "gocdnext",
+        databases: dict[str, FakeDatabaseContents] | None = None,
+        *,
+        roles: Iterable[str] = ("postgres", "gocdnext"),
+    ) -> None:
+        self._name = name
+        self.databases: dict[str, FakeDatabaseContents] = databases if databases is not None else {}
+        self.roles = set(roles)
+        self.events: list[str] = []
+        self.fail_dump_after: int | None = None
+        self.fail_load = False
+        self.drift: dict[str, int] = {}
+        self.goose_after_load: int | None = None
+        self.snapshots: dict[str, FakeDatabaseContents] = {}
+        self._exported = 0
+
+    def __repr__(self) -> str:
+        return f"FakePostgres({self._name!r}, {len(self.databases)} database(s))"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def source_id(self) -> str:
+        return f"fake://{self._name}"
+
+    @contextmanager
+    def snapshot(self, ctx: OpContext) -> Iterator[FakeSnapshot]:
+        if self._name not in self.databases:
+            raise DatabaseNotFound(f"database {self._name!r} does not exist")
+        self._exported += 1
+        snap = FakeSnapshot(
+            self, self.databases[self._name], ctx.now(), f"00000003-00000002-{self._exported}"
+        )
+        self.snapshots[snap.snapshot_id] = snap.contents
+        try:
+            yield snap
+        finally:
+            del self.snapshots[snap.snapshot_id]
+
+    def exists(self, name: str) -> bool:
+        return name in self.databases
+
+    def role_exists(self, role: str) -> bool:
+        return role in self.roles
+
+    def create(self, name: str, *, owner: str | None, encoding: str) -> None:
+        if name in self.databases:
+            raise PostgresError(f"database {name!r} already exists")
+        self.events.append(f"create {name}")
+        self.databases[name] = FakeDatabaseContents(
+            tables={}, goose=None, owner=owner or "postgres", encoding=encoding
+        )
+
+    def load(
+        self,
+        chunks: Iterable[bytes],
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        ctx: OpContext,
+    ) -> None:
+        self.events.append(f"load {name}")
+        if self.fail_load:
+            raise ToolFailed("pg_restore", 1, "pg_restore: error: injected failure")
+        data = bytearray()
+        for c in chunks:  # like pg_restore: consumes the stream, stops on its errors
+            ctx.check()
+            data += c
+        restored = parse_fake_dump(bytes(data))
+        tables = {k: v + self.drift.get(k, 0) for k, v in restored.tables.items()}
+        db = self.databases[name]
+        db.tables = tables
+        db.goose = self.goose_after_load if self.goose_after_load is not None else restored.goose
+
+    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+        db = self.databases[name]
+        return db.goose, tuple(TableRows(name=k, rows=v) for k, v in sorted(db.tables.items()))
+
+    def swap(self, staging: str, target: str) -> None:
+        self.events.append(f"swap {staging} -> {target}")
+        self.databases[target] = self.databases.pop(staging)
+
+    def drop(self, name: str) -> None:
+        self.events.append(f"drop {name}")
+        self.databases.pop(name, None)
+
+
+class FakeGocdnext:
+    """A :class:`~gocdbackup.ports.GocdnextData` over ``server``'s database ``server.name``:
+    its ``objects`` (read in a snapshot) and ``rows`` (read now).  ``setting`` is what
+    :meth:`storage_setting` answers; ``clock`` the time :meth:`retire_rows` stamps (the system
+    clock where None)."""
+
+    def __init__(self, server: FakePostgres, *, clock: Clock | None = None) -> None:
+        self.server = server
+        #: what ``storage_setting`` answers: (value, encrypted credentials) or None
+        self.setting: tuple[dict[str, Any], bytes | None] | None = None
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"FakeGocdnext({self.server.name!r})"
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    def source_id(self) -> str:
+        return self.server.source_id()
+
+    def _contents(self) -> FakeDatabaseContents:
+        if self.server.name not in self.server.databases:
+            raise DatabaseNotFound(f"database {self.server.name!r} does not exist")
+        return self.server.databases[self.server.name]
+
+    def referenced_objects(self, snapshot_id: str) -> list[ObjectRef]:
+        """The ``objects`` of the snapshot ``snapshot_id`` (which must still be held open)."""
+        contents = self.server.snapshots.get(snapshot_id)
+        if contents is None:
+            raise PostgresError(f"invalid snapshot identifier {snapshot_id!r} (not held open)")
+        return sorted(contents.objects, key=lambda r: r.key)
+
+    def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
+        return self.setting
+
+    def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
+        """Rows as they are now (tests change ``objects`` and ``rows`` meanwhile)."""
+        db = self._contents()
+        current = {r.key: r.status for r in db.objects}
+        current.update({r.key: r.status for r in db.rows})
+        return {k: current[k] for k in keys if k in current}
+
+    def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
+        """The ``rows`` with keys after ``start_after``, in key order (read when iteration
+        starts, like the real driver's transaction)."""
+        rows = sorted(
+            (r for r in self._contents().rows if r.key > start_after),
+            key=lambda r: (r.key, r.table, r.row_id),
+        )
+        yield from rows
+
+    def retire_rows(self, rows: Iterable[RowRef]) -> int:
+        """Artefacts go to ``deleting`` (stamped now), cache rows and log archives leave
+        ``rows``; only rows still as given (table, id, key and status) are changed."""
+        db = self._contents()
+        wanted = {(r.table, r.row_id, r.key, r.status) for r in rows}
+        if not wanted:
+            return 0
+        now = self.clock.now() if self.clock is not None else datetime.now(UTC)
+        kept: list[RowRef] = []
+        changed = 0
+        for row in db.rows:
+            if (row.table, row.row_id, row.key, row.status) not in wanted:
+                kept.append(row)
+                continue
+            changed += 1
+            if row.table == Table.ARTIFACTS:
+                kept.append(evolve(row, status="deleting", stamped_at=now))
+        db.rows = kept
+        return changed
