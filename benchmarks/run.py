@@ -1,19 +1,21 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle|artifacts|orphans]
+                             [--only postgres|lifecycle|artifacts|orphans|secrets]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
 database); ``--only orphans`` just the orphan-reconciliation ones (the merge over 1,000,000
 keys, a scan of 20,000 objects on a moto S3 server, peak memory at two sizes; no database);
-``--only postgres`` the PostgreSQL ones.  By default everything runs; a partial run
-writes to ``results/latest-<section>.json`` unless ``--output`` says otherwise, so it never
-overwrites the full run's ``latest.json``.
+``--only secrets`` just ``secrets check`` and key rotation over 100,000 sealed values (a small
+database of its own on a second embedded server); ``--only postgres`` the PostgreSQL ones.
+By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
+``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
 pg_restore with the same binaries, s5cmd or rclone copying the same objects, s3fs listing the
-same bucket, or the same measurement at another size); nothing asserts a wall-clock limit.
+same bucket, a bare loop of the same AES-GCM calls over the same values in memory, or the
+same measurement at another size); nothing asserts a wall-clock limit.
 Targets are reported as met or not, and the exit status stays 0 either way.
 """
 
@@ -41,13 +43,14 @@ import bench_lifecycle
 import bench_memory
 import bench_orphans
 import bench_restore
+import bench_secrets
 from _common import MB, Result, table, timed
 from gocdbackup.testing import LocalPostgres
 
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans")
+SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets")
 
 
 def _section(title: str) -> None:
@@ -89,6 +92,15 @@ def run_all(
         orph_results, orph_meta = bench_orphans.run(workdir, repeat)
         results += orph_results
         meta["orphans"] = orph_meta
+    if "secrets" in sections:
+        _section(
+            f"9. secrets check and key rotation over {bench_secrets.VALUES:,} sealed values vs"
+            " bare AES-GCM loops"
+        )
+        with LocalPostgres.start(parent_dir=str(workdir)) as pg:
+            sec_results, sec_meta = bench_secrets.run(pg, repeat)
+        results += sec_results
+        meta["secrets"] = sec_meta
     return results, meta
 
 
@@ -169,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=SECTIONS,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
-        " artefact-store ones (7) or the orphan-reconciliation ones (8)",
+        " artefact-store ones (7), the orphan-reconciliation ones (8) or the secrets ones (9)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

@@ -7,8 +7,10 @@ Start with :class:`GocdBackup`::
     backup = gb.backup("postgresql://gocdnext@db/gocdnext", label="nightly")
 """
 
-from gocdbackup._facade import BackupList, GocdBackup
+from gocdbackup._escrow import escrow_key, list_escrows, recover_key, save_recipient
+from gocdbackup._facade import GocdBackup
 from gocdbackup._reconciler import Reconciler
+from gocdbackup._secrets import check_secrets, key_fingerprint, rotate_key
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
@@ -18,9 +20,14 @@ from gocdbackup.errors import (
     ConfirmationMismatch,
     DriverError,
     EmptyStore,
+    EscrowDamaged,
+    EscrowLocked,
+    EscrowMismatch,
     GocdBackupError,
     IntegrityError,
+    KeyMismatch,
     NotFound,
+    PaperFormError,
     PermissionDenied,
     PostgresError,
     PreconditionFailed,
@@ -50,6 +57,7 @@ from gocdbackup.model import (
     TableRows,
     VerifyReport,
 )
+from gocdbackup.model.backup import BackupList
 from gocdbackup.model.cleanup import (
     CleanupPlan,
     CleanupResult,
@@ -58,9 +66,13 @@ from gocdbackup.model.cleanup import (
     plan_cleanup,
     plan_recovery,
 )
+from gocdbackup.model.escrow_keys import generate_recipient
+from gocdbackup.model.escrow_results import EscrowEntry, EscrowResult, RecoveredKey
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
+from gocdbackup.model.rotation import RotationReport
 from gocdbackup.model.runbook import Outstanding, RunbookReport
+from gocdbackup.model.secrets import SecretsCheck
 
 __all__ = [
     "BackupCheck",
@@ -81,10 +93,16 @@ __all__ = [
     "DatabaseInfo",
     "DriverError",
     "EmptyStore",
+    "EscrowDamaged",
+    "EscrowEntry",
+    "EscrowLocked",
+    "EscrowMismatch",
+    "EscrowResult",
     "GcPlan",
     "GocdBackup",
     "GocdBackupError",
     "IntegrityError",
+    "KeyMismatch",
     "LeftAfterCleanup",
     "Manifest",
     "NotFound",
@@ -92,16 +110,20 @@ __all__ = [
     "OrphanClass",
     "OrphanReport",
     "Outstanding",
+    "PaperFormError",
     "PermissionDenied",
     "PostgresError",
     "PreconditionFailed",
     "ProgressEvent",
     "Reconciler",
+    "RecoveredKey",
     "RestoreMismatch",
     "RestoreReport",
     "RetentionPlan",
     "RetentionPolicy",
+    "RotationReport",
     "RunbookReport",
+    "SecretsCheck",
     "StorageError",
     "StoreNotFound",
     "TableRows",
@@ -110,10 +132,18 @@ __all__ = [
     "ToolTooOld",
     "VerifyReport",
     "WrongPassword",
+    "check_secrets",
+    "escrow_key",
+    "generate_recipient",
+    "key_fingerprint",
     "left_after_cleanup",
+    "list_escrows",
     "load_report",
     "plan_cleanup",
     "plan_recovery",
+    "recover_key",
+    "rotate_key",
+    "save_recipient",
     "save_report",
     "write_report_csv",
 ]

@@ -8,22 +8,30 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from gocdbackup import ops
+from gocdbackup._wiring import __version__, postgres_server, store_of
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
-from gocdbackup.credentials import NEW_PASSWORD_ENV, application_key, resolve_password
+from gocdbackup.credentials import (
+    NEW_PASSWORD_ENV,
+    application_key,
+    given_key,
+    resolve_password,
+)
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer, goose_version
+from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext import cipher as gocdnext_cipher
 from gocdbackup.gocdnext.storage import DEFAULT_FS_ROOT
 from gocdbackup.model.artifacts import ArtifactIndex, ArtifactRestore
-from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.backup import BackupList, BackupSet
 from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.gc import GcResult
-from gocdbackup.model.render import html_table, to_pandas
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.verify import VerifyReport
+from gocdbackup.ops import secrets
 from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.artifact_restore import restore_artifacts, select
 from gocdbackup.ops.copy import copy_backup
@@ -34,46 +42,6 @@ from gocdbackup.ports import GocdnextData, ObjectStore, Postgres
 from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
-
-
-def __version__() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("gocdbackup")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
-
-
-def postgres_server(
-    dsn: str, *, bindir: str | None = None, restore_settings: dict[str, str] | None = None
-) -> PostgresServer:
-    """The server ``dsn`` names, recording gocdnext's goose version in snapshots and
-    inspections (the wiring both facades use)."""
-    return PostgresServer(
-        dsn, bindir=bindir, restore_settings=restore_settings, schema_version=goose_version
-    )
-
-
-def _store(
-    value: str | ObjectStore | None, options: dict[str, Any] | None = None
-) -> ObjectStore | None:
-    if value is None or not isinstance(value, str):
-        return value
-    return FsspecStore(value, options)
-
-
-class BackupList(list[BackupSet]):
-    """A list of backups that also shows itself as a table in Jupyter."""
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [b.summary() for b in self]
-
-    def to_pandas(self) -> Any:
-        return to_pandas(self.rows())
-
-    def _repr_html_(self) -> str:
-        return html_table(self.rows(), caption=f"{len(self)} backup(s)")
 
 
 class GocdBackup:
@@ -205,7 +173,8 @@ class GocdBackup:
                 gocdnext, secret_key=secret_key, secret_key_file=secret_key_file
             )
         else:
-            store = _store(artifacts, self.artifact_options)
+            store = store_of(artifacts, self.artifact_options)
+        key = given_key(secret_key, secret_key_file)
         return ops.take_backup(
             self.repository,
             database,
@@ -216,6 +185,7 @@ class GocdBackup:
             gocdnext=gocdnext,
             fail_on_missing=fail_on_missing,
             transfers=self.transfers,
+            secret_key=key if gocdnext is not None else None,
         )
 
     def discover_artifacts(
@@ -253,21 +223,40 @@ class GocdBackup:
         replace: bool = False,
         target: str | None = None,
         artifacts: str | ObjectStore | None = None,
+        secret_key: str | None = None,
+        secret_key_file: str | None = None,
     ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
         one needs ``replace=True``).  ``confirm`` must repeat the backup id.  With
-        ``artifacts``, the backup's objects are written back into that store first."""
-        return ops.restore_backup(
+        ``artifacts``, the backup's objects are written back into that store first.
+
+        With gocdnext's application key (``secret_key``, ``secret_key_file`` or
+        ``$GOCDNEXT_SECRET_KEY``), a key other than the one the backup was taken with is
+        refused before anything is touched (:class:`~gocdbackup.errors.KeyMismatch`), and the
+        restored database's sealed values are checked (``RestoreReport.secrets``)."""
+        key = given_key(secret_key, secret_key_file)
+        if key is not None:
+            secrets.check_backup_key(self.get_backup(backup_id), key)
+        database = self.database(db)
+        report = ops.restore_backup(
             self.repository,
-            self.database(db),
+            database,
             backup_id,
             confirm=confirm,
             ctx=self.context(),
             target=target,
             replace=replace,
-            artifacts=_store(artifacts, self.artifact_options),
+            artifacts=store_of(artifacts, self.artifact_options),
             transfers=self.transfers,
         )
+        if (
+            key is None
+            or not isinstance(database, PostgresServer)
+            or report.database != (database.name)
+        ):
+            return report
+        check = secrets.check_secrets(GocdnextTables(database), key, ctx=self.context())
+        return attrs.evolve(report, secrets=check)
 
     def artifact_index(self, backup_id: str) -> ArtifactIndex | None:
         """What the backup holds of the artefact store (None for a database-only backup)."""
@@ -288,7 +277,7 @@ class GocdBackup:
         index = self.artifact_index(backup_id)
         if index is None:
             raise ConfigError(f"backup {backup_id} was taken without artefacts")
-        store = _store(artifacts, self.artifact_options)
+        store = store_of(artifacts, self.artifact_options)
         assert store is not None
         only = select(project=project, pipeline=pipeline, run=run, prefix=prefix)
         return restore_artifacts(

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from gocdbackup._facade import GocdBackup, postgres_server
+from gocdbackup._facade import GocdBackup
+from gocdbackup._wiring import postgres_server
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.postgres import GocdnextTables

@@ -43,12 +43,21 @@ def application_key(env: str | None = None, file: str | None = None) -> bytes:
     if file is not None:
         try:
             with open(file, encoding="ascii") as f:
-                return parse_key(f.read())
+                text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the secret key file {file}") from exc
+        return parse_key(text, source=f"the secret key file {file}", from_file=True)
     value = env if env is not None else os.environ.get(KEY_ENV, "")
     if not value:
         raise ConfigError(
             f"the application key is needed: set {KEY_ENV} or pass secret_key_file=FILE"
         )
     return parse_key(value)
+
+
+def given_key(secret_key: str | None = None, secret_key_file: str | None = None) -> bytes | None:
+    """The application key when the caller gave one (a value, a file, or ``$GOCDNEXT_SECRET_KEY``
+    set), else None; a key given but malformed is an error."""
+    if secret_key is None and secret_key_file is None and not os.environ.get(KEY_ENV):
+        return None
+    return application_key(env=secret_key, file=secret_key_file)

@@ -67,6 +67,12 @@ class ConfirmationMismatch(PreconditionFailed):
     code = "confirmation_mismatch"
 
 
+class KeyMismatch(PreconditionFailed):
+    """The application key given is not the one a backup was taken with."""
+
+    code = "key_mismatch"
+
+
 class TargetExists(PreconditionFailed):
     """The restore target already exists and replacing it was not asked for."""
 
@@ -237,6 +243,7 @@ __all__ = [
     "EmptyStore",
     "GocdBackupError",
     "IntegrityError",
+    "KeyMismatch",
     "NotFound",
     "OutOfOrder",
     "PermissionDenied",
@@ -282,3 +289,43 @@ class ObjectMissing(NotFound):
 
 
 __all__ += ["ObjectMissing"]
+
+
+# -- the application key's escrow ----------------------------------------------------------------
+
+
+class EscrowLocked(ConfigError):
+    """An escrow of the application key does not open with the passphrase or private key
+    given (a wrong secret, or a recipient the escrow was not written for)."""
+
+    code = "escrow_locked"
+
+
+class EscrowDamaged(IntegrityError):
+    """An escrow envelope was altered or is corrupt: the right secret opens its slot, but the
+    sealed key, its header or its fingerprint do not authenticate."""
+
+    code = "escrow_damaged"
+
+
+class EscrowMismatch(ConfigError):
+    """An escrow holds another key than the one asked for (its fingerprint differs)."""
+
+    code = "escrow_mismatch"
+
+
+class PaperFormError(ConfigError):
+    """A paper form of the application key does not read back: ``line`` is the line of the
+    text (1-based) where the problem is, where there is one; ``label`` the paper line's
+    label (``"3"`` for the third line of the key, ``"fingerprint"``, ...).  The message names
+    the line, never what it holds."""
+
+    code = "paper_form"
+
+    def __init__(self, message: str, *, line: int | None = None, label: str = "") -> None:
+        super().__init__(message)
+        self.line = line
+        self.label = label
+
+
+__all__ += ["EscrowDamaged", "EscrowLocked", "EscrowMismatch", "PaperFormError"]

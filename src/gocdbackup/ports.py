@@ -14,9 +14,11 @@ from attrs import frozen
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ObjectMissing
+from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
+from gocdbackup.model.secrets import Reseal, SealedValue
 
 
 @frozen(kw_only=True)
@@ -251,4 +253,20 @@ class GocdnextData(Protocol):
     def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
         """gocdnext's ``platform_settings['artifacts.storage']``: (value, encrypted
         credentials), or None where there is no such row."""
+        ...
+
+    def encrypted_columns_present(self, columns: Sequence[EncryptedColumn]) -> list[str]:
+        """The names of ``columns`` this database has (an older gocdnext lacks some)."""
+        ...
+
+    def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
+        """Every value of ``columns`` (present ones only), NULLs and external secrets as
+        ``blob=None``; a map column (runner profiles) as one value per entry, its hex decoded
+        (an entry that is not hex comes as an unopenable blob).  Read through a server-side
+        cursor in one REPEATABLE READ transaction: memory stays bounded."""
+        ...
+
+    def reseal(self, changes: Sequence[Reseal]) -> int:
+        """In one transaction, replace each value by its new blob where the row still holds
+        the old one (a map entry: just that entry); how many were replaced."""
         ...

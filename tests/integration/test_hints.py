@@ -19,7 +19,7 @@ import pytest
 
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.gocdnext_fixture import check_objects, write_objects
-from tests.conftest import REPO_PASSWORD
+from tests.conftest import PG_PASSWORD, REPO_PASSWORD
 
 #: the installed console script, as a user types it
 GOCDBACKUP = str(Path(sys.executable).with_name("gocdbackup"))
@@ -27,7 +27,14 @@ HINT = re.compile(r"(?:^\s+|: )(gocdbackup .+)$")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD, **(env or {})}
+    # the user's shell: the database password is in PGPASSWORD too, as printed commands
+    # never repeat a password (they say so in a trailing comment)
+    environ = {
+        **os.environ,
+        "GOCDBACKUP_PASSWORD": REPO_PASSWORD,
+        "PGPASSWORD": PG_PASSWORD,
+        **(env or {}),
+    }
     return subprocess.run(
         [GOCDBACKUP, *args], env=environ, capture_output=True, text=True, check=False
     )
@@ -35,7 +42,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def run_printed(command: str, env: dict[str, str] | None = None) -> Any:
     """A command exactly as the CLI printed it."""
-    words = shlex.split(command)
+    assert PG_PASSWORD not in command
+    assert REPO_PASSWORD not in command
+    words = shlex.split(command, comments=True)
     assert words[0] == "gocdbackup"
     return run(*words[1:], env=env)
 
@@ -135,7 +144,8 @@ def test_lost_bucket_left_undone_exits_3_and_its_printed_commands_finish_it(
     assert statuses == {old: "deleting", young: "ready"}
     third = run_printed(again)
     assert third.returncode == 3
-    assert hints(third) == [again]  # only the grace window is left, and the same command
+    # only the grace window is left, and the same command (no password to omit any more)
+    assert hints(third) == [again.partition("  #")[0]]
     assert check_objects(db, FsspecStore(store))[1] == [f"{young}: missing"]
 
 
@@ -213,7 +223,7 @@ def test_retiring_rows_against_an_empty_store_needs_its_own_flag(
         (deleting,) = conn.execute(
             "SELECT count(*) FROM artifacts WHERE status = 'deleting'"
         ).fetchone() or (0,)
-    retired = run_printed(confirm + " --allow-empty-store")
+    retired = run_printed(shlex.join([*shlex.split(confirm, comments=True), "--allow-empty-store"]))
     assert retired.returncode == 0, retired.stderr
     with psycopg.connect(gocdnext_db) as conn:
         (after,) = conn.execute(

@@ -17,6 +17,7 @@ from gocdbackup.model import (
     Component,
     ConsistencyPoint,
     DatabaseInfo,
+    KeyCheck,
     Manifest,
     TableRows,
     Timings,
@@ -61,6 +62,15 @@ def backup_sets(draw: st.DrawFn) -> BackupSet:
         label=draw(text),
         pin=draw(st.none() | text),
         tool_version=draw(text),
+        key_check=draw(
+            st.none()
+            | st.builds(
+                KeyCheck,
+                fingerprint=st.text("0123456789abcdef", min_size=16, max_size=16),
+                checked=st.integers(0, 10**6),
+                opened=st.integers(0, 10**6),
+            )
+        ),
         point=ConsistencyPoint(
             snapshot_at=draw(times),
             snapshot_id=draw(text),
@@ -115,7 +125,7 @@ def test_any_missing_required_field_is_a_typed_error(
     backup: BackupSet, data: st.DataObject
 ) -> None:
     doc = Manifest(backup=backup).to_dict()
-    optional = {"pin", "artifacts"}  # optional fields may be absent
+    optional = {"pin", "artifacts", "key"}  # optional fields may be absent
     key = data.draw(st.sampled_from(sorted(set(doc) - optional)))
     del doc[key]
     with pytest.raises(UnsupportedFormat):

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gocdbackup._facade import BackupList
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.credentials import resolve_password
 from gocdbackup.drivers.fsspec_store import redact_url
 from gocdbackup.drivers.postgres.tools import major_of, only_transaction_timeout_errors
 from gocdbackup.errors import Cancelled, ConfigError, ToolFailed
 from gocdbackup.model import ProgressEvent, diff_tables, is_backup_id, make_backup_id
+from gocdbackup.model.backup import BackupList
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.model.render import html_table, human_bytes
 from gocdbackup.ops import take_backup

@@ -9,7 +9,18 @@ import logging
 import click
 from rich.logging import RichHandler
 
-from gocdbackup.cli import backup, catalog, cleanup, demo, keys, maintenance, orphans, runbook
+from gocdbackup.cli import (
+    backup,
+    catalog,
+    cleanup,
+    demo,
+    keys,
+    maintenance,
+    orphans,
+    runbook,
+    secrets,
+    secrets_escrow,
+)
 from gocdbackup.cli import sandbox as sandbox_cli
 from gocdbackup.cli.common import MainGroup, State, err_console
 
@@ -51,6 +62,8 @@ for _command in (
     maintenance.gc,
     maintenance.unlock,
     keys.key,
+    # gocdnext's application key
+    secrets.secrets,
     # gocdnext's database against its artefact store
     orphans.orphans,
     runbook.runbook,
@@ -67,3 +80,11 @@ for _command in (
     cleanup.orphans_purge,
 ):
     orphans.orphans.add_command(_command)
+
+for _command in (
+    secrets_escrow.escrow,
+    secrets_escrow.recover,
+    secrets_escrow.recipient,
+    secrets_escrow.escrows,
+):
+    secrets.secrets.add_command(_command)

@@ -4,11 +4,20 @@ repository, a database, or a second repository."""
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from gocdbackup import GocdBackup
-from gocdbackup.cli.common import JsonCommand, State, emit, handle_errors, out_console, progress_bar
+from gocdbackup.cli.common import (
+    EXIT_FAILED,
+    JsonCommand,
+    State,
+    emit,
+    handle_errors,
+    out_console,
+    progress_bar,
+)
 from gocdbackup.cli.options import (
     artifact_options,
     db_option,
@@ -55,7 +64,8 @@ def init(state: State, repo: str, password_file: str | None) -> None:
 @click.option(
     "--secret-key-file",
     type=click.Path(dir_okay=False),
-    help="gocdnext's application key, for --artifacts auto (default: $GOCDNEXT_SECRET_KEY).",
+    help="gocdnext's application key: the backup records its fingerprint and a sampled "
+    "decrypt check; also what --artifacts auto needs (default: $GOCDNEXT_SECRET_KEY).",
 )
 @click.option(
     "--fail-on-missing",
@@ -108,6 +118,12 @@ def _print_backup_line(b: BackupSet) -> None:
     help="Also write the backup's artefact objects back into this store "
     "(default: $GOCDBACKUP_ARTIFACTS).",
 )
+@click.option(
+    "--secret-key-file",
+    type=click.Path(dir_okay=False),
+    help="gocdnext's application key: refused if the backup was taken with another key, and "
+    "every sealed value of the restored database is checked (default: $GOCDNEXT_SECRET_KEY).",
+)
 @artifact_options
 @transfers_option
 @click.pass_obj
@@ -122,16 +138,23 @@ def restore(
     replace: bool,
     confirm: str,
     artifacts: str | None,
+    secret_key_file: str | None,
     transfers: int,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with handle_errors(state), progress_bar(state) as bar:
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
-        report = gb.restore(backup_id, db, confirm=confirm, replace=replace, artifacts=artifacts)
-    emit(
-        state,
-        report.summary(),
-        lambda: out_console.print(
+        report = gb.restore(
+            backup_id,
+            db,
+            confirm=confirm,
+            replace=replace,
+            artifacts=artifacts,
+            secret_key_file=secret_key_file,
+        )
+
+    def human() -> None:
+        out_console.print(
             f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
             f"tables and {report.rows_checked:,} rows match the backup, "
             + (
@@ -140,8 +163,13 @@ def restore(
                 else f"goose {report.goose_version}"
             ),
             highlight=False,
-        ),
-    )
+        )
+        if report.secrets is not None:
+            out_console.print(report.secrets.verdict(), highlight=False, markup=False)
+
+    emit(state, report.summary(), human)
+    if report.secrets is not None and not report.secrets.passed:
+        sys.exit(EXIT_FAILED)
 
 
 @click.command(cls=JsonCommand)

@@ -90,6 +90,8 @@ def _print_show(b: BackupSet) -> None:
     )
     if b.artifacts:
         facts.add_row("artefacts", b.describe_artifacts())
+    if b.key_check is not None:
+        facts.add_row("application key", b.key_check.describe())
     out_console.print(facts)
     table = Table("table", Column("rows", justify="right"), box=None)
     for t in b.database.tables:

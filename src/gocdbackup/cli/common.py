@@ -6,6 +6,7 @@ run next (built from the arguments as typed)."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -153,7 +154,46 @@ def command_line(
         else:
             out.append(arg)
             i += 1
-    return shlex.join(["gocdbackup", *out, *add])
+    words, omitted = without_credentials([*out, *add])
+    line = shlex.join(["gocdbackup", *words])
+    if omitted:
+        line += (
+            "  # credentials omitted: give them as before through the environment "
+            "(PGPASSWORD, ~/.pgpass, GOCDBACKUP_DB, AWS_*/GOOGLE_* variables)"
+        )
+    return line
+
+
+#: option values that may carry credentials, and storage-option keys that do
+_OPTIONS_WITH_PAIRS = frozenset({"--storage-option", "--artifacts-option"})
+_SECRET_KEY = re.compile(r"secret|passw|token|credential|(^|_)key$", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^/@:]*):[^/@]*@")
+_KEYWORD_PASSWORD = re.compile(r"(^|\s)password\s*=\s*('(\\.|[^'])*'|\S*)")
+_QUERY_PASSWORD = re.compile(r"([?&])password=[^&]*&?")
+
+
+def without_credentials(words: list[str]) -> tuple[list[str], bool]:
+    """``words`` with every password removed from connection strings and URLs, and every
+    storage option whose key names a credential dropped; and whether anything was."""
+    out: list[str] = []
+    omitted = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, value = word.partition("=")
+        if name in _OPTIONS_WITH_PAIRS:
+            pair = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+            if _SECRET_KEY.search(pair.partition("=")[0]):
+                omitted = True
+                i += 1 if eq else 2
+                continue
+        clean = _KEYWORD_PASSWORD.sub("", _URI_PASSWORD.sub(r"\g<head>@", word))
+        clean = _QUERY_PASSWORD.sub(r"\1", clean).rstrip("?&")
+        if clean != word:
+            omitted = True
+        out.append(clean.strip() if clean != word else clean)
+        i += 1
+    return out, omitted
 
 
 def given(argv: list[str], option: str) -> list[str]:
@@ -213,12 +253,20 @@ _FLAGS = (
     # before password_file=FILE, which it contains
     ("new_password_file=FILE", "--new-password-file"),
     ("password_file=FILE", "--password-file"),
+    ("new_secret_key_file=FILE", "--new-secret-key-file FILE"),
     ("secret_key_file=FILE", "--secret-key-file"),
     ("pg_bindir=DIR", "--pg-bindir DIR"),
     ("repo=URL", "--repo URL"),
     ("artifacts=URL", "--artifacts URL"),
     ("unlock_stale()", "'gocdbackup unlock --stale'"),
     ("read_data=", "--read-data "),
+    ("to=URL", "--to URL"),
+    ("paper=FILE", "--paper FILE"),
+    ("out=FILE", "--out FILE"),
+    ("source=URL", "--from URL"),
+    ("fingerprint=...", "--fingerprint FP"),
+    ("passphrase_file=FILE", "--passphrase-file FILE"),
+    ("recipients=[public key, ...]", "--recipient PUBKEY"),
 )
 
 

@@ -8,6 +8,7 @@ megabytes builds in seconds.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -15,18 +16,32 @@ import json
 import os
 import random
 import tarfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
 import psycopg
 from attrs import frozen
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from psycopg import sql
 
 from gocdbackup.gocdnext import cipher as gocdnext_cipher
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, Form
 from gocdbackup.ports import ObjectStore
 
 GOOSE_VERSION = 86
+
+#: the plaintext of one global secret (named CANARY_NAME): recognisable anywhere it leaks, so
+#: tests can assert that no output, log, report or file ever contains it
+CANARY_SECRET = "gocdbackup-canary-3f9a1c7e5b2d4086-must-never-appear"  # noqa: S105
+CANARY_NAME = "GOCDBACKUP_CANARY"
 
 
 @frozen(kw_only=True)
@@ -151,30 +166,99 @@ def populate(conn: psycopg.Connection[Any], spec: FixtureSpec, *, secret_key: by
     for statement in _BULK:
         conn.execute(statement, params)
     projects = conn.execute("SELECT id, slug FROM projects ORDER BY slug").fetchall()
-    rows: list[tuple[Any, str, bytes | None, str, str | None]] = []
+    seal = functools.partial(encrypt_gocdnext, secret_key)
+    rows: list[tuple[Any, ...]] = []
     for pid, slug in projects:
         for n in range(spec.secrets_per_project):
             value = f"{slug}-token-{n}-{os.urandom(8).hex()}".encode()
-            rows.append((pid, f"DEPLOY_TOKEN_{n}", encrypt_gocdnext(secret_key, value), "db", None))
+            rows.append((pid, f"DEPLOY_TOKEN_{n}", seal(value), "db", None))
         rows.append((pid, "VAULT_DB_PASSWORD", None, "vault", f"secret/{slug}/db"))
-    rows.append(
-        (None, "GLOBAL_REGISTRY_TOKEN", encrypt_gocdnext(secret_key, b"registry"), "db", None)
-    )
+    rows.append((None, "GLOBAL_REGISTRY_TOKEN", seal(b"registry"), "db", None))
+    rows.append((None, CANARY_NAME, seal(CANARY_SECRET.encode()), "db", None))
+    _insert(conn, "secrets (project_id, name, value_enc, source, ref_path)", rows)
+    creds = json.dumps({"access_key": "AKIAFIXTURE", "secret_key": os.urandom(16).hex()})
+    vault = json.dumps({"secret_id": os.urandom(8).hex(), "token": "hvs." + os.urandom(12).hex()})
+    settings = [
+        ("artifacts.storage", _S3_SETTING, seal(creds.encode())),
+        ("secrets.vault", '{"enabled": true, "addr": "https://vault:8200"}', seal(vault.encode())),
+        ("secrets.gcp", '{"enabled": false}', None),  # no credentials: a NULL
+    ]
+    _insert(conn, "platform_settings (key, value, credentials_enc)", settings)
+    _seal_other_columns(conn, [pid for pid, _ in projects], seal)
+
+
+_S3_SETTING = json.dumps({"backend": "s3", "bucket": "gocdnext-artifacts", "region": "us-east-1"})
+_PEM = b"-----BEGIN RSA PRIVATE KEY-----\nfixture\n-----END RSA PRIVATE KEY-----\n"
+_KUBECONFIG = b"apiVersion: v1\nkind: Config\nusers: [{name: ci, user: {token: fixture}}]\n"
+
+
+def _insert(conn: psycopg.Connection[Any], target: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` into ``target``, a literal ``"table (column, ...)"`` of this module."""
+    marks = ", ".join(["%s"] * (target.count(",") + 1))
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO secrets (project_id, name, value_enc, source, ref_path)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            rows,
+            sql.SQL("INSERT INTO {} VALUES ({})").format(sql.SQL(target), sql.SQL(marks)), rows
         )
-    creds = json.dumps({"access_key": "AKIAFIXTURE", "secret_key": os.urandom(16).hex()})
-    conn.execute(
-        "INSERT INTO platform_settings (key, value, credentials_enc) VALUES (%s, %s, %s)",
-        (
-            "artifacts.storage",
-            json.dumps({"backend": "s3", "bucket": "gocdnext-artifacts", "region": "us-east-1"}),
-            encrypt_gocdnext(secret_key, creds.encode()),
-        ),
-    )
+
+
+@functools.cache
+def _rsa_key(n: int) -> tuple[bytes, bytes]:
+    """An RSA key as (PKCS#8 DER, PKIX DER), made once per process (n tells keys apart)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    return private, key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _seal_other_columns(
+    conn: psycopg.Connection[Any], projects: list[Any], seal: Callable[[bytes], bytes]
+) -> None:
+    """Rows for the eight other sealed columns, each with values and, where the column allows
+    it, a NULL (gocdnext's plaintexts: tokens, a PEM key, DER keys, a kubeconfig)."""
+
+    def token(label: str) -> bytes:
+        return seal(f"{label}-{os.urandom(12).hex()}".encode())
+
+    def hexmap(*names: str) -> str:  # runner profiles: {NAME: lowercase hex of a blob}
+        return json.dumps({n: token(n).hex() for n in names})
+
+    (old, old_public), (new, new_public) = _rsa_key(0), _rsa_key(1)
+    tables: dict[str, list[tuple[Any, ...]]] = {
+        "auth_providers (name, kind, client_id, client_secret)": [
+            ("github", "github", "Iv1.fixture", token("gh-oauth")),
+            ("okta", "oidc", "0oa1", token("oidc")),
+        ],
+        "vcs_integrations (kind, name, app_id, private_key, webhook_secret)": [
+            ("github_app", "github", 123456, seal(_PEM), token("app-hook")),
+            ("github_app", "github-pending", None, None, None),  # not configured yet: NULLs
+        ],
+        "scm_sources (project_id, provider, url, webhook_secret)": [
+            # the last of several projects is bound by hand: no webhook secret, a NULL
+            (pid, "manual", f"https://git.example/p{n}", None)
+            if 0 < n == len(projects) - 1
+            else (pid, "github", f"https://github.com/acme/p{n}", token("repo-hook"))
+            for n, pid in enumerate(projects)
+        ],
+        "scm_credentials (provider, host, auth_ref_encrypted)": [
+            ("gitlab", "gitlab.example", token("glpat")),
+            ("bitbucket", "bitbucket.org", token("bb")),
+        ],
+        "runner_profiles (name, engine, env, secrets)": [
+            ("default", "kubernetes", '{"REGION": "eu"}', hexmap("AWS_KEY_ID", "AWS_SECRET")),
+            ("gpu", "kubernetes", "{}", hexmap("HF_TOKEN")),
+            ("plain", "kubernetes", "{}", "{}"),  # no secrets
+        ],
+        "oidc_signing_keys (kid, private_key_enc, public_key_der, retired_at)": [
+            ("kid-0", seal(old), old_public, datetime.now(UTC)),
+            ("kid-1", seal(new), new_public, None),  # the one active key
+        ],
+        "clusters (name, auth_type, api_server, credential_enc)": [
+            ("prod-gke", "kubeconfig", "", seal(_KUBECONFIG)),
+            ("staging", "token", "https://10.0.0.1:6443", token("k8s-token")),
+            ("local", "in_cluster", "", None),  # the job pod's own account: a NULL
+        ],
+    }
+    for target, rows in tables.items():
+        _insert(conn, target, rows)
 
 
 def build(
@@ -201,21 +285,36 @@ def drop_database(admin_dsn: str, name: str) -> None:
         )
 
 
-def decrypt_all(dsn: str, secret_key: bytes) -> int:
-    """Decrypt every sealed value of the fixture with ``secret_key``; how many there were.
-    Raises ``cryptography.exceptions.InvalidTag`` on the first that does not open."""
+def _sealed_blobs(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, bytes]]:
+    """(column name, blob) of every non-NULL sealed value of the ten columns, read with this
+    module's own SQL (independent of the driver it helps test); a map's entries hex-decoded."""
+    for col in ENCRYPTED_COLUMNS:
+        ident = sql.Identifier(col.column)
+        query = (
+            sql.SQL("SELECT e.value FROM {}, jsonb_each_text({}) e WHERE e.value IS NOT NULL")
+            if col.form is Form.HEX_MAP
+            else sql.SQL("SELECT {1} FROM {0} WHERE {1} IS NOT NULL")
+        ).format(sql.Identifier(col.table), ident)
+        for (value,) in conn.execute(query):
+            yield col.name, bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+
+
+def open_all(dsn: str, secret_key: bytes) -> dict[str, list[bytes]]:
+    """Every sealed value of the fixture opened with ``secret_key``: plaintexts by column name
+    (all ten, NULLs left out).  Raises :class:`~gocdbackup.errors.ConfigError` on the first
+    that does not open."""
+    opened: dict[str, list[bytes]] = {c.name: [] for c in ENCRYPTED_COLUMNS}
     with psycopg.connect(dsn) as conn:
-        blobs = [
-            r[0]
-            for r in conn.execute(
-                "SELECT value_enc FROM secrets WHERE value_enc IS NOT NULL"
-                " UNION ALL SELECT credentials_enc FROM platform_settings"
-                " WHERE credentials_enc IS NOT NULL"
-            ).fetchall()
-        ]
-    for blob in blobs:
-        decrypt_gocdnext(secret_key, bytes(blob))
-    return len(blobs)
+        for column, blob in _sealed_blobs(conn):
+            opened[column].append(decrypt_gocdnext(secret_key, blob))
+    return opened
+
+
+def decrypt_all(dsn: str, secret_key: bytes) -> int:
+    """Decrypt every sealed value of the fixture (all ten columns) with ``secret_key``; how
+    many there were.  Raises :class:`~gocdbackup.errors.ConfigError` on the first that does
+    not open."""
+    return sum(map(len, open_all(dsn, secret_key).values()))
 
 
 def _tar_gz(name: str, payload: bytes) -> bytes:

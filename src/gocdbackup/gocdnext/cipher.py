@@ -16,12 +16,27 @@ KEY_ENV = "GOCDNEXT_SECRET_KEY"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def parse_key(text: str) -> bytes:
-    """The 32-byte key from its 64-hex-character form (gocdnext does not trim; neither do we,
-    beyond one trailing newline a file may end with). Never echoes the value."""
-    value = text[:-1] if text.endswith("\n") else text
+def parse_key(text: str, *, source: str = KEY_ENV, from_file: bool = False) -> bytes:
+    """The 32-byte key from its form gocdnext reads: 64 hexadecimal characters, either case,
+    nothing else.  gocdnext does not trim its environment variable, so neither is anything
+    trimmed here, except that a file may end with one newline (``from_file``), as files do.
+    Messages say what is wrong and never echo the value."""
+    value = text
+    if from_file and value.endswith("\n"):
+        value = value[:-2] if value.endswith("\r\n") else value[:-1]
+    if value != value.rstrip("\r\n"):
+        raise ConfigError(
+            f"{source} ends with a newline: gocdnext would refuse it (it does not trim the "
+            "value); remove the newline"
+        )
+    if len(value) != 64:
+        raise ConfigError(
+            f"{source} must be 64 hexadecimal characters (32 bytes); it has {len(value)}"
+        )
     if not _HEX64.match(value):
-        raise ConfigError(f"{KEY_ENV} must be 64 hexadecimal characters (32 bytes)")
+        raise ConfigError(
+            f"{source} must be 64 hexadecimal characters (32 bytes); it holds other characters"
+        )
     return bytes.fromhex(value)
 
 
@@ -43,3 +58,34 @@ def decrypt(key: bytes, blob: bytes) -> bytes:
 
 def decryptor(key: bytes) -> Callable[[bytes], bytes]:
     return lambda blob: decrypt(key, blob)
+
+
+#: nonce(12) and tag(16): the shortest blob gocdnext writes (an empty plaintext)
+OVERHEAD = 28
+
+
+def opener(key: bytes) -> Callable[[bytes], bytes | None]:
+    """A function that opens a blob sealed with ``key``: its plaintext, or None if it does not
+    open (another key, damage, too short).  The cipher is set up once, for speed."""
+    aead = AESGCM(key)
+
+    def open_blob(blob: bytes) -> bytes | None:
+        if len(blob) < OVERHEAD:
+            return None
+        try:
+            return aead.decrypt(blob[:12], blob[12:], None)
+        except InvalidTag:
+            return None
+
+    return open_blob
+
+
+def sealer(key: bytes) -> Callable[[bytes], bytes]:
+    """A function that seals a plaintext with ``key`` as gocdnext does (fresh random nonce)."""
+    aead = AESGCM(key)
+
+    def seal(plaintext: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + aead.encrypt(nonce, plaintext, None)
+
+    return seal

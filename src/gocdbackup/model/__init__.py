@@ -7,6 +7,7 @@ from gocdbackup.model.backup import (
     Component,
     ConsistencyPoint,
     DatabaseInfo,
+    KeyCheck,
     TableRows,
     Timings,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Decision",
     "GcPlan",
     "GcResult",
+    "KeyCheck",
     "Manifest",
     "Outstanding",
     "ProgressEvent",

@@ -9,7 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model._validate import aware, hex64, non_negative
-from gocdbackup.model.render import human_bytes, kv_table, to_pandas
+from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
 
 
 class BackupStatus(enum.Enum):
@@ -108,6 +108,23 @@ class Timings:
         return (self.finished_at - self.started_at).total_seconds()
 
 
+@frozen(kw_only=True)
+class KeyCheck:
+    """Which application key a backup was taken with (its fingerprint, never the key) and a
+    sampled decrypt check of the database's sealed values under it."""
+
+    fingerprint: str
+    checked: int = 0  # sealed values tried (a sample of each encrypted column)
+    opened: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.opened == self.checked
+
+    def describe(self) -> str:
+        return f"key {self.fingerprint} ({self.opened}/{self.checked} sampled values open)"
+
+
 #: artefact outcomes as a backup line names them, in order
 _ARTIFACT_LABELS = (
     ("copied", "copied"),
@@ -133,6 +150,8 @@ class BackupSet:
     pin: str | None = None
     #: artefact counts by outcome (total, copied, reused, ...); empty without artefacts
     artifacts: tuple[tuple[str, int], ...] = ()
+    #: the application key the backup was given, checked against a sample of sealed values
+    key_check: KeyCheck | None = None
 
     def component(self, kind: str) -> Component:
         for c in self.components:
@@ -173,6 +192,11 @@ class BackupSet:
             "dedup_ratio": round(self.dedup_ratio, 4),
             "pin": self.pin,
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
+            **(
+                {"key_fingerprint": self.key_check.fingerprint}
+                if self.key_check is not None
+                else {}
+            ),
         }
 
     def table_rows(self) -> list[dict[str, Any]]:
@@ -209,6 +233,8 @@ class BackupSet:
         )
         if self.artifacts:
             text += f"; artefacts: {self.describe_artifacts()}"
+        if self.key_check is not None:
+            text += f"; {self.key_check.describe()}"
         return text
 
     def __repr__(self) -> str:
@@ -231,3 +257,16 @@ class BackupSet:
         s["tables"] = len(self.database.tables)
         s["server"] = self.point.server_version
         return kv_table(s.items(), caption=f"Backup {self.id}")
+
+
+class BackupList(list[BackupSet]):
+    """A list of backups that also shows itself as a table in Jupyter."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [b.summary() for b in self]
+
+    def to_pandas(self) -> Any:
+        return to_pandas(self.rows())
+
+    def _repr_html_(self) -> str:
+        return html_table(self.rows(), caption=f"{len(self)} backup(s)")

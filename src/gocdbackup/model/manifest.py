@@ -22,6 +22,7 @@ from gocdbackup.model.backup import (
     Component,
     ConsistencyPoint,
     DatabaseInfo,
+    KeyCheck,
     TableRows,
     Timings,
 )
@@ -50,6 +51,13 @@ class Manifest:
             "pin": b.pin,
             "tool_version": b.tool_version,
             "artifacts": dict(b.artifacts) if b.artifacts else None,
+            "key": None
+            if b.key_check is None
+            else {
+                "fingerprint": b.key_check.fingerprint,
+                "checked": b.key_check.checked,
+                "opened": b.key_check.opened,
+            },
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
             "components": [_component_to_dict(c) for c in b.components],
@@ -112,6 +120,7 @@ def _backup_from_dict(d: Any) -> BackupSet:
             (str(k), _check(v, int, "artifact count"))
             for k, v in sorted(_mapping(d.get("artifacts") or {}, "artifacts").items())
         ),
+        key_check=_key_from_dict(d.get("key")),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(
@@ -122,6 +131,17 @@ def _backup_from_dict(d: Any) -> BackupSet:
             finished_at=_time(_get(t, "finished_at", str)),
             dump_seconds=float(_get(t, "dump_seconds", (int, float))),
         ),
+    )
+
+
+def _key_from_dict(value: Any) -> KeyCheck | None:
+    if value is None:
+        return None
+    k = _mapping(value, "key")
+    return KeyCheck(
+        fingerprint=_get(k, "fingerprint", str),
+        checked=_get(k, "checked", int),
+        opened=_get(k, "opened", int),
     )
 
 

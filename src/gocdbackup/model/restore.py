@@ -8,6 +8,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model.render import kv_table
+from gocdbackup.model.secrets import SecretsCheck
 
 
 @frozen(kw_only=True)
@@ -47,6 +48,8 @@ class RestoreReport:
     warnings: tuple[str, ...] = field(default=())
     #: artefact objects written / skipped (already right) / bytes, when restored with them
     artifacts: tuple[tuple[str, int], ...] = field(default=())
+    #: the decrypt check of the restored database, when restored with the application key
+    secrets: SecretsCheck | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,7 +62,11 @@ class RestoreReport:
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
+            **({"secrets": self.secrets.summary()} if self.secrets is not None else {}),
         }
 
     def _repr_html_(self) -> str:
-        return kv_table(self.summary().items(), caption=f"Restore of {self.backup_id}")
+        s = self.summary()
+        if self.secrets is not None:
+            s["secrets"] = self.secrets.verdict()
+        return kv_table(s.items(), caption=f"Restore of {self.backup_id}")

@@ -18,6 +18,7 @@ from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops.artifact_index import reusable_index, store_index
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS, backup_artifacts
 from gocdbackup.ops.catalog import list_backups
+from gocdbackup.ops.secrets import sample_key_check
 from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 from gocdbackup.repository.journal import Journal, delete_journals
@@ -45,6 +46,7 @@ def take_backup(
     gocdnext: GocdnextData | None = None,
     fail_on_missing: bool = False,
     transfers: int = DEFAULT_WORKERS,
+    secret_key: bytes | None = None,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -56,12 +58,25 @@ def take_backup(
     missing from the store is a finding, or an error with ``fail_on_missing``.  Those rows are
     read through ``gocdnext`` (required with ``artifacts``), in the snapshot ``db`` exports,
     while it is held open.
+
+    With ``secret_key`` (gocdnext's application key, read through ``gocdnext``), the manifest
+    records the key's fingerprint and a sampled decrypt check of its sealed values.
     """
+    if secret_key is not None and gocdnext is None:
+        raise ConfigError(
+            "checking the application key needs gocdnext= (GocdnextData: the sealed values); "
+            "nothing was backed up"
+        )
     if artifacts is not None and gocdnext is None:
         raise ConfigError(
             "backing up artefacts needs gocdnext= (GocdnextData: the rows that reference "
             f"the objects in {artifacts.url}); nothing was backed up"
         )
+    key_check = (
+        sample_key_check(gocdnext, secret_key)
+        if secret_key is not None and gocdnext is not None
+        else None
+    )
     started = ctx.now()
     backup_id = make_backup_id(started, os.urandom(3).hex())
     log.info("backup %s of database %s started", backup_id, db.name)
@@ -111,6 +126,7 @@ def take_backup(
             database=database,
             components=tuple(components),
             artifacts=counts,
+            key_check=key_check,
             timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
             tool_version=tool_version,
         )

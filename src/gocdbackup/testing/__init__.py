@@ -9,12 +9,20 @@ server's databases), :class:`FakeClock` and :class:`RecordingProgress`::
     take_backup(repo, pg, gocdnext=FakeGocdnext(pg), artifacts=MemoryStore(), ctx=OpContext())
 
 Also re-exports the real helpers for integration tests: :class:`LocalPostgres` (a throwaway
-local server), :func:`build_gocdnext_fixture` (a gocdnext-shaped database) and
-:func:`fill_store` (the objects its rows reference, in a real store); and :func:`sandbox`, all
-of them together (server, database, filled store, empty repository) to try gocdbackup on.
+local server), :func:`build_gocdnext_fixture` (a gocdnext-shaped database, every encrypted
+column sealed with the key given, one secret being :data:`CANARY_SECRET`, which no output may
+ever contain) and :func:`fill_store` (the objects its rows reference, in a real store); and
+:func:`sandbox`, all of them together (server, database, filled store, empty repository) to
+try gocdbackup on.  :func:`fill_sealed` gives a :class:`FakeDatabaseContents` sealed values.
 """
 
-from gocdbackup.drivers.gocdnext_fixture import FixtureSpec, decrypt_gocdnext, encrypt_gocdnext
+from gocdbackup.drivers.gocdnext_fixture import (
+    CANARY_NAME,
+    CANARY_SECRET,
+    FixtureSpec,
+    decrypt_gocdnext,
+    encrypt_gocdnext,
+)
 from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
 from gocdbackup.drivers.local_server import LocalPostgres
 from gocdbackup.testing.context import FakeClock, RecordingProgress
@@ -27,9 +35,12 @@ from gocdbackup.testing.databases import (
     parse_fake_dump,
 )
 from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
+from gocdbackup.testing.sealed import fill_sealed
 from gocdbackup.testing.stores import MemoryStore
 
 __all__ = [
+    "CANARY_NAME",
+    "CANARY_SECRET",
     "FakeClock",
     "FakeDatabaseContents",
     "FakeGocdnext",
@@ -44,6 +55,7 @@ __all__ = [
     "decrypt_gocdnext",
     "encrypt_gocdnext",
     "fake_dump",
+    "fill_sealed",
     "fill_store",
     "parse_fake_dump",
     "sandbox",

@@ -1,13 +1,14 @@
 """In-memory fakes of the two database ports: :class:`FakePostgres` (a generic PostgreSQL server
 holding named databases, with fault knobs) and :class:`FakeGocdnext` (gocdnext's rows, over the
 same server's databases).  A database's contents are a :class:`FakeDatabaseContents`: tables
-with row counts, the goose version, and gocdnext's object-referencing rows."""
+with row counts, the goose version, gocdnext's object-referencing rows and its sealed values
+(:func:`~gocdbackup.testing.sealed.fill_sealed` seals some under a key)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +16,22 @@ from typing import Any
 from attrs import define, evolve, field
 
 from gocdbackup.context import Clock, OpContext
-from gocdbackup.errors import DatabaseNotFound, IntegrityError, PostgresError, ToolFailed
+from gocdbackup.errors import (
+    ConfigError,
+    DatabaseNotFound,
+    IntegrityError,
+    PostgresError,
+    ToolFailed,
+)
 from gocdbackup.gocdnext.schema import Table
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
+from gocdbackup.model.secrets import Reseal, SealedValue
+
+_ALL_ENCRYPTED = [c.name for c in ENCRYPTED_COLUMNS]
+#: the tables whose encrypted column gocdnext declares NOT NULL (the others may hold a NULL)
 
 
 @define
@@ -38,11 +50,20 @@ class FakeDatabaseContents:
     encoding: str = "UTF8"
     #: bytes of filler in the dump, deterministic from the table contents
     payload_bytes: int = 3 * 1024 * 1024
+    #: the values sealed with gocdnext's key (:meth:`FakeGocdnext.sealed_values`)
+    sealed: list[SealedValue] = field(factory=list)
+    #: the names of the encrypted columns this database has (an older gocdnext lacks some)
+    encrypted_columns: list[str] = field(factory=lambda: list(_ALL_ENCRYPTED))
 
     def copy(self) -> FakeDatabaseContents:
         """A copy whose lists and tables can change without changing these."""
         return evolve(
-            self, tables=dict(self.tables), objects=list(self.objects), rows=list(self.rows)
+            self,
+            tables=dict(self.tables),
+            objects=list(self.objects),
+            rows=list(self.rows),
+            sealed=list(self.sealed),
+            encrypted_columns=list(self.encrypted_columns),
         )
 
 
@@ -242,13 +263,15 @@ class FakeGocdnext:
     """A :class:`~gocdbackup.ports.GocdnextData` over ``server``'s database ``server.name``:
     its ``objects`` (read in a snapshot) and ``rows`` (read now).  ``setting`` is what
     :meth:`storage_setting` answers; ``clock`` the time :meth:`retire_rows` stamps (the system
-    clock where None)."""
+    clock where None).  Its ``sealed`` values are read and resealed like the driver's, with
+    compare-and-set; ``fail_reseal`` makes :meth:`reseal` roll back (True: always; N: after N)."""
 
     def __init__(self, server: FakePostgres, *, clock: Clock | None = None) -> None:
         self.server = server
         #: what ``storage_setting`` answers: (value, encrypted credentials) or None
         self.setting: tuple[dict[str, Any], bytes | None] | None = None
         self.clock = clock
+        self.fail_reseal: bool | int = False
 
     def __repr__(self) -> str:
         return f"FakeGocdnext({self.server.name!r})"
@@ -309,4 +332,40 @@ class FakeGocdnext:
             if row.table == Table.ARTIFACTS:
                 kept.append(evolve(row, status="deleting", stamped_at=now))
         db.rows = kept
+        return changed
+
+    def encrypted_columns_present(self, columns: Sequence[EncryptedColumn]) -> list[str]:
+        return [c.name for c in columns if c.name in self._contents().encrypted_columns]
+
+    def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
+        """The ``sealed`` values of the present ``columns``, ordered like the driver's: by
+        column (as given), row key, entry (read when iteration starts, one snapshot)."""
+        order = {name: n for n, name in enumerate(self.encrypted_columns_present(columns))}
+        values = [v for v in self._contents().sealed if v.column in order]
+        yield from sorted(values, key=lambda v: (order[v.column], v.row_key, v.entry))
+
+    def reseal(self, changes: Sequence[Reseal]) -> int:
+        """All or nothing: checked first (as the driver does), then each value whose row (and
+        entry) still holds the old blob gets the new one; how many did."""
+        db = self._contents()
+        forms = {c.name: c.form for c in ENCRYPTED_COLUMNS}
+        for change in changes:
+            value = change.value
+            if value.column not in forms:
+                raise ConfigError(f"{value.column!r} is not one of gocdnext's encrypted columns")
+            if value.blob is None or (forms[value.column] is Form.HEX_MAP) != bool(value.entry):
+                raise ConfigError(f"{value.where} holds no sealed value to replace")
+            if value.column not in db.encrypted_columns:
+                raise PostgresError(f"column {value.column} does not exist")
+        fail = self.fail_reseal
+        if fail is True or (type(fail) is int and fail <= 0):
+            raise PostgresError("the reseal transaction failed and was rolled back (injected)")
+        self.fail_reseal = fail - 1 if type(fail) is int else fail
+        at = {(v.column, v.row_key, v.entry): n for n, v in enumerate(db.sealed)}
+        changed = 0
+        for change in changes:
+            n = at.get((change.value.column, change.value.row_key, change.value.entry))
+            if n is not None and db.sealed[n].blob == change.value.blob:
+                db.sealed[n] = evolve(db.sealed[n], blob=change.blob)
+                changed += 1
         return changed

@@ -1,13 +1,15 @@
 """gocdnext's SQL, the one place it is spelled: the rows that reference artefact-store objects
 (read in a backup's snapshot, streamed for an orphan scan, looked up now, retired), the artefact
-store's setting, and goose's version.  What the tables and columns *are* is in
+store's setting, the values sealed with its application key (read, resealed), and goose's
+version.  What the tables and columns *are* is in
 :mod:`gocdbackup.gocdnext`; this module is the queries over them, on a
 :class:`~gocdbackup.drivers.postgres.server.PostgresServer`'s connections."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC
 from itertools import islice
 from typing import Any
@@ -18,8 +20,10 @@ from psycopg import sql
 from gocdbackup.drivers.postgres.server import PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.schema import GOOSE_TABLE, STORAGE_SETTING, Table
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.orphans import RowRef
+from gocdbackup.model.secrets import Reseal, SealedValue
 
 # two statements: one statement naming goose_db_version fails on a database without it (a
 # generic one, or gocdnext's before its first migration) even in a branch never taken, because
@@ -113,6 +117,82 @@ WHERE j.id = r.id AND j.logs_archive_uri = r.key
 }
 
 _RETIRE_BATCH = 5000
+
+# the encrypted columns this database has (an older gocdnext lacks some); pg_attribute, not
+# information_schema, which hides columns the role may not read (reading them must fail loudly)
+_PRESENT_SQL = """
+SELECT w.t || '.' || w.c FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, c, n)
+WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = to_regclass(quote_ident(w.t))
+              AND a.attname = w.c AND a.attnum > 0 AND NOT a.attisdropped)
+ORDER BY w.n
+"""
+# one blob per row; a map's entries (a map that is not a JSON object comes as one entry "",
+# its text as the value: unopenable, so a check reports it rather than skipping it)
+_SEALED_SQL = {
+    Form.BYTEA: 'SELECT {key}::text, {col} FROM {table} ORDER BY {key}::text COLLATE "C"',
+    Form.HEX_MAP: """
+SELECT t.{key}::text, e.k, e.v FROM {table} t CROSS JOIN LATERAL (
+    SELECT key, value FROM jsonb_each_text(
+        CASE WHEN jsonb_typeof(t.{col}) = 'object' THEN t.{col} END)
+    UNION ALL SELECT '', t.{col} #>> '{{}}' WHERE jsonb_typeof(t.{col}) NOT IN ('object', 'null')
+) AS e(k, v)
+ORDER BY t.{key}::text COLLATE "C", e.k COLLATE "C"
+""",
+}
+_SEALED_ITERSIZE = 500
+# compare-and-set: only where the row (the map entry) still holds the old blob (hex: any case)
+_RESEAL_SQL = {
+    Form.BYTEA: "UPDATE {table} SET {col} = %(new)s WHERE {key} = %(key)s AND {col} = %(old)s",
+    Form.HEX_MAP: """
+UPDATE {table} SET {col} = jsonb_set({col}, ARRAY[%(entry)s::text], to_jsonb(%(new)s::text))
+WHERE {key} = %(key)s AND lower({col} ->> %(entry)s::text) = %(old)s
+""",
+}
+_BY_NAME = {c.name: c for c in ENCRYPTED_COLUMNS}
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+def _column_sql(template: str, column: EncryptedColumn) -> sql.Composed:
+    return sql.SQL(template).format(
+        table=sql.Identifier(column.table),
+        col=sql.Identifier(column.column),
+        key=sql.Identifier(column.key_column),
+    )
+
+
+def _present(conn: psycopg.Connection[Any], columns: Sequence[EncryptedColumn]) -> list[str]:
+    tables, names = [c.table for c in columns], [c.column for c in columns]
+    return [str(r[0]) for r in conn.execute(_PRESENT_SQL, (tables, names)).fetchall()]
+
+
+def _unhex(text: str | None) -> bytes | None:
+    """A map entry's blob: its hex decoded, or (not hex) its raw text, which cannot open."""
+    if text is None:
+        return None
+    return bytes.fromhex(text) if _HEX.fullmatch(text) else text.encode()
+
+
+def _reseal_params(changes: Sequence[Reseal]) -> dict[str, list[dict[str, Any]]]:
+    """Each column's statement parameters, checked before anything is written."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        value = change.value
+        column = _BY_NAME.get(value.column)
+        if column is None:
+            raise ConfigError(f"{value.column!r} is not one of gocdnext's encrypted columns")
+        if value.blob is None or (column.form is Form.HEX_MAP) != bool(value.entry):
+            raise ConfigError(f"{value.where} holds no sealed value to replace")
+        hexed = column.form is Form.HEX_MAP
+        out.setdefault(column.name, []).append(
+            {
+                "key": value.row_key,
+                "entry": value.entry,
+                "old": value.blob.hex() if hexed else value.blob,
+                "new": change.blob.hex() if hexed else change.blob,
+            }
+        )
+    return out
+
 
 _NOT_GOCDNEXT = (
     "database {db!r} at {where} has no gocdnext tables ({tables}): it is not a gocdnext"
@@ -255,3 +335,48 @@ class GocdnextTables:
         value, creds = row
         setting = value if isinstance(value, dict) else json.loads(value)
         return setting, None if creds is None else bytes(creds)
+
+    def encrypted_columns_present(self, columns: Sequence[EncryptedColumn]) -> list[str]:
+        with self.server.connect() as conn, self.server.translating():
+            return _present(conn, columns)
+
+    def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
+        server = self.server
+        # one snapshot for every column; leaving (also GeneratorExit) ends the transaction
+        with server.reading() as conn, server.translating():
+            present = set(_present(conn, columns))
+            for column in (c for c in columns if c.name in present):
+                with conn.cursor(name="gocdbackup_sealed_values") as cur:
+                    cur.itersize = _SEALED_ITERSIZE
+                    cur.execute(_column_sql(_SEALED_SQL[column.form], column))
+                    if column.form is Form.HEX_MAP:
+                        for key, entry, text in cur:
+                            yield SealedValue(
+                                column=column.name, row_key=key, entry=entry, blob=_unhex(text)
+                            )
+                    else:
+                        for key, blob in cur:
+                            yield SealedValue(
+                                column=column.name,
+                                row_key=key,
+                                blob=None if blob is None else bytes(blob),
+                            )
+
+    def reseal(self, changes: Sequence[Reseal]) -> int:
+        params = _reseal_params(changes)
+        if not params:
+            return 0
+        changed = 0
+        # one transaction: the connection's context commits on success, rolls back on error;
+        # executemany pipelines the statements, which still run in order (each sees the map
+        # entries changed before it), and its rowcount is their total
+        with (
+            self.server.connect(autocommit=False) as conn,
+            self.server.translating(),
+            conn.cursor() as cur,
+        ):
+            for name, rows in params.items():
+                column = _BY_NAME[name]
+                cur.executemany(_column_sql(_RESEAL_SQL[column.form], column), rows)
+                changed += max(cur.rowcount, 0)
+        return changed
