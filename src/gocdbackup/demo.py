@@ -98,7 +98,7 @@ def run_demo(
                 d.append(gb.url)
             with step("backup") as d:
                 report.backup = gb.backup(pg.dsn("gocdnext"), label="demo", artifacts=store_url)
-                d.append(repr(report.backup))
+                d.append(report.backup.describe())
             with step("destroy the database and the store") as d:
                 fixture.drop_database(pg.dsn(), "gocdnext")
                 shutil.rmtree(f"{work}/artifacts")

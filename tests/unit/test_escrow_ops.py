@@ -97,7 +97,9 @@ def test_the_paper_form_comes_back_as_text_and_reads_back(ctx: OpContext) -> Non
     assert recover_key(paper=result.paper).key == KEY
     lines = result.paper.splitlines()
     i = next(n for n, line in enumerate(lines) if line.startswith("4:"))
-    lines[i] = lines[i].replace(lines[i][20], "x" if lines[i][20] != "x" else "y", 1)
+    at = next(n for n in range(2, len(lines[i])) if lines[i][n] in "0123456789abcdef")
+    typo = "1" if lines[i][at] != "1" else "2"  # one hex digit mistyped as another
+    lines[i] = lines[i][:at] + typo + lines[i][at + 1 :]
     with pytest.raises(PaperFormError, match=f"key line 4 \\(line {i + 1} of the text\\)"):
         recover_key(paper="\n".join(lines))
 

@@ -129,17 +129,18 @@ ORDER BY w.n
 # one blob per row; a map's entries (a map that is not a JSON object comes as one entry "",
 # its text as the value: unopenable, so a check reports it rather than skipping it)
 _SEALED_SQL = {
-    Form.BYTEA: 'SELECT {key}::text, {col} FROM {table} ORDER BY {key}::text COLLATE "C"',
+    # in the key's own order: the primary key's index, no sort of the blobs
+    Form.BYTEA: "SELECT t.{key}::text, t.{col} FROM {table} t ORDER BY t.{key}",
     Form.HEX_MAP: """
 SELECT t.{key}::text, e.k, e.v FROM {table} t CROSS JOIN LATERAL (
     SELECT key, value FROM jsonb_each_text(
         CASE WHEN jsonb_typeof(t.{col}) = 'object' THEN t.{col} END)
     UNION ALL SELECT '', t.{col} #>> '{{}}' WHERE jsonb_typeof(t.{col}) NOT IN ('object', 'null')
 ) AS e(k, v)
-ORDER BY t.{key}::text COLLATE "C", e.k COLLATE "C"
+ORDER BY t.{key}, e.k COLLATE "C"
 """,
 }
-_SEALED_ITERSIZE = 500
+_SEALED_ITERSIZE = 5000
 # compare-and-set: only where the row (the map entry) still holds the old blob (hex: any case)
 _RESEAL_SQL = {
     Form.BYTEA: "UPDATE {table} SET {col} = %(new)s WHERE {key} = %(key)s AND {col} = %(old)s",
@@ -346,7 +347,7 @@ class GocdnextTables:
         with server.reading() as conn, server.translating():
             present = set(_present(conn, columns))
             for column in (c for c in columns if c.name in present):
-                with conn.cursor(name="gocdbackup_sealed_values") as cur:
+                with conn.cursor(name="gocdbackup_sealed_values", binary=True) as cur:
                     cur.itersize = _SEALED_ITERSIZE
                     cur.execute(_column_sql(_SEALED_SQL[column.form], column))
                     if column.form is Form.HEX_MAP:
