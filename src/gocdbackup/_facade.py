@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import attrs
 
 from gocdbackup import ops
 from gocdbackup._wiring import __version__, postgres_server, store_of
@@ -30,6 +28,7 @@ from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.gc import GcResult
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
+from gocdbackup.model.secrets import SecretsCheck
 from gocdbackup.model.verify import VerifyReport
 from gocdbackup.ops import secrets
 from gocdbackup.ops.artifact_index import load_index
@@ -238,7 +237,15 @@ class GocdBackup:
         if key is not None:
             secrets.check_backup_key(self.get_backup(backup_id), key)
         database = self.database(db)
-        report = ops.restore_backup(
+        check: Callable[[str], SecretsCheck] | None = None
+        if key is not None and isinstance(database, PostgresServer):
+            server, sealed_with = database, key
+
+            def check(staging: str) -> SecretsCheck:
+                data = GocdnextTables(server.database_named(staging))
+                return secrets.check_secrets(data, sealed_with, ctx=self.context())
+
+        return ops.restore_backup(
             self.repository,
             database,
             backup_id,
@@ -248,15 +255,8 @@ class GocdBackup:
             replace=replace,
             artifacts=store_of(artifacts, self.artifact_options),
             transfers=self.transfers,
+            check_secrets=check,
         )
-        if (
-            key is None
-            or not isinstance(database, PostgresServer)
-            or report.database != (database.name)
-        ):
-            return report
-        check = secrets.check_secrets(GocdnextTables(database), key, ctx=self.context())
-        return attrs.evolve(report, secrets=check)
 
     def artifact_index(self, backup_id: str) -> ArtifactIndex | None:
         """What the backup holds of the artefact store (None for a database-only backup)."""

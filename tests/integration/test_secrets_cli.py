@@ -163,3 +163,35 @@ def test_bad_keys_are_refused_with_what_is_wrong(gocdnext_db: str, tmp_path: Pat
         assert done.returncode == 1
         assert why in done.stderr
         assert env["GOCDNEXT_SECRET_KEY"].strip() not in done.stderr
+
+
+def test_a_wrong_key_stops_a_restore_before_the_swap(
+    gocdnext_db: str, pg: Any, tmp_path: Path
+) -> None:
+    """A backup taken without the key: the staging copy is checked before it replaces anything."""
+    repo = f"file://{tmp_path}/repo"
+    assert run("init", "--repo", repo).returncode == 0
+    made = doc(run("--json", "backup", "--repo", repo, "--db", gocdnext_db))
+    assert "key_fingerprint" not in made
+    target = pg.dsn("keyless_" + made["id"][-6:])
+    wrong = key_file(tmp_path, os.urandom(32), "wrong.key")
+    refused = run(
+        "restore",
+        made["id"],
+        "--repo",
+        repo,
+        "--db",
+        target,
+        "--confirm",
+        made["id"],
+        "--secret-key-file",
+        wrong,
+    )
+    assert refused.returncode == 1
+    assert "WRONG KEY" in refused.stderr
+    assert "the target was not touched" in refused.stderr
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        (left,) = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("keyless_%",)
+        ).fetchone() or (0,)
+    assert left == 0  # neither the target nor a staging copy

@@ -15,8 +15,8 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, ConfirmationMismatch, KeyMismatch, PostgresError
 from gocdbackup.gocdnext.cipher import encrypt, opener
 from gocdbackup.gocdnext.secrets import fingerprint
-from gocdbackup.model.secrets import SealedValue
-from gocdbackup.ops import take_backup
+from gocdbackup.model.secrets import SealedValue, SecretsCheck
+from gocdbackup.ops import restore_backup, take_backup
 from gocdbackup.ops.secrets import (
     backups_sealed_with,
     check_backup_key,
@@ -165,3 +165,35 @@ def test_rotation_never_shows_a_value(ctx: OpContext) -> None:
     assert CANARY_SECRET not in text
     assert OLD.hex() not in text
     assert NEW.hex() not in text
+
+
+def test_a_restore_whose_values_open_with_nothing_leaves_the_target_untouched(
+    repo: Repository, db: FakePostgres, gocdnext: FakeGocdnext, ctx: OpContext
+) -> None:
+    """A backup taken without the key proves nothing about it: the staging copy is checked
+    before the swap, and a key that opens nothing stops the restore there."""
+    fill_sealed(db.databases["gocdnext"], OLD)
+    backup = take_backup(repo, db, ctx=ctx)
+    assert backup.key_check is None
+    staging_checks: list[str] = []
+
+    def wrong(staging: str) -> SecretsCheck:
+        staging_checks.append(staging)
+        return check_secrets(gocdnext, OTHER, ctx=ctx)
+
+    with pytest.raises(KeyMismatch, match="the target was not touched"):
+        restore_backup(
+            repo, db, backup.id, confirm=backup.id, ctx=ctx, target="restored", check_secrets=wrong
+        )
+    assert "restored" not in db.databases
+    assert not any(name.startswith("restored") for name in db.databases)  # staging dropped
+    assert len(staging_checks) == 1
+
+    def right(staging: str) -> SecretsCheck:
+        return check_secrets(gocdnext, OLD, ctx=ctx)
+
+    report = restore_backup(
+        repo, db, backup.id, confirm=backup.id, ctx=ctx, target="restored", check_secrets=right
+    )
+    assert report.secrets is not None
+    assert report.secrets.passed

@@ -43,7 +43,7 @@ def to_percent(value: str) -> float:
     return percent
 
 
-def _storage_options(values: tuple[str, ...]) -> dict[str, Any]:
+def storage_options(values: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true, objects) is used as such."""
     options: dict[str, Any] = {}
     for item in values:
@@ -60,13 +60,13 @@ def _storage_options(values: tuple[str, ...]) -> dict[str, Any]:
 def _remember_storage_options(
     ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> None:
-    ctx.ensure_object(State).storage_options = _storage_options(values)
+    ctx.ensure_object(State).storage_options = storage_options(values)
 
 
 def _remember_artifact_options(
     ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> None:
-    ctx.ensure_object(State).artifact_options = _storage_options(values)
+    ctx.ensure_object(State).artifact_options = storage_options(values)
 
 
 # -- shared options ----------------------------------------------------------------------------

@@ -4,10 +4,8 @@ The commands are added to the ``secrets`` group in :mod:`gocdbackup.cli.app`."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
 
 import click
 from rich.table import Table
@@ -15,21 +13,13 @@ from rich.table import Table
 from gocdbackup import escrow_key, list_escrows, recover_key, save_recipient
 from gocdbackup._escrow import ESCROW_PASSPHRASE_ENV
 from gocdbackup.cli.common import JsonCommand, State, emit, err_console, handle_errors, out_console
+from gocdbackup.cli.options import storage_options
 
 
 def _remember_options(ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> None:
-    """``KEY=VALUE`` fsspec options for the escrow's store (a VALUE that parses as JSON is used
-    as such), kept in the state like ``--storage-option``."""
-    options: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item.split('=')[0]!r}=…")
-        try:
-            options[key] = json.loads(raw)
-        except ValueError:
-            options[key] = raw
-    ctx.ensure_object(State).storage_options = options
+    """``KEY=VALUE`` fsspec options for the escrow's store, kept in the state like
+    ``--storage-option``."""
+    ctx.ensure_object(State).storage_options = storage_options(values)
 
 
 _store_option = click.option(

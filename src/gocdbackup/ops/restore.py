@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import (
     ConfirmationMismatch,
     IntegrityError,
+    KeyMismatch,
     PreconditionFailed,
     RestoreMismatch,
     TargetExists,
@@ -17,6 +19,7 @@ from gocdbackup.errors import (
 from gocdbackup.model.artifacts import ArtifactRestore
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.restore import RestoreReport, diff_tables
+from gocdbackup.model.secrets import SecretsCheck
 from gocdbackup.ops._components import checked_stream, missing_chunks
 from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.artifact_restore import restore_artifacts
@@ -48,9 +51,13 @@ def restore_backup(
     replace: bool = False,
     artifacts: ObjectStore | None = None,
     transfers: int = DEFAULT_WORKERS,
+    check_secrets: Callable[[str], SecretsCheck] | None = None,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
     shared repository lock (retention and garbage collection wait).  See :func:`_restore`.
+
+    ``check_secrets`` (given the application key) checks the staging database's sealed values
+    before the swap: if none opens (a wrong key), the target is not touched.
 
     With ``artifacts``, the objects of the backup's artefact index are written back into that
     store first (objects already there with the right content are skipped), so that no restored
@@ -69,6 +76,7 @@ def restore_backup(
             replace=replace,
             artifacts=artifacts,
             transfers=transfers,
+            check_secrets=check_secrets,
         )
 
 
@@ -82,6 +90,7 @@ def _restore(
     replace: bool,
     artifacts: ObjectStore | None,
     transfers: int,
+    check_secrets: Callable[[str], SecretsCheck] | None = None,
 ) -> RestoreReport:
     """Order of work, so that a bad backup or a failed restore never costs the target anything:
 
@@ -139,6 +148,12 @@ def _restore(
                 f"({len(problems)} difference(s)); the target was not touched",
                 problems=problems,
             )
+        secrets = check_secrets(staging) if check_secrets is not None else None
+        if secrets is not None and secrets.wrong_key:
+            raise KeyMismatch(
+                f"{secrets.verdict()} in the restored database: the key is not the one backup "
+                f"{backup.id} was sealed with; the target was not touched"
+            )
         ctx.check()
         db.swap(staging, target)
     except BaseException:
@@ -155,6 +170,7 @@ def _restore(
         seconds=(ctx.now() - started).total_seconds(),
         restore_seconds=restore_seconds,
         artifacts=tuple(objects.summary().items()) if objects else (),
+        secrets=secrets,
     )
 
 

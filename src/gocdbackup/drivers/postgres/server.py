@@ -10,6 +10,7 @@ the password and the password through ``PGPASSWORD`` in their environment only.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import subprocess
@@ -93,6 +94,12 @@ class PostgresServer:
 
     def __repr__(self) -> str:
         return f"PostgresServer({self.where!r})"
+
+    def database_named(self, name: str) -> PostgresServer:
+        """The same server and settings, for the database ``name`` (e.g. a staging copy)."""
+        other = copy.copy(self)
+        other._params = {**self._params, "dbname": name}
+        return other
 
     @property
     def name(self) -> str:
