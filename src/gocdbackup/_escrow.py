@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from gocdbackup.context import Clock, OpContext, SystemClock
-from gocdbackup.credentials import application_key
+from gocdbackup.credentials import application_key, read_secret_file
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.escrow import parse_escrow_name
@@ -168,13 +168,7 @@ def _passphrase(value: str | bytes | None, file: PathLike | None) -> bytes | Non
     if value is not None:
         return value.encode() if isinstance(value, str) else value
     if file is not None:
-        try:
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the passphrase file {file}: {exc.strerror or exc}"
-            ) from None
-        data = data.removesuffix(b"\n").removesuffix(b"\r")
+        data = read_secret_file(file, "passphrase file")
         if not data:
             raise ConfigError(f"the passphrase file {file} is empty")
         return data

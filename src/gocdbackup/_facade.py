@@ -119,9 +119,7 @@ class GocdBackup:
         return self._store.url
 
     def context(self) -> OpContext:
-        if self._progress is None:
-            return OpContext(cancel=self.cancel_token, clock=self._clock)
-        return OpContext(progress=self._progress, cancel=self.cancel_token, clock=self._clock)
+        return OpContext.using(self._progress, cancel=self.cancel_token, clock=self._clock)
 
     def database(self, dsn: str | Postgres) -> Postgres:
         """The :class:`~gocdbackup.ports.Postgres` server ``dsn`` names (a libpq DSN), or

@@ -77,9 +77,7 @@ class Reconciler:
         return f"<Reconciler {self.db.name!r} {self.store.url}>"
 
     def context(self) -> OpContext:
-        if self._progress is None:
-            return OpContext(cancel=self.cancel_token, clock=self._clock)
-        return OpContext(progress=self._progress, cancel=self.cancel_token, clock=self._clock)
+        return OpContext.using(self._progress, cancel=self.cancel_token, clock=self._clock)
 
     # -- the report ---------------------------------------------------------------------------
 

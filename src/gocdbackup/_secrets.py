@@ -16,9 +16,7 @@ from gocdbackup.ports import GocdnextData
 
 
 def _context(progress: ProgressSink | None) -> OpContext:
-    if progress is None:
-        return OpContext(cancel=CancelToken(), clock=SystemClock())
-    return OpContext(progress=progress, cancel=CancelToken(), clock=SystemClock())
+    return OpContext.using(progress, cancel=CancelToken(), clock=SystemClock())
 
 
 def _data(db: str | GocdnextData, pg_bindir: str | None) -> GocdnextData:

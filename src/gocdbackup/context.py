@@ -60,6 +60,13 @@ class OpContext:
     cancel: CancelToken = field(factory=CancelToken)
     clock: Clock = field(factory=SystemClock)
 
+    @classmethod
+    def using(
+        cls, progress: ProgressSink | None, *, cancel: CancelToken, clock: Clock
+    ) -> OpContext:
+        """A context whose progress goes to ``progress`` (None: nowhere)."""
+        return cls(progress=_ignore if progress is None else progress, cancel=cancel, clock=clock)
+
     def report(self, phase: str, done: int, total: int | None = None, **kw: str) -> None:
         self.progress(ProgressEvent(phase=phase, done=done, total=total, **kw))
 

@@ -22,20 +22,23 @@ def resolve_password(
     if password is not None:
         value = password.encode() if isinstance(password, str) else password
     elif password_file is not None:
-        try:
-            value = Path(password_file).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the password file {password_file}: {exc.strerror or exc}"
-            ) from exc
-        value = value[:-1] if value.endswith(b"\n") else value
-        value = value[:-1] if value.endswith(b"\r") else value
+        value = read_secret_file(password_file, "password file")
     else:
         value = os.environ.get(env, "").encode()
     if not value:
         parameter = "new_password_file" if env == NEW_PASSWORD_ENV else "password_file"
         raise ConfigError(f"no repository passphrase: set {env} or pass {parameter}=FILE")
     return value
+
+
+def read_secret_file(path: str | Path, what: str) -> bytes:
+    """A secret kept in a file, one trailing newline (``\n`` or ``\r\n``) dropped, as files
+    end; :class:`ConfigError` naming ``what`` if it cannot be read (never the content)."""
+    try:
+        value = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    return value.removesuffix(b"\n").removesuffix(b"\r")
 
 
 def application_key(env: str | None = None, file: str | None = None) -> bytes:

@@ -9,10 +9,13 @@ from typing import Any
 
 from attrs import field, frozen
 
+from gocdbackup.errors import ConfigError
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
 from gocdbackup.model.render import html_table, kv_table, to_pandas
 
 #: how many failing row ids a check keeps per column
 MAX_FAILING_IDS = 100
+_BY_NAME = {c.name: c for c in ENCRYPTED_COLUMNS}
 
 
 @frozen(kw_only=True)
@@ -37,6 +40,18 @@ class Reseal:
 
     value: SealedValue
     blob: bytes = field(repr=False)
+
+
+def column_of(change: Reseal) -> EncryptedColumn:
+    """The encrypted column ``change`` rewrites, checked before anything is written: one of
+    gocdnext's, holding a value, with an entry exactly when the column is a map."""
+    value = change.value
+    column = _BY_NAME.get(value.column)
+    if column is None:
+        raise ConfigError(f"{value.column!r} is not one of gocdnext's encrypted columns")
+    if value.blob is None or (column.form is Form.HEX_MAP) != bool(value.entry):
+        raise ConfigError(f"{value.where} holds no sealed value to replace")
+    return column
 
 
 @frozen(kw_only=True)

@@ -17,18 +17,17 @@ from attrs import define, evolve, field
 
 from gocdbackup.context import Clock, OpContext
 from gocdbackup.errors import (
-    ConfigError,
     DatabaseNotFound,
     IntegrityError,
     PostgresError,
     ToolFailed,
 )
 from gocdbackup.gocdnext.schema import Table
-from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
-from gocdbackup.model.secrets import Reseal, SealedValue
+from gocdbackup.model.secrets import Reseal, SealedValue, column_of
 
 _ALL_ENCRYPTED = [c.name for c in ENCRYPTED_COLUMNS]
 #: the tables whose encrypted column gocdnext declares NOT NULL (the others may hold a NULL)
@@ -348,15 +347,9 @@ class FakeGocdnext:
         """All or nothing: checked first (as the driver does), then each value whose row (and
         entry) still holds the old blob gets the new one; how many did."""
         db = self._contents()
-        forms = {c.name: c.form for c in ENCRYPTED_COLUMNS}
         for change in changes:
-            value = change.value
-            if value.column not in forms:
-                raise ConfigError(f"{value.column!r} is not one of gocdnext's encrypted columns")
-            if value.blob is None or (forms[value.column] is Form.HEX_MAP) != bool(value.entry):
-                raise ConfigError(f"{value.where} holds no sealed value to replace")
-            if value.column not in db.encrypted_columns:
-                raise PostgresError(f"column {value.column} does not exist")
+            if column_of(change).name not in db.encrypted_columns:
+                raise PostgresError(f"column {change.value.column} does not exist")
         fail = self.fail_reseal
         if fail is True or (type(fail) is int and fail <= 0):
             raise PostgresError("the reseal transaction failed and was rolled back (injected)")

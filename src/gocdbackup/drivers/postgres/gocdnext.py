@@ -23,7 +23,7 @@ from gocdbackup.gocdnext.schema import GOOSE_TABLE, STORAGE_SETTING, Table
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.orphans import RowRef
-from gocdbackup.model.secrets import Reseal, SealedValue
+from gocdbackup.model.secrets import Reseal, SealedValue, column_of
 
 # two statements: one statement naming goose_db_version fails on a database without it (a
 # generic one, or gocdnext's before its first migration) even in a branch never taken, because
@@ -177,18 +177,14 @@ def _reseal_params(changes: Sequence[Reseal]) -> dict[str, list[dict[str, Any]]]
     """Each column's statement parameters, checked before anything is written."""
     out: dict[str, list[dict[str, Any]]] = {}
     for change in changes:
-        value = change.value
-        column = _BY_NAME.get(value.column)
-        if column is None:
-            raise ConfigError(f"{value.column!r} is not one of gocdnext's encrypted columns")
-        if value.blob is None or (column.form is Form.HEX_MAP) != bool(value.entry):
-            raise ConfigError(f"{value.where} holds no sealed value to replace")
+        value, column = change.value, column_of(change)
+        old = value.blob or b""  # column_of refused a change without one
         hexed = column.form is Form.HEX_MAP
         out.setdefault(column.name, []).append(
             {
                 "key": value.row_key,
                 "entry": value.entry,
-                "old": value.blob.hex() if hexed else value.blob,
+                "old": old.hex() if hexed else old,
                 "new": change.blob.hex() if hexed else change.blob,
             }
         )
