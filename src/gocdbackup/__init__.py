@@ -9,8 +9,9 @@ Start with :class:`GocdBackup`::
 
 from gocdbackup._escrow import escrow_key, list_escrows, recover_key, save_recipient
 from gocdbackup._facade import GocdBackup
+from gocdbackup._kube import kube_secret_key, kube_secrets
 from gocdbackup._reconciler import Reconciler
-from gocdbackup._secrets import check_secrets, key_fingerprint, rotate_key
+from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
@@ -26,6 +27,9 @@ from gocdbackup.errors import (
     GocdBackupError,
     IntegrityError,
     KeyMismatch,
+    KubernetesError,
+    KubernetesForbidden,
+    KubernetesNotFound,
     NotFound,
     PaperFormError,
     PermissionDenied,
@@ -70,6 +74,7 @@ from gocdbackup.model.escrow_keys import generate_recipient
 from gocdbackup.model.escrow_results import EscrowEntry, EscrowResult, RecoveredKey
 from gocdbackup.model.orphan_report import OrphanReport
 from gocdbackup.model.orphans import OrphanClass
+from gocdbackup.model.project_secrets import KubeSecret, ProjectSecretsCheck, SecretsRestore
 from gocdbackup.model.rotation import RotationReport
 from gocdbackup.model.runbook import Outstanding, RunbookReport
 from gocdbackup.model.secrets import SecretsCheck
@@ -103,6 +108,10 @@ __all__ = [
     "GocdBackupError",
     "IntegrityError",
     "KeyMismatch",
+    "KubeSecret",
+    "KubernetesError",
+    "KubernetesForbidden",
+    "KubernetesNotFound",
     "LeftAfterCleanup",
     "Manifest",
     "NotFound",
@@ -115,6 +124,7 @@ __all__ = [
     "PostgresError",
     "PreconditionFailed",
     "ProgressEvent",
+    "ProjectSecretsCheck",
     "Reconciler",
     "RecoveredKey",
     "RestoreMismatch",
@@ -124,6 +134,7 @@ __all__ = [
     "RotationReport",
     "RunbookReport",
     "SecretsCheck",
+    "SecretsRestore",
     "StorageError",
     "StoreNotFound",
     "TableRows",
@@ -132,10 +143,13 @@ __all__ = [
     "ToolTooOld",
     "VerifyReport",
     "WrongPassword",
+    "check_project_secrets",
     "check_secrets",
     "escrow_key",
     "generate_recipient",
     "key_fingerprint",
+    "kube_secret_key",
+    "kube_secrets",
     "left_after_cleanup",
     "list_escrows",
     "load_report",

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from gocdbackup import ops
 from gocdbackup._wiring import __version__, postgres_server, store_of
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
@@ -21,11 +23,13 @@ from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext import cipher as gocdnext_cipher
+from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.gocdnext.storage import DEFAULT_FS_ROOT
 from gocdbackup.model.artifacts import ArtifactIndex, ArtifactRestore
 from gocdbackup.model.backup import BackupList, BackupSet
 from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.gc import GcResult
+from gocdbackup.model.project_secrets import SecretsRestore
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 from gocdbackup.model.secrets import SecretsCheck
@@ -36,8 +40,9 @@ from gocdbackup.ops.artifact_restore import restore_artifacts, select
 from gocdbackup.ops.copy import copy_backup
 from gocdbackup.ops.discovery import discover_artifact_store
 from gocdbackup.ops.gc import DEFAULT_GRACE, collect_garbage
+from gocdbackup.ops.project_secrets import restore_project_secrets
 from gocdbackup.ops.retention import apply_retention, plan_retention
-from gocdbackup.ports import GocdnextData, ObjectStore, Postgres
+from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore
 from gocdbackup.repository import ChunkerParams, Repository, keyring
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
@@ -148,6 +153,8 @@ class GocdBackup:
         secret_key: str | None = None,
         secret_key_file: str | None = None,
         gocdnext: GocdnextData | None = None,
+        project_secrets: SecretStore | None = None,
+        secrets_template: str = NAME_TEMPLATE,
     ) -> BackupSet:
         """Take a consistent backup of the database ``db`` names (a libpq DSN) and, with
         ``artifacts`` (an fsspec URL of gocdnext's artefact store, or ``"auto"`` to read it
@@ -155,7 +162,9 @@ class GocdBackup:
         ``secret_key_file`` or ``GOCDNEXT_SECRET_KEY``), of the objects its rows reference, at
         the same point in time.  Those rows are read from ``db``'s database when ``db`` is a
         DSN or a :class:`~gocdbackup.drivers.postgres.PostgresServer`; for another
-        :class:`~gocdbackup.ports.Postgres`, pass ``gocdnext``."""
+        :class:`~gocdbackup.ports.Postgres`, pass ``gocdnext``.  With ``project_secrets``
+        (:func:`gocdbackup.kube_secrets`: gocdnext's Kubernetes secrets backend), the
+        project Secrets (named by ``secrets_template``) are kept in the backup, encrypted."""
         database = self.database(db)
         if gocdnext is None and isinstance(database, PostgresServer):
             gocdnext = GocdnextTables(database)
@@ -183,6 +192,8 @@ class GocdBackup:
             fail_on_missing=fail_on_missing,
             transfers=self.transfers,
             secret_key=key if gocdnext is not None else None,
+            project_secrets=project_secrets,
+            secrets_template=secrets_template,
         )
 
     def discover_artifacts(
@@ -222,6 +233,7 @@ class GocdBackup:
         artifacts: str | ObjectStore | None = None,
         secret_key: str | None = None,
         secret_key_file: str | None = None,
+        project_secrets: SecretStore | None = None,
     ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
         one needs ``replace=True``).  ``confirm`` must repeat the backup id.  With
@@ -230,7 +242,9 @@ class GocdBackup:
         With gocdnext's application key (``secret_key``, ``secret_key_file`` or
         ``$GOCDNEXT_SECRET_KEY``), a key other than the one the backup was taken with is
         refused before anything is touched (:class:`~gocdbackup.errors.KeyMismatch`), and the
-        restored database's sealed values are checked (``RestoreReport.secrets``)."""
+        restored database's sealed values are checked (``RestoreReport.secrets``).  With
+        ``project_secrets``, the backup's project Secrets are written into that namespace once
+        the database is restored (``RestoreReport.kube_secrets``)."""
         key = given_key(secret_key, secret_key_file)
         if key is not None:
             secrets.check_backup_key(self.get_backup(backup_id), key)
@@ -243,7 +257,7 @@ class GocdBackup:
                 data = GocdnextTables(server.database_named(staging))
                 return secrets.check_secrets(data, sealed_with, ctx=self.context())
 
-        return ops.restore_backup(
+        report = ops.restore_backup(
             self.repository,
             database,
             backup_id,
@@ -254,6 +268,31 @@ class GocdBackup:
             artifacts=store_of(artifacts, self.artifact_options),
             transfers=self.transfers,
             check_secrets=check,
+        )
+        if project_secrets is None:
+            return report
+        written = self.restore_project_secrets(
+            backup_id, project_secrets, dry_run=False, confirm=confirm
+        )
+        return attrs.evolve(report, kube_secrets=written)
+
+    def restore_project_secrets(
+        self,
+        backup_id: str,
+        to: SecretStore,
+        *,
+        dry_run: bool = True,
+        confirm: str | None = None,
+    ) -> SecretsRestore:
+        """Write the backup's project Secrets into ``to``'s namespace (create or replace); a
+        dry run unless ``confirm`` repeats the backup id."""
+        return restore_project_secrets(
+            self.repository,
+            self.get_backup(backup_id),
+            to,
+            ctx=self.context(),
+            dry_run=dry_run,
+            confirm=confirm,
         )
 
     def artifact_index(self, backup_id: str) -> ArtifactIndex | None:

@@ -8,11 +8,14 @@ from gocdbackup.context import CancelToken, OpContext, ProgressSink, SystemClock
 from gocdbackup.credentials import application_key
 from gocdbackup.drivers.postgres import GocdnextTables
 from gocdbackup.errors import ConfigError
+from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.gocdnext.secrets import fingerprint
+from gocdbackup.model.project_secrets import ProjectSecretsCheck
 from gocdbackup.model.rotation import RotationReport
 from gocdbackup.model.secrets import SecretsCheck
 from gocdbackup.ops import secrets
-from gocdbackup.ports import GocdnextData
+from gocdbackup.ops.project_secrets import check_project_secrets as check_secrets_of_projects
+from gocdbackup.ports import GocdnextData, SecretStore
 
 
 def _context(progress: ProgressSink | None) -> OpContext:
@@ -41,6 +44,19 @@ def check_secrets(
     the application key; see :func:`gocdbackup.ops.secrets.check_secrets`."""
     key = application_key(env=secret_key, file=secret_key_file)
     return secrets.check_secrets(_data(db, pg_bindir), key, ctx=_context(progress))
+
+
+def check_project_secrets(
+    db: str | GocdnextData,
+    project_secrets: SecretStore,
+    *,
+    template: str = NAME_TEMPLATE,
+    pg_bindir: str | None = None,
+) -> ProjectSecretsCheck:
+    """Every project of ``db`` has its Secret in ``project_secrets``'s namespace (gocdnext's
+    Kubernetes secrets backend), and no Secret named by ``template`` is left without a
+    project."""
+    return check_secrets_of_projects(_data(db, pg_bindir), project_secrets, template=template)
 
 
 def rotate_key(

@@ -191,6 +191,30 @@ class ToolFailed(PostgresError):
 # -- data --------------------------------------------------------------------------------------
 
 
+class KubernetesError(DriverError):
+    """The Kubernetes API refused or failed a request."""
+
+    code = "kubernetes"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        #: the HTTP status the API server answered with (None: no answer)
+        self.status = status
+
+
+class KubernetesForbidden(KubernetesError):
+    """The API server refused the request (401 or 403): the credentials or their RBAC role
+    lack a permission."""
+
+    code = "kubernetes_forbidden"
+
+
+class KubernetesNotFound(KubernetesError):
+    """A named Kubernetes object (or its namespace) does not exist."""
+
+    code = "kubernetes_not_found"
+
+
 class IntegrityError(GocdBackupError):
     """Stored data is missing, corrupt or does not match what was recorded."""
 

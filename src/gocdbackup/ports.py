@@ -18,7 +18,8 @@ from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
-from gocdbackup.model.secrets import Reseal, SealedValue
+from gocdbackup.model.project_secrets import KubeSecret
+from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue
 
 
 @frozen(kw_only=True)
@@ -259,14 +260,54 @@ class GocdnextData(Protocol):
         """The names of ``columns`` this database has (an older gocdnext lacks some)."""
         ...
 
+    def sealed_batches(
+        self, columns: Sequence[EncryptedColumn], *, keys: bool = True
+    ) -> Iterator[SealedBatch]:
+        """Every value of ``columns`` (present ones only, column after column, rows in no set
+        order), a batch at a time: NULLs and external secrets as ``None`` blobs; a map column
+        (runner profiles) as one value per entry, its hex decoded (an entry that is not hex
+        comes as an unopenable blob).  Without ``keys``, a plain column's batches carry the
+        blobs alone (faster; :meth:`rows_holding` names the rows of the few that matter).
+        Read in one REPEATABLE READ snapshot, streamed: memory stays bounded by a batch."""
+        ...
+
+    def rows_holding(
+        self, column: EncryptedColumn, blobs: Sequence[bytes]
+    ) -> dict[bytes, list[str]]:
+        """For each of ``blobs`` (values of ``column``, a plain one), the keys of the rows
+        holding it now (none: changed since it was read)."""
+        ...
+
     def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
-        """Every value of ``columns`` (present ones only), NULLs and external secrets as
-        ``blob=None``; a map column (runner profiles) as one value per entry, its hex decoded
-        (an entry that is not hex comes as an unopenable blob).  Read through a server-side
-        cursor in one REPEATABLE READ transaction: memory stays bounded."""
+        """The values of :meth:`sealed_batches`, one at a time."""
         ...
 
     def reseal(self, changes: Sequence[Reseal]) -> int:
         """In one transaction, replace each value by its new blob where the row still holds
         the old one (a map entry: just that entry); how many were replaced."""
+        ...
+
+    def project_slugs(self) -> list[str]:
+        """The slug of every project, sorted (what the Kubernetes secrets backend names its
+        Secrets by)."""
+        ...
+
+
+class SecretStore(Protocol):
+    """The Secrets of one Kubernetes namespace (used by: the Kubernetes secrets backend's
+    backup, check and restore, and reading the application key from its Secret)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    def list_secrets(self) -> list[KubeSecret]:
+        """Every Secret of the namespace, by name (listed in pages)."""
+        ...
+
+    def read_secret(self, name: str) -> KubeSecret | None:
+        """The Secret ``name``, or None if there is none."""
+        ...
+
+    def write_secret(self, secret: KubeSecret) -> str:
+        """Create ``secret``, or replace the one of that name: ``created`` or ``replaced``."""
         ...

@@ -13,7 +13,10 @@ from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonCommand,
     State,
+    carried,
+    command_line,
     emit,
+    err_console,
     handle_errors,
     out_console,
     progress_bar,
@@ -21,8 +24,13 @@ from gocdbackup.cli.common import (
 from gocdbackup.cli.options import (
     artifact_options,
     db_option,
+    k8s_key,
+    kube_options,
     open_repo,
+    project_secrets_options,
+    project_store,
     repo_options,
+    secret_key_k8s_option,
     transfers_option,
 )
 from gocdbackup.model import BackupSet
@@ -72,6 +80,9 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
 )
+@secret_key_k8s_option
+@project_secrets_options
+@kube_options
 @artifact_options
 @transfers_option
 @click.pass_obj
@@ -85,18 +96,28 @@ def backup(
     label: str,
     artifacts: str | None,
     secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    secrets_namespace: str | None,
+    secrets_name_template: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
     fail_on_missing: bool,
     transfers: int,
 ) -> None:
-    """Back up the database (and its artefact store) into the repository."""
+    """Back up the database (and its artefact store, and the project Secrets of gocdnext's
+    Kubernetes secrets backend) into the repository."""
     with handle_errors(state), progress_bar(state) as bar:
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
         b = gb.backup(
             db,
             label=label,
             artifacts=artifacts,
             fail_on_missing=fail_on_missing,
+            secret_key=key,
             secret_key_file=secret_key_file,
+            project_secrets=project_store(secrets_namespace, kubeconfig, kube_context),
+            secrets_template=secrets_name_template,
         )
     emit(state, b.summary(), lambda: _print_backup_line(b))
 
@@ -124,6 +145,14 @@ def _print_backup_line(b: BackupSet) -> None:
     help="gocdnext's application key: refused if the backup was taken with another key, and "
     "every sealed value of the restored database is checked (default: $GOCDNEXT_SECRET_KEY).",
 )
+@secret_key_k8s_option
+@click.option(
+    "--secrets-namespace",
+    metavar="NS",
+    help="Also write the backup's project Secrets (gocdnext's Kubernetes secrets backend) "
+    "into this namespace, created or replaced, once the database is restored.",
+)
+@kube_options
 @artifact_options
 @transfers_option
 @click.pass_obj
@@ -139,10 +168,15 @@ def restore(
     confirm: str,
     artifacts: str | None,
     secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    secrets_namespace: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
     transfers: int,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
     with handle_errors(state), progress_bar(state) as bar:
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
         report = gb.restore(
             backup_id,
@@ -150,8 +184,11 @@ def restore(
             confirm=confirm,
             replace=replace,
             artifacts=artifacts,
+            secret_key=key,
             secret_key_file=secret_key_file,
+            project_secrets=project_store(secrets_namespace, kubeconfig, kube_context),
         )
+        held = gb.get_backup(backup_id).kube_secrets if secrets_namespace is None else None
 
     def human() -> None:
         out_console.print(
@@ -166,8 +203,33 @@ def restore(
         )
         if report.secrets is not None:
             out_console.print(report.secrets.verdict(), highlight=False, markup=False)
+        if report.kube_secrets is not None:
+            out_console.print(report.kube_secrets.describe(), highlight=False, markup=False)
 
     emit(state, report.summary(), human)
+    if held is not None and not state.as_json:
+        words = carried(
+            state.argv, "--repo", "--password-file", "--storage-option", "--kubeconfig", "--context"
+        )
+        write = command_line(
+            [],
+            add=(
+                "secrets",
+                "k8s-restore",
+                backup_id,
+                *words,
+                "--secrets-namespace",
+                held.namespace,
+                "--dry-run",
+            ),
+        )
+        err_console.print(
+            f"note: the backup also holds {held.describe()} (not written: no "
+            "--secrets-namespace); to see what writing them back would do:",
+            highlight=False,
+            markup=False,
+        )
+        err_console.print(f"  {write}", highlight=False, markup=False, soft_wrap=True)
     if report.secrets is not None and not report.secrets.passed:
         sys.exit(EXIT_FAILED)
 

@@ -11,10 +11,12 @@ from typing import Any, TypeVar
 
 import click
 
-from gocdbackup import GocdBackup, Reconciler
+from gocdbackup import GocdBackup, Reconciler, kube_secret_key, kube_secrets
 from gocdbackup.cli.common import ProgressBar, State
 from gocdbackup.errors import ConfigError
+from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.model.durations import parse_duration
+from gocdbackup.ports import SecretStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,3 +215,75 @@ def open_reconciler(
         pg_bindir=pg_bindir,
         transfers=transfers,
     )
+
+
+# -- Kubernetes ----------------------------------------------------------------------------------
+
+
+def kube_options(fn: F) -> F:
+    """``--kubeconfig`` and ``--context``, as kubectl spells them."""
+    fn = click.option(
+        "--context",
+        "kube_context",
+        metavar="NAME",
+        help="The kubeconfig context to use (default: its current context).",
+    )(fn)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        help="The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the pod's "
+        "service account).",
+    )(fn)
+
+
+def project_secrets_options(fn: F) -> F:
+    """Where gocdnext's Kubernetes secrets backend keeps the project Secrets."""
+    fn = click.option(
+        "--secrets-name-template",
+        envvar="GOCDNEXT_SECRET_K8S_NAME_TEMPLATE",
+        default=NAME_TEMPLATE,
+        show_default=True,
+        metavar="TEMPLATE",
+        help="How the project Secrets are named ({slug}: the project's slug) "
+        "(default: $GOCDNEXT_SECRET_K8S_NAME_TEMPLATE).",
+    )(fn)
+    return click.option(
+        "--secrets-namespace",
+        envvar="GOCDNEXT_SECRET_K8S_NAMESPACE",
+        metavar="NS",
+        help="The namespace of gocdnext's Kubernetes secrets backend: its project Secrets "
+        "(gocdnext-secrets-<slug>) go with the database (default: "
+        "$GOCDNEXT_SECRET_K8S_NAMESPACE).",
+    )(fn)
+
+
+def secret_key_k8s_option(fn: F) -> F:
+    return click.option(
+        "--secret-key-k8s",
+        metavar="[NS/]NAME[:ITEM]",
+        help="Read gocdnext's application key from this Kubernetes Secret (the Helm chart's: "
+        "<release>-gocdnext-server-tokens, item secret-key; or SECRET_KEY).",
+    )(fn)
+
+
+def project_store(
+    namespace: str | None, kubeconfig: str | None, kube_context: str | None
+) -> SecretStore | None:
+    """The project Secrets' namespace the options name (None: not asked for)."""
+    if not namespace:
+        return None
+    return kube_secrets(namespace, kubeconfig=kubeconfig, context=kube_context)
+
+
+def k8s_key(
+    secret_key_k8s: str | None,
+    secret_key_file: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> str | None:
+    """The application key read from ``--secret-key-k8s`` (None: not given)."""
+    if secret_key_k8s is None:
+        return None
+    if secret_key_file is not None:
+        raise click.UsageError("give --secret-key-file or --secret-key-k8s, not both")
+    return kube_secret_key(secret_key_k8s, kubeconfig=kubeconfig, context=kube_context)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 from rich.table import Column, Table
 
-from gocdbackup import check_secrets, key_fingerprint, rotate_key
+from gocdbackup import check_project_secrets, check_secrets, key_fingerprint, rotate_key
 from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonGroup,
@@ -22,7 +22,17 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import db_option
+from gocdbackup.cli.options import (
+    db_option,
+    k8s_key,
+    kube_options,
+    open_repo,
+    project_secrets_options,
+    project_store,
+    repo_options,
+    secret_key_k8s_option,
+)
+from gocdbackup.model.project_secrets import ProjectSecretsCheck
 from gocdbackup.model.secrets import SecretsCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,30 +77,71 @@ def print_check(check: SecretsCheck) -> None:
 @secrets.command(name="check")
 @db_option
 @secret_key_option
+@secret_key_k8s_option
+@project_secrets_options
+@kube_options
 @click.pass_obj
 def secrets_check(
-    state: State, *, db: str, pg_bindir: str | None, secret_key_file: str | None
+    state: State,
+    *,
+    db: str,
+    pg_bindir: str | None,
+    secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    secrets_namespace: str | None,
+    secrets_name_template: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
 ) -> None:
-    """Trial-decrypt every value of gocdnext's ten encrypted columns (never shows a value)."""
+    """Trial-decrypt every value of gocdnext's ten encrypted columns (never shows a value);
+    with --secrets-namespace, also check that every project has its Secret and no Secret is
+    left without a project."""
+    projects: ProjectSecretsCheck | None = None
     with handle_errors(state), progress_bar(state) as bar:
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         check = check_secrets(
             db,
+            secret_key=key,
             secret_key_file=secret_key_file,
             progress=bar if bar.enabled else None,
             pg_bindir=pg_bindir,
         )
-    emit(state, check.summary(), lambda: print_check(check))
-    if not check.passed:
+        store = project_store(secrets_namespace, kubeconfig, kube_context)
+        if store is not None:
+            projects = check_project_secrets(
+                db, store, template=secrets_name_template, pg_bindir=pg_bindir
+            )
+    document = check.summary()
+    if projects is not None:
+        document["project_secrets"] = projects.summary()
+
+    def human() -> None:
+        print_check(check)
+        if projects is not None:
+            out_console.print(f"project Secrets: {projects.verdict()}", highlight=False)
+
+    emit(state, document, human)
+    if not check.passed or (projects is not None and not projects.passed):
         sys.exit(EXIT_FAILED)
 
 
 @secrets.command(name="fingerprint")
 @secret_key_option
+@secret_key_k8s_option
+@kube_options
 @click.pass_obj
-def secrets_fingerprint(state: State, *, secret_key_file: str | None) -> None:
+def secrets_fingerprint(
+    state: State,
+    *,
+    secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
     """Print the key's fingerprint (the last word): it names the key, reveals nothing of it."""
     with handle_errors(state):
-        fp = key_fingerprint(secret_key_file=secret_key_file)
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
+        fp = key_fingerprint(secret_key=key, secret_key_file=secret_key_file)
     emit(
         state,
         {"fingerprint": fp},
@@ -158,3 +209,49 @@ def secrets_rotate(
         return
     if not report.complete:
         sys.exit(EXIT_FAILED)
+
+
+@secrets.command(name="k8s-restore")
+@click.argument("backup_id")
+@repo_options
+@click.option(
+    "--secrets-namespace",
+    required=True,
+    metavar="NS",
+    help="Write the backup's project Secrets into this namespace.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be created or replaced.")
+@click.option(
+    "--confirm",
+    metavar="ID",
+    help="Repeat the backup id (a run without it is a dry run and prints the command).",
+)
+@kube_options
+@click.pass_obj
+def secrets_k8s_restore(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    secrets_namespace: str,
+    dry_run: bool,
+    confirm: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> None:
+    """Write a backup's project Secrets (gocdnext's Kubernetes secrets backend) back: each
+    missing one created, each changed one replaced; others are never touched."""
+    with handle_errors(state), progress_bar(state) as bar:
+        gb = open_repo(state, repo, password_file, bar)
+        store = project_store(secrets_namespace, kubeconfig, kube_context)
+        assert store is not None  # the namespace is required
+        result = gb.restore_project_secrets(
+            backup_id, store, dry_run=dry_run or confirm is None, confirm=confirm
+        )
+    emit(state, result.summary(), lambda: out_console.print(result.describe(), highlight=False))
+    if result.dry_run and (result.created or result.replaced):
+        apply = command_line(
+            state.argv, drop=("--confirm",), drop_flags=("--dry-run",), add=("--confirm", backup_id)
+        )
+        next_steps(state, [("to write them", apply)])

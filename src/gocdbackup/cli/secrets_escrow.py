@@ -13,7 +13,7 @@ from rich.table import Table
 from gocdbackup import escrow_key, list_escrows, recover_key, save_recipient
 from gocdbackup._escrow import ESCROW_PASSPHRASE_ENV
 from gocdbackup.cli.common import JsonCommand, State, emit, err_console, handle_errors, out_console
-from gocdbackup.cli.options import storage_options
+from gocdbackup.cli.options import k8s_key, kube_options, secret_key_k8s_option, storage_options
 
 
 def _remember_options(ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> None:
@@ -81,11 +81,16 @@ def _ask(confirm: bool) -> str | None:
 @click.option("--no-repo", is_flag=True, help="There is no repository to keep --to apart from.")
 @_store_option
 @_replace_option
+@secret_key_k8s_option
+@kube_options
 @click.pass_obj
 def escrow(
     state: State,
     *,
     secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
     to: str | None,
     paper: str | None,
     recipients: tuple[str, ...],
@@ -112,6 +117,7 @@ def escrow(
     if wants_secret and not os.environ.get(ESCROW_PASSPHRASE_ENV):
         passphrase = _ask(confirm=True)
     with handle_errors(state):
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         result = escrow_key(
             repo_url=None if no_repo else repo,
             to=to,
@@ -120,6 +126,7 @@ def escrow(
             passphrase=passphrase,
             passphrase_file=passphrase_file,
             secret_key_file=secret_key_file,
+            secret_key=key,
             storage_options=state.storage_options,
             replace=replace,
         )

@@ -9,6 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model._validate import aware, hex64, non_negative
+from gocdbackup.model.project_secrets import KubeSecretsInfo
 from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
 
 
@@ -152,6 +153,8 @@ class BackupSet:
     artifacts: tuple[tuple[str, int], ...] = ()
     #: the application key the backup was given, checked against a sample of sealed values
     key_check: KeyCheck | None = None
+    #: the project Secrets of gocdnext's Kubernetes secrets backend the backup holds
+    kube_secrets: KubeSecretsInfo | None = None
 
     def component(self, kind: str) -> Component:
         for c in self.components:
@@ -235,6 +238,8 @@ class BackupSet:
             text += f"; artefacts: {self.describe_artifacts()}"
         if self.key_check is not None:
             text += f"; {self.key_check.describe()}"
+        if self.kube_secrets is not None:
+            text += f"; {self.kube_secrets.describe()}"
         return text
 
     def __repr__(self) -> str:

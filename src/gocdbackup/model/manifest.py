@@ -26,6 +26,7 @@ from gocdbackup.model.backup import (
     TableRows,
     Timings,
 )
+from gocdbackup.model.project_secrets import KubeSecretsInfo
 
 FORMAT_VERSION = 1
 KIND = "gocdbackup.manifest"
@@ -58,6 +59,17 @@ class Manifest:
                 "checked": b.key_check.checked,
                 "opened": b.key_check.opened,
             },
+            **(
+                {}
+                if b.kube_secrets is None
+                else {
+                    "kube_secrets": {
+                        "namespace": b.kube_secrets.namespace,
+                        "template": b.kube_secrets.template,
+                        "count": b.kube_secrets.count,
+                    }
+                }
+            ),
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
             "components": [_component_to_dict(c) for c in b.components],
@@ -121,6 +133,7 @@ def _backup_from_dict(d: Any) -> BackupSet:
             for k, v in sorted(_mapping(d.get("artifacts") or {}, "artifacts").items())
         ),
         key_check=_key_from_dict(d.get("key")),
+        kube_secrets=_kube_secrets_from_dict(d.get("kube_secrets")),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(
@@ -142,6 +155,17 @@ def _key_from_dict(value: Any) -> KeyCheck | None:
         fingerprint=_get(k, "fingerprint", str),
         checked=_get(k, "checked", int),
         opened=_get(k, "opened", int),
+    )
+
+
+def _kube_secrets_from_dict(value: Any) -> KubeSecretsInfo | None:
+    if value is None:
+        return None
+    k = _mapping(value, "kube_secrets")
+    return KubeSecretsInfo(
+        namespace=_get(k, "namespace", str),
+        template=_get(k, "template", str),
+        count=_get(k, "count", int),
     )
 
 

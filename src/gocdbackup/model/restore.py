@@ -7,6 +7,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from gocdbackup.model.project_secrets import SecretsRestore
 from gocdbackup.model.render import kv_table
 from gocdbackup.model.secrets import SecretsCheck
 
@@ -50,6 +51,8 @@ class RestoreReport:
     artifacts: tuple[tuple[str, int], ...] = field(default=())
     #: the decrypt check of the restored database, when restored with the application key
     secrets: SecretsCheck | None = None
+    #: what restoring the backup's project Secrets (Kubernetes secrets backend) did
+    kube_secrets: SecretsRestore | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,11 @@ class RestoreReport:
             "warnings": list(self.warnings),
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
             **({"secrets": self.secrets.summary()} if self.secrets is not None else {}),
+            **(
+                {"kube_secrets": self.kube_secrets.summary()}
+                if self.kube_secrets is not None
+                else {}
+            ),
         }
 
     def _repr_html_(self) -> str:

@@ -4,10 +4,10 @@ value), and whether it looks like the wrong key or like damaged rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from attrs import field, frozen
+from attrs import define, field, frozen
 
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
@@ -31,7 +31,45 @@ class SealedValue:
     @property
     def where(self) -> str:
         """``table.column id`` (and ``[entry]``): what a report names, never the value."""
-        return f"{self.column} {self.row_key}" + (f" [{self.entry}]" if self.entry else "")
+        return where_of(self.column, self.row_key, self.entry)
+
+
+def where_of(column: str, row_key: str, entry: str = "") -> str:
+    """``table.column id`` (and ``[entry]``): how a report names a value's row."""
+    return f"{column} {row_key}" + (f" [{entry}]" if entry else "")
+
+
+@frozen(kw_only=True)
+class SealedBatch:
+    """Consecutive values of one encrypted column, held as columns (a check runs over the
+    blobs alone and names a row only when its value fails).  The blobs are never shown."""
+
+    column: str
+    blobs: Sequence[bytes | None] = field(repr=False)
+    #: each value's row key; empty when read without them (a check asks which rows hold the
+    #: few values that fail afterwards, see ``GocdnextData.rows_holding``)
+    row_keys: Sequence[str] = ()
+    #: for a map column (runner profiles): each value's entry name; empty otherwise
+    entries: Sequence[str] = ()
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def where(self, i: int) -> str:
+        """What a report names for the ``i``-th value (a batch read with its row keys)."""
+        return where_of(self.column, self.row_keys[i], self.entries[i] if self.entries else "")
+
+    def values(self) -> Iterator[SealedValue]:
+        """Each value on its own (a batch read with its row keys)."""
+        entries = self.entries or ("",) * len(self.blobs)
+        for key, entry, blob in zip(self.row_keys, entries, self.blobs, strict=True):
+            yield SealedValue(column=self.column, row_key=key, entry=entry, blob=blob)
+
+
+def values_of(batches: Iterable[SealedBatch]) -> Iterator[SealedValue]:
+    """The values of ``batches``, one at a time."""
+    for batch in batches:
+        yield from batch.values()
 
 
 @frozen(kw_only=True)
@@ -157,6 +195,60 @@ class SecretsCheck:
         return head + html_table(self.rows(), caption="by column")
 
 
+@define
+class CheckTally:
+    """A decrypt check's counts as it goes, per column: ok, failed, empty, and the failing
+    rows named (at most MAX_FAILING_IDS kept, sorted, whatever order they came in)."""
+
+    counts: dict[str, list[int]] = field(factory=dict)  # column -> [ok, failed, empty]
+    failing: dict[str, list[str]] = field(factory=dict)
+
+    @classmethod
+    def of(cls, columns: Iterable[str]) -> CheckTally:
+        tally = cls()
+        for column in columns:
+            tally.add(column)
+        return tally
+
+    def add(
+        self,
+        column: str,
+        *,
+        ok: int = 0,
+        failed: int | None = None,
+        empty: int = 0,
+        failing: Sequence[str] = (),
+    ) -> None:
+        """Count values of ``column``; ``failing`` names failing rows (``failed`` of them
+        failed; as many as are named when not given)."""
+        counts = self.counts.setdefault(column, [0, 0, 0])
+        counts[0] += ok
+        counts[1] += len(failing) if failed is None else failed
+        counts[2] += empty
+        if failing:
+            kept = self.failing.setdefault(column, [])
+            kept.extend(failing)
+            if len(kept) > 2 * MAX_FAILING_IDS:
+                kept[:] = sorted(kept)[:MAX_FAILING_IDS]
+
+    def result(self, *, fingerprint: str, absent: Iterable[str] = ()) -> SecretsCheck:
+        missing = set(absent)
+        return SecretsCheck(
+            fingerprint=fingerprint,
+            columns=tuple(
+                ColumnCheck(
+                    column=name,
+                    ok=ok,
+                    failed=failed,
+                    empty=empty,
+                    failing=tuple(sorted(self.failing.get(name, ()))[:MAX_FAILING_IDS]),
+                    present=name not in missing,
+                )
+                for name, (ok, failed, empty) in self.counts.items()
+            ),
+        )
+
+
 def tally(
     columns: Iterable[str],
     outcomes: Iterable[tuple[SealedValue, bool | None]],
@@ -165,34 +257,15 @@ def tally(
     absent: Iterable[str] = (),
 ) -> SecretsCheck:
     """Count ``(value, opened)`` outcomes per column (``opened`` None: no value)."""
-    counts: dict[str, dict[str, Any]] = {
-        c: {"ok": 0, "failed": 0, "empty": 0, "failing": []} for c in columns
-    }
+    counts = CheckTally.of(columns)
     for value, opened in outcomes:
-        c = counts.setdefault(value.column, {"ok": 0, "failed": 0, "empty": 0, "failing": []})
         if opened is None:
-            c["empty"] += 1
+            counts.add(value.column, empty=1)
         elif opened:
-            c["ok"] += 1
+            counts.add(value.column, ok=1)
         else:
-            c["failed"] += 1
-            if len(c["failing"]) < MAX_FAILING_IDS:
-                c["failing"].append(value.where)
-    missing = set(absent)
-    return SecretsCheck(
-        fingerprint=fingerprint,
-        columns=tuple(
-            ColumnCheck(
-                column=name,
-                ok=c["ok"],
-                failed=c["failed"],
-                empty=c["empty"],
-                failing=tuple(c["failing"]),
-                present=name not in missing,
-            )
-            for name, c in counts.items()
-        ),
-    )
+            counts.add(value.column, failing=[value.where])
+    return counts.result(fingerprint=fingerprint, absent=absent)
 
 
 def by_column(check: SecretsCheck) -> Mapping[str, ColumnCheck]:

@@ -11,6 +11,7 @@ import attrs
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, IntegrityError
+from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.model.artifacts import ArtifactIndex, Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
@@ -18,8 +19,9 @@ from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops.artifact_index import reusable_index, store_index
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS, backup_artifacts
 from gocdbackup.ops.catalog import list_backups
+from gocdbackup.ops.project_secrets import store_project_secrets
 from gocdbackup.ops.secrets import sample_key_check
-from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, Snapshot
+from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore, Snapshot
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 from gocdbackup.repository.journal import Journal, delete_journals
 
@@ -47,6 +49,8 @@ def take_backup(
     fail_on_missing: bool = False,
     transfers: int = DEFAULT_WORKERS,
     secret_key: bytes | None = None,
+    project_secrets: SecretStore | None = None,
+    secrets_template: str = NAME_TEMPLATE,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -61,6 +65,9 @@ def take_backup(
 
     With ``secret_key`` (gocdnext's application key, read through ``gocdnext``), the manifest
     records the key's fingerprint and a sampled decrypt check of its sealed values.
+
+    With ``project_secrets`` (the namespace of gocdnext's Kubernetes secrets backend), the
+    Secrets named by ``secrets_template`` are stored in the backup, encrypted like the rest.
     """
     if secret_key is not None and gocdnext is None:
         raise ConfigError(
@@ -117,6 +124,12 @@ def take_backup(
             components.append(store_index(repo, index, known, ctx))
             counts = tuple(index.counts().items())
             point = attrs.evolve(point, store_marker=store_marker(artifacts.url, listed_at, index))
+        kube_secrets = None
+        if project_secrets is not None:
+            component, kube_secrets = store_project_secrets(
+                repo, project_secrets, template=secrets_template, known=known, ctx=ctx
+            )
+            components.append(component)
         ctx.check()
         backup = BackupSet(
             id=backup_id,
@@ -127,6 +140,7 @@ def take_backup(
             components=tuple(components),
             artifacts=counts,
             key_check=key_check,
+            kube_secrets=kube_secrets,
             timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
             tool_version=tool_version,
         )

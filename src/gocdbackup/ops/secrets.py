@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from attrs import frozen
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, ConfirmationMismatch, KeyMismatch
-from gocdbackup.gocdnext.cipher import opener, sealer
+from gocdbackup.gocdnext.cipher import opener, sealer, trial
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, fingerprint
 from gocdbackup.model.backup import BackupSet, KeyCheck
 from gocdbackup.model.rotation import RotationReport
-from gocdbackup.model.secrets import Reseal, SealedValue, SecretsCheck, tally
+from gocdbackup.model.secrets import (
+    MAX_FAILING_IDS,
+    CheckTally,
+    Reseal,
+    SealedValue,
+    SecretsCheck,
+    values_of,
+    where_of,
+)
 from gocdbackup.ports import GocdnextData
 
 log = logging.getLogger("gocdbackup.ops.secrets")
@@ -58,20 +66,28 @@ def check_secrets(
     open, fail or hold nothing, the rows that fail (never a value), and whether it looks like
     the wrong key.  Streams the values: memory stays bounded."""
     found = _columns(data, columns)
-    opens = opener(key)
-
-    def outcomes() -> Iterator[tuple[SealedValue, bool | None]]:
-        for n, value in enumerate(data.sealed_values(found.present)):
-            if n % _EVERY == 0:
-                ctx.check()
-                ctx.report("secrets-check", n, None, unit="values")
-            blob = value.blob
-            yield value, None if not blob else opens(blob) is not None
-
-    check = tally(
-        [c.name for c in columns], outcomes(), fingerprint=fingerprint(key), absent=found.absent
-    )
-    ctx.report("secrets-check", check.ok + check.failed + check.empty, None, unit="values")
+    try_all = trial(key)
+    counts = CheckTally.of(c.name for c in columns)
+    unnamed: dict[str, list[bytes]] = {}  # failing blobs read without their row keys
+    seen = 0
+    for batch in data.sealed_batches(found.present, keys=False):
+        ctx.check()
+        ctx.report("secrets-check", seen, None, unit="values")
+        opened, empty, failing = try_all(batch.blobs)
+        seen += len(batch)
+        if batch.row_keys:
+            named = [batch.where(i) for i in failing]
+            counts.add(batch.column, ok=opened, empty=empty, failing=named)
+            continue
+        counts.add(batch.column, ok=opened, failed=len(failing), empty=empty)
+        kept = unnamed.setdefault(batch.column, [])
+        kept.extend(b for i in failing[: MAX_FAILING_IDS - len(kept)] if (b := batch.blobs[i]))
+    for column in (c for c in found.present if unnamed.get(c.name)):
+        rows = data.rows_holding(column, unnamed[column.name])
+        named = sorted(where_of(column.name, k) for keys in rows.values() for k in keys)
+        counts.add(column.name, failed=0, failing=named)
+    check = counts.result(fingerprint=fingerprint(key), absent=found.absent)
+    ctx.report("secrets-check", seen, seen, unit="values")
     log.info("secrets check: %s", check.verdict())
     return check
 
@@ -85,13 +101,14 @@ def sample_key_check(
     opens = opener(key)
     checked = opened = 0
     for column in found.present:
-        values = data.sealed_values([column])
+        batches = data.sealed_batches([column])
+        values = (v for v in values_of(batches) if not _holds_nothing(v))
         try:
-            for value in itertools.islice((v for v in values if not _holds_nothing(v)), per_column):
+            for value in itertools.islice(values, per_column):
                 checked += 1
                 opened += opens(value.blob or b"") is not None
         finally:
-            close = getattr(values, "close", None)
+            close = getattr(batches, "close", None)
             if close is not None:
                 close()
     return KeyCheck(fingerprint=fingerprint(key), checked=checked, opened=opened)
@@ -154,7 +171,7 @@ def rotate_key(
             counts["resealed"] += data.reseal(pending)
             pending.clear()
 
-    for n, value in enumerate(data.sealed_values(found.present)):
+    for n, value in enumerate(values_of(data.sealed_batches(found.present))):
         if n % _EVERY == 0:
             ctx.check()
             ctx.report("secrets-rotate", n, None, unit="values")

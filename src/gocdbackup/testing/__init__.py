@@ -14,6 +14,10 @@ column sealed with the key given, one secret being :data:`CANARY_SECRET`, which 
 ever contain) and :func:`fill_store` (the objects its rows reference, in a real store); and
 :func:`sandbox`, all of them together (server, database, filled store, empty repository) to
 try gocdbackup on.  :func:`fill_sealed` gives a :class:`FakeDatabaseContents` sealed values.
+
+For Kubernetes: :class:`FakeKubeAPI`, a local API server the real ``kubernetes`` client talks
+to (it writes a kubeconfig), and :class:`FakeSecretStore`, the Secrets of one namespace in
+memory (a :class:`~gocdbackup.ports.SecretStore`).
 """
 
 from gocdbackup.drivers.gocdnext_fixture import (
@@ -34,8 +38,10 @@ from gocdbackup.testing.databases import (
     fake_dump,
     parse_fake_dump,
 )
+from gocdbackup.testing.kube import FakeKubeAPI
 from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
 from gocdbackup.testing.sealed import fill_sealed
+from gocdbackup.testing.secret_store import FakeSecretStore
 from gocdbackup.testing.stores import MemoryStore
 
 __all__ = [
@@ -44,7 +50,9 @@ __all__ = [
     "FakeClock",
     "FakeDatabaseContents",
     "FakeGocdnext",
+    "FakeKubeAPI",
     "FakePostgres",
+    "FakeSecretStore",
     "FakeSnapshot",
     "FixtureSpec",
     "LocalPostgres",

@@ -17,17 +17,18 @@ from attrs import define, evolve, field
 
 from gocdbackup.context import Clock, OpContext
 from gocdbackup.errors import (
+    ConfigError,
     DatabaseNotFound,
     IntegrityError,
     PostgresError,
     ToolFailed,
 )
 from gocdbackup.gocdnext.schema import Table
-from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn
+from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
 from gocdbackup.model.orphans import RowRef
-from gocdbackup.model.secrets import Reseal, SealedValue, column_of
+from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue, column_of, values_of
 
 _ALL_ENCRYPTED = [c.name for c in ENCRYPTED_COLUMNS]
 #: the tables whose encrypted column gocdnext declares NOT NULL (the others may hold a NULL)
@@ -53,6 +54,8 @@ class FakeDatabaseContents:
     sealed: list[SealedValue] = field(factory=list)
     #: the names of the encrypted columns this database has (an older gocdnext lacks some)
     encrypted_columns: list[str] = field(factory=lambda: list(_ALL_ENCRYPTED))
+    #: the slugs of its projects (:meth:`FakeGocdnext.project_slugs`)
+    projects: list[str] = field(factory=list)
 
     def copy(self) -> FakeDatabaseContents:
         """A copy whose lists and tables can change without changing these."""
@@ -63,6 +66,7 @@ class FakeDatabaseContents:
             rows=list(self.rows),
             sealed=list(self.sealed),
             encrypted_columns=list(self.encrypted_columns),
+            projects=list(self.projects),
         )
 
 
@@ -263,7 +267,8 @@ class FakeGocdnext:
     its ``objects`` (read in a snapshot) and ``rows`` (read now).  ``setting`` is what
     :meth:`storage_setting` answers; ``clock`` the time :meth:`retire_rows` stamps (the system
     clock where None).  Its ``sealed`` values are read and resealed like the driver's, with
-    compare-and-set; ``fail_reseal`` makes :meth:`reseal` roll back (True: always; N: after N)."""
+    compare-and-set; ``fail_reseal`` makes :meth:`reseal` roll back (True: always; N: after N);
+    ``batch_rows`` is how many values :meth:`sealed_batches` gives at a time."""
 
     def __init__(self, server: FakePostgres, *, clock: Clock | None = None) -> None:
         self.server = server
@@ -271,6 +276,7 @@ class FakeGocdnext:
         self.setting: tuple[dict[str, Any], bytes | None] | None = None
         self.clock = clock
         self.fail_reseal: bool | int = False
+        self.batch_rows = 3
 
     def __repr__(self) -> str:
         return f"FakeGocdnext({self.server.name!r})"
@@ -296,6 +302,9 @@ class FakeGocdnext:
 
     def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
         return self.setting
+
+    def project_slugs(self) -> list[str]:
+        return sorted(self._contents().projects)
 
     def object_rows_now(self, keys: Iterable[str]) -> dict[str, str]:
         """Rows as they are now (tests change ``objects`` and ``rows`` meanwhile)."""
@@ -336,12 +345,37 @@ class FakeGocdnext:
     def encrypted_columns_present(self, columns: Sequence[EncryptedColumn]) -> list[str]:
         return [c.name for c in columns if c.name in self._contents().encrypted_columns]
 
+    def sealed_batches(
+        self, columns: Sequence[EncryptedColumn], *, keys: bool = True
+    ) -> Iterator[SealedBatch]:
+        """The ``sealed`` values of the present ``columns`` (as given, rows as added),
+        ``batch_rows`` at a time, read when iteration starts (one snapshot)."""
+        db = self._contents()
+        for column in (c for c in columns if c.name in db.encrypted_columns):
+            values = [v for v in db.sealed if v.column == column.name]
+            keyed = keys or column.form is Form.HEX_MAP
+            for at in range(0, len(values), self.batch_rows):
+                some = values[at : at + self.batch_rows]
+                yield SealedBatch(
+                    column=column.name,
+                    blobs=[v.blob for v in some],
+                    row_keys=[v.row_key for v in some] if keyed else (),
+                    entries=[v.entry for v in some] if column.form is Form.HEX_MAP else (),
+                )
+
+    def rows_holding(
+        self, column: EncryptedColumn, blobs: Sequence[bytes]
+    ) -> dict[bytes, list[str]]:
+        if column.form is Form.HEX_MAP:
+            raise ConfigError(f"{column.name} is read with its row keys: nothing to look up")
+        found: dict[bytes, list[str]] = {b: [] for b in blobs}
+        for v in self._contents().sealed:
+            if v.column == column.name and v.blob in found:
+                found[v.blob].append(v.row_key)
+        return {b: keys for b, keys in found.items() if keys}
+
     def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
-        """The ``sealed`` values of the present ``columns``, ordered like the driver's: by
-        column (as given), row key, entry (read when iteration starts, one snapshot)."""
-        order = {name: n for n, name in enumerate(self.encrypted_columns_present(columns))}
-        values = [v for v in self._contents().sealed if v.column in order]
-        yield from sorted(values, key=lambda v: (order[v.column], v.row_key, v.entry))
+        return values_of(self.sealed_batches(columns))
 
     def reseal(self, changes: Sequence[Reseal]) -> int:
         """All or nothing: checked first (as the driver does), then each value whose row (and

@@ -8,7 +8,6 @@ version.  What the tables and columns *are* is in
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC
 from itertools import islice
@@ -17,13 +16,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gocdbackup.drivers.postgres.sealed import (
+    present_columns,
+    reseal,
+    rows_holding,
+    sealed_batches,
+)
 from gocdbackup.drivers.postgres.server import PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.schema import GOOSE_TABLE, STORAGE_SETTING, Table
-from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, EncryptedColumn, Form
+from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.orphans import RowRef
-from gocdbackup.model.secrets import Reseal, SealedValue, column_of
+from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue, values_of
 
 # two statements: one statement naming goose_db_version fails on a database without it (a
 # generic one, or gocdnext's before its first migration) even in a branch never taken, because
@@ -38,6 +43,7 @@ _HAS_GOCDNEXT_TABLES_SQL = (
 )
 _GOCDNEXT_TABLES = [t.value for t in Table]
 
+_SLUGS_SQL = 'SELECT slug FROM projects ORDER BY slug COLLATE "C"'
 _SETTING_SQL = "SELECT value, credentials_enc FROM platform_settings WHERE key = %s"
 
 # every object a row references: gocdnext's three key layouts (see docs/artifacts.md)
@@ -117,79 +123,6 @@ WHERE j.id = r.id AND j.logs_archive_uri = r.key
 }
 
 _RETIRE_BATCH = 5000
-
-# the encrypted columns this database has (an older gocdnext lacks some); pg_attribute, not
-# information_schema, which hides columns the role may not read (reading them must fail loudly)
-_PRESENT_SQL = """
-SELECT w.t || '.' || w.c FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(t, c, n)
-WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = to_regclass(quote_ident(w.t))
-              AND a.attname = w.c AND a.attnum > 0 AND NOT a.attisdropped)
-ORDER BY w.n
-"""
-# one blob per row; a map's entries (a map that is not a JSON object comes as one entry "",
-# its text as the value: unopenable, so a check reports it rather than skipping it)
-_SEALED_SQL = {
-    # in the key's own order: the primary key's index, no sort of the blobs
-    Form.BYTEA: "SELECT t.{key}::text, t.{col} FROM {table} t ORDER BY t.{key}",
-    Form.HEX_MAP: """
-SELECT t.{key}::text, e.k, e.v FROM {table} t CROSS JOIN LATERAL (
-    SELECT key, value FROM jsonb_each_text(
-        CASE WHEN jsonb_typeof(t.{col}) = 'object' THEN t.{col} END)
-    UNION ALL SELECT '', t.{col} #>> '{{}}' WHERE jsonb_typeof(t.{col}) NOT IN ('object', 'null')
-) AS e(k, v)
-ORDER BY t.{key}, e.k COLLATE "C"
-""",
-}
-_SEALED_ITERSIZE = 5000
-# compare-and-set: only where the row (the map entry) still holds the old blob (hex: any case)
-_RESEAL_SQL = {
-    Form.BYTEA: "UPDATE {table} SET {col} = %(new)s WHERE {key} = %(key)s AND {col} = %(old)s",
-    Form.HEX_MAP: """
-UPDATE {table} SET {col} = jsonb_set({col}, ARRAY[%(entry)s::text], to_jsonb(%(new)s::text))
-WHERE {key} = %(key)s AND lower({col} ->> %(entry)s::text) = %(old)s
-""",
-}
-_BY_NAME = {c.name: c for c in ENCRYPTED_COLUMNS}
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
-
-
-def _column_sql(template: str, column: EncryptedColumn) -> sql.Composed:
-    return sql.SQL(template).format(
-        table=sql.Identifier(column.table),
-        col=sql.Identifier(column.column),
-        key=sql.Identifier(column.key_column),
-    )
-
-
-def _present(conn: psycopg.Connection[Any], columns: Sequence[EncryptedColumn]) -> list[str]:
-    tables, names = [c.table for c in columns], [c.column for c in columns]
-    return [str(r[0]) for r in conn.execute(_PRESENT_SQL, (tables, names)).fetchall()]
-
-
-def _unhex(text: str | None) -> bytes | None:
-    """A map entry's blob: its hex decoded, or (not hex) its raw text, which cannot open."""
-    if text is None:
-        return None
-    return bytes.fromhex(text) if _HEX.fullmatch(text) else text.encode()
-
-
-def _reseal_params(changes: Sequence[Reseal]) -> dict[str, list[dict[str, Any]]]:
-    """Each column's statement parameters, checked before anything is written."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for change in changes:
-        value, column = change.value, column_of(change)
-        old = value.blob or b""  # column_of refused a change without one
-        hexed = column.form is Form.HEX_MAP
-        out.setdefault(column.name, []).append(
-            {
-                "key": value.row_key,
-                "entry": value.entry,
-                "old": old.hex() if hexed else old,
-                "new": change.blob.hex() if hexed else change.blob,
-            }
-        )
-    return out
-
 
 _NOT_GOCDNEXT = (
     "database {db!r} at {where} has no gocdnext tables ({tables}): it is not a gocdnext"
@@ -323,6 +256,11 @@ class GocdnextTables:
                     batch = list(islice(it, _RETIRE_BATCH))
         return changed
 
+    def project_slugs(self) -> list[str]:
+        with self.server.connect() as conn, self.server.translating():
+            self._require_gocdnext(conn)
+            return [str(r[0]) for r in conn.execute(_SLUGS_SQL).fetchall()]
+
     def storage_setting(self) -> tuple[dict[str, Any], bytes | None] | None:
         with self.server.connect() as conn, self.server.translating():
             (present,) = conn.execute(_HAS_TABLE_SQL, ("platform_settings",)).fetchone() or (False,)
@@ -335,45 +273,20 @@ class GocdnextTables:
 
     def encrypted_columns_present(self, columns: Sequence[EncryptedColumn]) -> list[str]:
         with self.server.connect() as conn, self.server.translating():
-            return _present(conn, columns)
+            return present_columns(conn, columns)
+
+    def sealed_batches(
+        self, columns: Sequence[EncryptedColumn], *, keys: bool = True
+    ) -> Iterator[SealedBatch]:
+        return sealed_batches(self.server, columns, keys=keys)
+
+    def rows_holding(
+        self, column: EncryptedColumn, blobs: Sequence[bytes]
+    ) -> dict[bytes, list[str]]:
+        return rows_holding(self.server, column, blobs)
 
     def sealed_values(self, columns: Sequence[EncryptedColumn]) -> Iterator[SealedValue]:
-        server = self.server
-        # one snapshot for every column; leaving (also GeneratorExit) ends the transaction
-        with server.reading() as conn, server.translating():
-            present = set(_present(conn, columns))
-            for column in (c for c in columns if c.name in present):
-                with conn.cursor(name="gocdbackup_sealed_values", binary=True) as cur:
-                    cur.itersize = _SEALED_ITERSIZE
-                    cur.execute(_column_sql(_SEALED_SQL[column.form], column))
-                    if column.form is Form.HEX_MAP:
-                        for key, entry, text in cur:
-                            yield SealedValue(
-                                column=column.name, row_key=key, entry=entry, blob=_unhex(text)
-                            )
-                    else:
-                        for key, blob in cur:
-                            yield SealedValue(
-                                column=column.name,
-                                row_key=key,
-                                blob=None if blob is None else bytes(blob),
-                            )
+        return values_of(sealed_batches(self.server, columns))
 
     def reseal(self, changes: Sequence[Reseal]) -> int:
-        params = _reseal_params(changes)
-        if not params:
-            return 0
-        changed = 0
-        # one transaction: the connection's context commits on success, rolls back on error;
-        # executemany pipelines the statements, which still run in order (each sees the map
-        # entries changed before it), and its rowcount is their total
-        with (
-            self.server.connect(autocommit=False) as conn,
-            self.server.translating(),
-            conn.cursor() as cur,
-        ):
-            for name, rows in params.items():
-                column = _BY_NAME[name]
-                cur.executemany(_column_sql(_RESEAL_SQL[column.form], column), rows)
-                changed += max(cur.rowcount, 0)
-        return changed
+        return reseal(self.server, changes)

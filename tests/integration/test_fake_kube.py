@@ -1,0 +1,90 @@
+"""The fake Kubernetes API as the real client meets it: objects (pages, selectors, versions,
+merge patch, Status errors, RBAC denials) and pod exec over websockets (stdout, stderr, stdin
+closed with v5's close frame, the exit status)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
+
+from gocdbackup.drivers.kube import kube_client
+from gocdbackup.testing import FakeKubeAPI
+
+pytestmark = pytest.mark.integration
+NS = "ns"
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[tuple[FakeKubeAPI, client.CoreV1Api]]:
+    with FakeKubeAPI(page_limit=2) as api:
+        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", namespace=NS)
+        yield api, client.CoreV1Api(kube_client(kubeconfig=str(kubeconfig)))
+
+
+def test_objects_pages_selectors_versions_and_errors(
+    core: tuple[FakeKubeAPI, client.CoreV1Api],
+) -> None:
+    api, v1 = core
+    for n in range(5):
+        api.put(api.secret(NS, f"s{n}", {"k": b"v"}, labels={"odd": str(n % 2)}))
+    first = v1.list_namespaced_secret(NS, limit=10)
+    assert [s.metadata.name for s in first.items] == ["s0", "s1"]
+    assert first.metadata._continue == "s1"
+    odd = v1.list_namespaced_secret(NS, label_selector="odd=1")
+    assert [s.metadata.name for s in odd.items] == ["s1", "s3"]
+    with pytest.raises(ApiException) as missing:
+        v1.read_namespaced_secret("nope", NS)
+    assert missing.value.status == 404
+    stale = v1.read_namespaced_secret("s0", NS)
+    v1.patch_namespaced_secret("s0", NS, {"metadata": {"labels": {"new": "1"}}})
+    assert api.get("secrets", NS, "s0")["metadata"]["labels"] == {"odd": "0", "new": "1"}
+    with pytest.raises(ApiException) as conflict:
+        v1.replace_namespaced_secret("s0", NS, stale)
+    assert conflict.value.status == 409
+    api.deny("get", "secrets")
+    with pytest.raises(ApiException) as denied:
+        v1.read_namespaced_secret("s1", NS)
+    assert denied.value.status == 403
+
+
+def test_exec_streams_the_exit_status_and_stdin(
+    core: tuple[FakeKubeAPI, client.CoreV1Api],
+) -> None:
+    api, v1 = core
+    api.add_pod(NS, "p0", containers=("main",), env={"FOO": "bar"})
+    run = stream(
+        v1.connect_get_namespaced_pod_exec,
+        "p0",
+        NS,
+        command=["sh", "-c", "echo $FOO; echo err >&2; exit 3"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    run.run_forever(timeout=10)
+    assert (run.read_stdout(), run.read_stderr(), run.returncode) == ("bar\n", "err\n", 3)
+    data = bytes(range(256)) * 8192
+    run = stream(
+        v1.connect_get_namespaced_pod_exec,
+        "p0",
+        NS,
+        command=["sha256sum"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    run.write_stdin(data)
+    run.close_channel(0)
+    run.run_forever(timeout=20)
+    assert run.read_stdout().split()[0] == hashlib.sha256(data).hexdigest()
+    assert run.returncode == 0
