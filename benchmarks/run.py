@@ -1,21 +1,25 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle|artifacts|orphans|secrets]
+                             [--only postgres|lifecycle|artifacts|orphans|secrets|kube]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
 database); ``--only orphans`` just the orphan-reconciliation ones (the merge over 1,000,000
 keys, a scan of 20,000 objects on a moto S3 server, peak memory at two sizes; no database);
 ``--only secrets`` just ``secrets check`` and key rotation over 100,000 sealed values (a small
-database of its own on a second embedded server); ``--only postgres`` the PostgreSQL ones.
+database of its own on a second embedded server); ``--only kube`` just the dump of a
+gocdnext-shaped database of at least 300 MB streamed from a fake Kubernetes pod over exec
+against a local pg_dump of it, and the backups through either (a database of its own on
+another embedded server); ``--only postgres`` the PostgreSQL ones.
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
-pg_restore with the same binaries, s5cmd or rclone copying the same objects, s3fs listing the
-same bucket, a bare loop of the same AES-GCM calls over the same values in memory, or the
-same measurement at another size); nothing asserts a wall-clock limit.
+pg_restore with the same binaries, the same pg_dump run locally rather than in a pod, s5cmd
+or rclone copying the same objects, s3fs listing the same bucket, a bare loop of the same
+AES-GCM calls over the same values in memory, or the same measurement at another size);
+nothing asserts a wall-clock limit.
 Targets are reported as met or not, and the exit status stays 0 either way.
 """
 
@@ -39,6 +43,7 @@ import _db
 import bench_artifacts
 import bench_backup
 import bench_dedup
+import bench_kube
 import bench_lifecycle
 import bench_memory
 import bench_orphans
@@ -50,7 +55,7 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets")
+SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube")
 
 
 def _section(title: str) -> None:
@@ -101,6 +106,15 @@ def run_all(
             sec_results, sec_meta = bench_secrets.run(pg, repeat)
         results += sec_results
         meta["secrets"] = sec_meta
+    if "kube" in sections:
+        _section(
+            "10. kube: pg_dump of the ≥ 300 MB database over Kubernetes exec (fake API server)"
+            " vs a local pg_dump, and backups through either"
+        )
+        with LocalPostgres.start(parent_dir=str(workdir)) as pg:
+            kube_results, kube_meta = bench_kube.run(pg, workdir, repeat)
+        results += kube_results
+        meta["kube"] = kube_meta
     return results, meta
 
 
@@ -181,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=SECTIONS,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
-        " artefact-store ones (7), the orphan-reconciliation ones (8) or the secrets ones (9)",
+        " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9) or"
+        " the Kubernetes exec ones (10)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

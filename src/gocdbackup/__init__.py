@@ -9,7 +9,17 @@ Start with :class:`GocdBackup`::
 
 from gocdbackup._escrow import escrow_key, list_escrows, recover_key, save_recipient
 from gocdbackup._facade import GocdBackup
-from gocdbackup._kube import kube_secret_key, kube_secrets
+from gocdbackup._kube import (
+    kube_postgres,
+    kube_secret_key,
+    kube_secrets,
+    quiesce,
+    quiesced,
+    release_secret_key,
+    resume,
+    snapshot_artifacts,
+    volume_snapshots,
+)
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
 from gocdbackup.context import CancelToken, OpContext
@@ -41,6 +51,7 @@ from gocdbackup.errors import (
     TargetExists,
     ToolFailed,
     ToolTooOld,
+    VolumeSnapshotFailed,
     WrongPassword,
 )
 from gocdbackup.model import (
@@ -142,12 +153,14 @@ __all__ = [
     "ToolFailed",
     "ToolTooOld",
     "VerifyReport",
+    "VolumeSnapshotFailed",
     "WrongPassword",
     "check_project_secrets",
     "check_secrets",
     "escrow_key",
     "generate_recipient",
     "key_fingerprint",
+    "kube_postgres",
     "kube_secret_key",
     "kube_secrets",
     "left_after_cleanup",
@@ -155,9 +168,15 @@ __all__ = [
     "load_report",
     "plan_cleanup",
     "plan_recovery",
+    "quiesce",
+    "quiesced",
     "recover_key",
+    "release_secret_key",
+    "resume",
     "rotate_key",
     "save_recipient",
     "save_report",
+    "snapshot_artifacts",
+    "volume_snapshots",
     "write_report_csv",
 ]

@@ -29,6 +29,7 @@ from gocdbackup.model.artifacts import ArtifactIndex, ArtifactRestore
 from gocdbackup.model.backup import BackupList, BackupSet
 from gocdbackup.model.copy import CopyResult
 from gocdbackup.model.gc import GcResult
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.project_secrets import SecretsRestore
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
@@ -155,16 +156,15 @@ class GocdBackup:
         gocdnext: GocdnextData | None = None,
         project_secrets: SecretStore | None = None,
         secrets_template: str = NAME_TEMPLATE,
+        volume_snapshot: VolumeSnapshotInfo | None = None,
     ) -> BackupSet:
-        """Take a consistent backup of the database ``db`` names (a libpq DSN) and, with
-        ``artifacts`` (an fsspec URL of gocdnext's artefact store, or ``"auto"`` to read it
-        from gocdnext's ``platform_settings`` with the application key from ``secret_key``,
-        ``secret_key_file`` or ``GOCDNEXT_SECRET_KEY``), of the objects its rows reference, at
-        the same point in time.  Those rows are read from ``db``'s database when ``db`` is a
-        DSN or a :class:`~gocdbackup.drivers.postgres.PostgresServer`; for another
-        :class:`~gocdbackup.ports.Postgres`, pass ``gocdnext``.  With ``project_secrets``
-        (:func:`gocdbackup.kube_secrets`: gocdnext's Kubernetes secrets backend), the
-        project Secrets (named by ``secrets_template``) are kept in the backup, encrypted."""
+        """A consistent backup of the database ``db`` names (a DSN) and, with ``artifacts`` (an
+        fsspec URL of gocdnext's artefact store, or ``"auto"``: from its ``platform_settings``
+        with the key from ``secret_key``, ``secret_key_file`` or ``GOCDNEXT_SECRET_KEY``), of
+        the objects its rows reference, at the same point in time (rows read from ``db``, or
+        ``gocdnext`` for another :class:`~gocdbackup.ports.Postgres`).  ``project_secrets``
+        (:func:`gocdbackup.kube_secrets`) keeps the Kubernetes backend's Secrets (named by
+        ``secrets_template``) in it; ``volume_snapshot`` is recorded in it."""
         database = self.database(db)
         if gocdnext is None and isinstance(database, PostgresServer):
             gocdnext = GocdnextTables(database)
@@ -194,6 +194,7 @@ class GocdBackup:
             secret_key=key if gocdnext is not None else None,
             project_secrets=project_secrets,
             secrets_template=secrets_template,
+            volume_snapshot=volume_snapshot,
         )
 
     def discover_artifacts(

@@ -1,14 +1,29 @@
-"""Kubernetes from Python: the Secrets of a namespace (gocdnext's Kubernetes secrets backend)
-and the application key read from its Secret, through a kubeconfig (a context selectable) or
-the pod's service account."""
+"""Kubernetes from Python: the Secrets of a namespace (gocdnext's Kubernetes secrets backend),
+the application key read from its Secret, and the Helm release's bundled PostgreSQL, through
+a kubeconfig (a context selectable) or the pod's service account."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from gocdbackup.context import CancelToken, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.kube import KubeSecretStore, kube_client
-from gocdbackup.errors import ConfigError
+from gocdbackup.drivers.kube.postgres import KubeExecPostgres
+from gocdbackup.drivers.kube.release import find_release, release_postgres
+from gocdbackup.drivers.kube.snapshots import VolumeSnapshots
+from gocdbackup.drivers.kube.workloads import quiesce as quiesce_workloads
+from gocdbackup.drivers.kube.workloads import resume as resume_workloads
+from gocdbackup.errors import ConfigError, KubernetesForbidden
 from gocdbackup.gocdnext.cipher import parse_key
-from gocdbackup.gocdnext.helm import EXISTING_SECRET_KEY_ITEM, SECRET_KEY_ITEM
+from gocdbackup.gocdnext.helm import EXISTING_SECRET_KEY_ITEM, SECRET_KEY_ITEM, ReleaseNames
+from gocdbackup.model.kube import REPO_LABEL, VolumeSnapshotInfo, Workload
 from gocdbackup.ports import SecretStore
+
+log = logging.getLogger("gocdbackup.kube")
 
 
 def kube_secrets(
@@ -62,3 +77,148 @@ def kube_secret_key(
     except UnicodeDecodeError:
         raise ConfigError(f"item {found} of Secret {ns}/{name} is not text") from None
     return parse_key(text, source=f"item {found} of Secret {ns}/{name}").hex()
+
+
+def kube_postgres(
+    namespace: str,
+    release: str | None = None,
+    *,
+    pod: str | None = None,
+    password: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> KubeExecPostgres:
+    """The bundled PostgreSQL of gocdnext's Helm ``release`` in ``namespace`` (found by its
+    labels when not named), for :meth:`GocdBackup.backup` and :meth:`GocdBackup.restore`:
+    pg_dump and pg_restore run in the pod over exec, SQL goes through a port-forward; the
+    database's user, name and password come from the container's environment unless given.
+    Close it (or use it as a context manager) to stop the port-forward."""
+    api = kube_client(kubeconfig=kubeconfig, context=context)
+    chosen = release or find_release(api, namespace)
+    return release_postgres(api, namespace, chosen, pod=pod, password=password)
+
+
+def _release(
+    namespace: str, release: str | None, kubeconfig: str | None, context: str | None
+) -> tuple[Any, ReleaseNames]:
+    api = kube_client(kubeconfig=kubeconfig, context=context)
+    return api, ReleaseNames.of(release or find_release(api, namespace))
+
+
+def quiesce(
+    namespace: str,
+    release: str | None = None,
+    *,
+    timeout: float = 300.0,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    progress: ProgressSink | None = None,
+) -> list[Workload]:
+    """Scale the release's server and agents to zero and wait until their pods are gone; each
+    workload's replica count is noted on it first (:func:`resume` puts it back)."""
+    api, names = _release(namespace, release, kubeconfig, context)
+    ctx = OpContext.using(progress, cancel=CancelToken(), clock=SystemClock())
+    return quiesce_workloads(api, namespace, names.writers, ctx=ctx, timeout=timeout)
+
+
+def resume(
+    namespace: str,
+    release: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> list[Workload]:
+    """Scale back every workload of the release a quiesce noted (also after a crash)."""
+    api, names = _release(namespace, release, kubeconfig, context)
+    return resume_workloads(api, namespace, names.writers)
+
+
+@contextmanager
+def quiesced(
+    namespace: str,
+    release: str | None = None,
+    *,
+    timeout: float = 300.0,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    progress: ProgressSink | None = None,
+) -> Iterator[list[Workload]]:
+    """The release quiesced for the time of the ``with`` block, resumed however it is left::
+
+    with gocdbackup.quiesced("gocdnext", "prod"):
+        gb.backup(gocdbackup.kube_postgres("gocdnext", "prod"))
+    """
+    try:
+        yield quiesce(
+            namespace,
+            release,
+            timeout=timeout,
+            kubeconfig=kubeconfig,
+            context=context,
+            progress=progress,
+        )
+    finally:
+        resume(namespace, release, kubeconfig=kubeconfig, context=context)
+
+
+def snapshot_artifacts(
+    namespace: str,
+    release: str | None = None,
+    *,
+    repo_id: str,
+    claim: str | None = None,
+    snapshot_class: str | None = None,
+    timeout: float = 600.0,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    progress: ProgressSink | None = None,
+) -> VolumeSnapshotInfo:
+    """A CSI VolumeSnapshot of the release's artefact claim (``<release>-gocdnext-server-
+    artifacts``, or ``claim`` for ``artifacts.filesystem.existingClaim``), ready to use,
+    labelled with the repository ``repo_id`` that keeps it; pass it to
+    :meth:`GocdBackup.backup` as ``volume_snapshot`` (quiesce first for one point in time)."""
+    api, names = _release(namespace, release, kubeconfig, context)
+    ctx = OpContext.using(progress, cancel=CancelToken(), clock=SystemClock())
+    chosen = claim or names.artifacts_pvc
+    name = f"gocdbackup-{ctx.now():%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+    return VolumeSnapshots(api, namespace).take(
+        chosen,
+        name=name,
+        labels={REPO_LABEL: repo_id},
+        snapshot_class=snapshot_class,
+        ctx=ctx,
+        timeout=timeout,
+    )
+
+
+def volume_snapshots(
+    namespace: str, *, kubeconfig: str | None = None, context: str | None = None
+) -> VolumeSnapshots:
+    """The VolumeSnapshots of ``namespace`` (list, delete, restore as a new claim)."""
+    return VolumeSnapshots(kube_client(kubeconfig=kubeconfig, context=context), namespace)
+
+
+def release_secret_key(
+    namespace: str,
+    release: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> str | None:
+    """The application key from the release's ``<release>-gocdnext-server-tokens`` Secret, or
+    None when there is none (the chart creates it only with ``secretKey.value``) or it may not
+    be read; a key that is there but malformed is an error."""
+    api, names = _release(namespace, release, kubeconfig, context)
+    secret = KubeSecretStore(api, namespace)
+    try:
+        found = secret.read_secret(names.tokens_secret)
+    except KubernetesForbidden as exc:
+        log.info("not reading the application key from its Secret: %s", exc)
+        return None
+    if found is None or not any(
+        i in found.data for i in (SECRET_KEY_ITEM, EXISTING_SECRET_KEY_ITEM)
+    ):
+        return None
+    return kube_secret_key(
+        f"{namespace}/{names.tokens_secret}", kubeconfig=kubeconfig, context=context
+    )

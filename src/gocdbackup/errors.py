@@ -209,6 +209,13 @@ class KubernetesForbidden(KubernetesError):
     code = "kubernetes_forbidden"
 
 
+class VolumeSnapshotFailed(KubernetesError):
+    """The CSI snapshot controller reported an error for a VolumeSnapshot (or it never became
+    ready)."""
+
+    code = "volume_snapshot_failed"
+
+
 class KubernetesNotFound(KubernetesError):
     """A named Kubernetes object (or its namespace) does not exist."""
 

@@ -5,15 +5,20 @@ closed with v5's close frame, the exit status)."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from gocdbackup.drivers.kube import kube_client
+from gocdbackup.drivers.kube.exec import PodProcess
+from gocdbackup.errors import ConfigError
 from gocdbackup.testing import FakeKubeAPI
 
 pytestmark = pytest.mark.integration
@@ -88,3 +93,48 @@ def test_exec_streams_the_exit_status_and_stdin(
     run.run_forever(timeout=20)
     assert run.read_stdout().split()[0] == hashlib.sha256(data).hexdigest()
     assert run.returncode == 0
+
+
+def test_a_256_mib_exec_stream_reads_in_flat_memory(
+    core: tuple[FakeKubeAPI, client.CoreV1Api], tmp_path: Path
+) -> None:
+    api, _ = core
+    api.add_pod(NS, "p0", containers=("postgres",))
+    size = 256 * 1024 * 1024
+    proc = PodProcess(
+        kube_client(kubeconfig=str(tmp_path / "kubeconfig")),
+        NS,
+        "p0",
+        "postgres",
+        ["head", "-c", str(size), "/dev/zero"],
+        stdin=False,
+        stdout=True,
+        stderr=io.BytesIO(),
+    )
+    assert proc.stdout is not None
+    me = psutil.Process()
+    start = me.memory_info().rss
+    peak, total = start, 0
+    while data := proc.stdout.read(1024 * 1024):
+        total += len(data)
+        peak = max(peak, me.memory_info().rss)
+    assert proc.wait() == 0
+    assert total == size
+    assert peak - start < 64 * 1024 * 1024  # a few frames in flight, never the stream
+
+
+def test_the_kubeconfig_context_is_chosen(
+    core: tuple[FakeKubeAPI, client.CoreV1Api], tmp_path: Path
+) -> None:
+    api, _ = core
+    doc = json.loads((tmp_path / "kubeconfig").read_text())
+    doc["clusters"].append({"name": "elsewhere", "cluster": {"server": "http://127.0.0.1:9"}})
+    doc["contexts"].append({"name": "other", "context": {"cluster": "elsewhere", "user": "fake"}})
+    doc["current-context"] = "other"
+    path = tmp_path / "two-contexts"
+    path.write_text(json.dumps(doc))
+    api.put(api.secret(NS, "s", {"k": b"v"}))
+    chosen = client.CoreV1Api(kube_client(kubeconfig=str(path), context="fake"))
+    assert chosen.read_namespaced_secret("s", NS).data == {"k": "dg=="}
+    with pytest.raises(ConfigError, match="context 'nowhere'"):
+        kube_client(kubeconfig=str(path), context="nowhere")

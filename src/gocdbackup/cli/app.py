@@ -14,6 +14,7 @@ from gocdbackup.cli import (
     catalog,
     cleanup,
     demo,
+    k8s,
     keys,
     maintenance,
     orphans,
@@ -64,6 +65,8 @@ for _command in (
     keys.key,
     # gocdnext's application key
     secrets.secrets,
+    # gocdnext on Kubernetes
+    k8s.k8s,
     # gocdnext's database against its artefact store
     orphans.orphans,
     runbook.runbook,

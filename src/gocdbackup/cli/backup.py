@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 
 import click
 
-from gocdbackup import GocdBackup
+from gocdbackup import (
+    GocdBackup,
+    quiesced,
+    release_secret_key,
+    snapshot_artifacts,
+    volume_snapshots,
+)
 from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonCommand,
@@ -23,7 +31,8 @@ from gocdbackup.cli.common import (
 )
 from gocdbackup.cli.options import (
     artifact_options,
-    db_option,
+    database_of,
+    db_or_release_options,
     k8s_key,
     kube_options,
     open_repo,
@@ -34,6 +43,7 @@ from gocdbackup.cli.options import (
     transfers_option,
 )
 from gocdbackup.model import BackupSet
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.render import human_bytes
 
 
@@ -58,7 +68,7 @@ def init(state: State, repo: str, password_file: str | None) -> None:
 
 @click.command(cls=JsonCommand)
 @repo_options
-@db_option
+@db_or_release_options
 @click.option("--label", default="", help="A free-text label stored with the backup.")
 @click.option(
     "--artifacts",
@@ -76,6 +86,26 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     "decrypt check; also what --artifacts auto needs (default: $GOCDNEXT_SECRET_KEY).",
 )
 @click.option(
+    "--quiesce",
+    is_flag=True,
+    help="With --k8s-namespace: scale gocdnext's server and agents to zero for the time of "
+    "the backup (resumed however it ends; 'gocdbackup k8s resume' after a crash).",
+)
+@click.option(
+    "--snapshot-pvc",
+    is_flag=True,
+    help="With --k8s-namespace: take a CSI VolumeSnapshot of the artefact claim "
+    "(filesystem backend) with the backup, recorded in its manifest; with --quiesce, at the "
+    "same point in time as the database.",
+)
+@click.option("--snapshot-class", metavar="CLASS", help="The VolumeSnapshotClass to use.")
+@click.option(
+    "--artifacts-claim",
+    metavar="PVC",
+    help="The artefact claim, when not <release>-gocdnext-server-artifacts "
+    "(artifacts.filesystem.existingClaim).",
+)
+@click.option(
     "--fail-on-missing",
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
@@ -91,8 +121,11 @@ def backup(
     *,
     repo: str,
     password_file: str | None,
-    db: str,
+    db: str | None,
     pg_bindir: str | None,
+    k8s_namespace: str | None,
+    k8s_release: str | None,
+    k8s_pod: str | None,
     label: str,
     artifacts: str | None,
     secret_key_file: str | None,
@@ -102,15 +135,61 @@ def backup(
     kubeconfig: str | None,
     kube_context: str | None,
     fail_on_missing: bool,
+    quiesce: bool,
+    snapshot_pvc: bool,
+    snapshot_class: str | None,
+    artifacts_claim: str | None,
     transfers: int,
 ) -> None:
     """Back up the database (and its artefact store, and the project Secrets of gocdnext's
     Kubernetes secrets backend) into the repository."""
-    with handle_errors(state), progress_bar(state) as bar:
+    with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
+        database = database_of(
+            stack,
+            db=db,
+            k8s_namespace=k8s_namespace,
+            k8s_release=k8s_release,
+            k8s_pod=k8s_pod,
+            kubeconfig=kubeconfig,
+            kube_context=kube_context,
+        )
+        if (quiesce or snapshot_pvc) and k8s_namespace is None:
+            raise click.UsageError("--quiesce and --snapshot-pvc need --k8s-namespace")
+        if quiesce:
+            assert k8s_namespace is not None
+            stack.enter_context(
+                quiesced(
+                    k8s_namespace,
+                    k8s_release,
+                    kubeconfig=kubeconfig,
+                    context=kube_context,
+                    progress=bar if bar.enabled else None,
+                )
+            )
+        if k8s_namespace and key is None and secret_key_file is None and not _key_in_env():
+            # a release's own key, from the chart's Secret when it has one
+            key = release_secret_key(
+                k8s_namespace, k8s_release, kubeconfig=kubeconfig, context=kube_context
+            )
+        snapshot = None
+        if snapshot_pvc:
+            assert k8s_namespace is not None
+            snapshot = snapshot_artifacts(
+                k8s_namespace,
+                k8s_release,
+                repo_id=gb.repository.config.repo_id,
+                claim=artifacts_claim,
+                snapshot_class=snapshot_class,
+                kubeconfig=kubeconfig,
+                context=kube_context,
+            )
+            # a backup that fails leaves no snapshot behind (it would be kept by nothing)
+            stack.push(_forget_on_error(snapshot, kubeconfig, kube_context))
         b = gb.backup(
-            db,
+            database,
+            volume_snapshot=snapshot,
             label=label,
             artifacts=artifacts,
             fail_on_missing=fail_on_missing,
@@ -122,6 +201,24 @@ def backup(
     emit(state, b.summary(), lambda: _print_backup_line(b))
 
 
+def _key_in_env() -> bool:
+    return bool(os.environ.get("GOCDNEXT_SECRET_KEY"))
+
+
+def _forget_on_error(
+    snapshot: VolumeSnapshotInfo, kubeconfig: str | None, context: str | None
+) -> Callable[..., bool]:
+    """An exit callback deleting ``snapshot`` when the backup it was taken for fails."""
+
+    def leave(exc_type: type[BaseException] | None, *_: object) -> bool:
+        if exc_type is not None:
+            snapshots = volume_snapshots(snapshot.namespace, kubeconfig=kubeconfig, context=context)
+            snapshots.delete(snapshot.name)
+        return False
+
+    return leave
+
+
 def _print_backup_line(b: BackupSet) -> None:
     out_console.print(b.describe(), highlight=False, markup=False)
 
@@ -129,7 +226,7 @@ def _print_backup_line(b: BackupSet) -> None:
 @click.command(cls=JsonCommand)
 @click.argument("backup_id")
 @repo_options
-@db_option
+@db_or_release_options
 @click.option("--replace", is_flag=True, help="Replace the target database if it exists.")
 @click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
 @click.option(
@@ -162,8 +259,11 @@ def restore(
     backup_id: str,
     repo: str,
     password_file: str | None,
-    db: str,
+    db: str | None,
     pg_bindir: str | None,
+    k8s_namespace: str | None,
+    k8s_release: str | None,
+    k8s_pod: str | None,
     replace: bool,
     confirm: str,
     artifacts: str | None,
@@ -175,12 +275,21 @@ def restore(
     transfers: int,
 ) -> None:
     """Restore a backup into the database --db names (created if absent)."""
-    with handle_errors(state), progress_bar(state) as bar:
+    with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
+        database = database_of(
+            stack,
+            db=db,
+            k8s_namespace=k8s_namespace,
+            k8s_release=k8s_release,
+            k8s_pod=k8s_pod,
+            kubeconfig=kubeconfig,
+            kube_context=kube_context,
+        )
         report = gb.restore(
             backup_id,
-            db,
+            database,
             confirm=confirm,
             replace=replace,
             artifacts=artifacts,

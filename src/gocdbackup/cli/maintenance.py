@@ -13,6 +13,7 @@ from gocdbackup.cli.common import (
     JsonCommand,
     JsonGroup,
     State,
+    carried,
     command_line,
     emit,
     given,
@@ -100,7 +101,25 @@ def retention_apply(
     with handle_errors(state):
         gb = open_repo(state, repo, password_file)
         plan = gb.plan_retention(_policy(kw))
+        before = {b.id: b for b in gb.list_backups()}
         forgotten = gb.apply_retention(plan, confirm=confirm)
+    snapshots = sorted(
+        {s.namespace for i in forgotten if (s := before[i].volume_snapshot) is not None}
+    )
+    prune = [
+        command_line(
+            [],
+            add=(
+                "k8s",
+                "snapshots",
+                "--k8s-namespace",
+                ns,
+                *carried(state.argv, "--repo", "--password-file", "--storage-option"),
+                "--prune",
+            ),
+        )
+        for ns in snapshots
+    ]
     gc_command = command_line(
         [],
         add=(
@@ -112,9 +131,10 @@ def retention_apply(
     )
     emit(
         state,
-        {**plan.to_dict(), "forgotten": list(forgotten), "next": gc_command},
+        {**plan.to_dict(), "forgotten": list(forgotten), "next": gc_command, "prune": prune},
         lambda: out_console.print(
-            f"forgot {len(forgotten)} backup(s); their space is reclaimed by: {gc_command}",
+            f"forgot {len(forgotten)} backup(s); their space is reclaimed by: {gc_command}"
+            + "".join(f"\ntheir VolumeSnapshots are deleted by: {c}" for c in prune),
             highlight=False,
             markup=False,
         ),

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 
-from gocdbackup import GocdBackup, Reconciler, kube_secret_key, kube_secrets
+from gocdbackup import GocdBackup, Reconciler, kube_postgres, kube_secret_key, kube_secrets
 from gocdbackup.cli.common import ProgressBar, State
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.model.durations import parse_duration
-from gocdbackup.ports import SecretStore
+from gocdbackup.ports import Postgres, SecretStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -287,3 +288,64 @@ def k8s_key(
     if secret_key_file is not None:
         raise click.UsageError("give --secret-key-file or --secret-key-k8s, not both")
     return kube_secret_key(secret_key_k8s, kubeconfig=kubeconfig, context=kube_context)
+
+
+def db_or_release_options(fn: F) -> F:
+    """``--db DSN``, or the bundled PostgreSQL of a Helm release (``--k8s-namespace``,
+    ``--k8s-release``, ``--k8s-pod``), reached through the Kubernetes API."""
+    fn = click.option(
+        "--k8s-pod",
+        metavar="POD",
+        help="The PostgreSQL pod, when not the release's <release>-gocdnext-postgres-0.",
+    )(fn)
+    fn = click.option(
+        "--k8s-release",
+        metavar="RELEASE",
+        help="The gocdnext Helm release (default: the namespace's only one).",
+    )(fn)
+    fn = click.option(
+        "--k8s-namespace",
+        metavar="NS",
+        help="Instead of --db: the namespace of a gocdnext Helm release whose bundled "
+        "PostgreSQL is dumped and restored in its pod (exec) and queried through a "
+        "port-forward.",
+    )(fn)
+    fn = click.option(
+        "--pg-bindir",
+        metavar="DIR",
+        help="Directory holding pg_dump/pg_restore (default: discovered).",
+    )(fn)
+    return click.option(
+        "--db",
+        envvar="GOCDBACKUP_DB",
+        metavar="DSN",
+        help="libpq connection string or URI; PG* variables are honoured "
+        "(default: $GOCDBACKUP_DB).",
+    )(fn)
+
+
+def database_of(
+    stack: ExitStack,
+    *,
+    db: str | None,
+    k8s_namespace: str | None,
+    k8s_release: str | None,
+    k8s_pod: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+) -> str | Postgres:
+    """The database the options name (a release's is closed when ``stack`` is); ``--db`` typed
+    with ``--k8s-namespace`` is a usage error ($GOCDBACKUP_DB is then ignored)."""
+    if k8s_namespace is None:
+        if k8s_release or k8s_pod:
+            raise click.UsageError("--k8s-release and --k8s-pod need --k8s-namespace")
+        if not db:
+            raise click.UsageError("give --db DSN (or $GOCDBACKUP_DB), or --k8s-namespace NS")
+        return db
+    source = click.get_current_context().get_parameter_source("db")
+    if db and source is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --db or --k8s-namespace, not both")
+    postgres = kube_postgres(
+        k8s_namespace, k8s_release, pod=k8s_pod, kubeconfig=kubeconfig, context=kube_context
+    )
+    return stack.enter_context(postgres)

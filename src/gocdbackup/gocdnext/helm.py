@@ -47,3 +47,9 @@ class ReleaseNames:
             artifacts_pvc=full_name(release, "server-artifacts"),
             tokens_secret=full_name(release, "server-tokens"),
         )
+
+    @property
+    def writers(self) -> tuple[tuple[str, str], ...]:
+        """The workloads that write to the database and the artefact store, as (kind, name):
+        a quiesce scales these to zero (the web UI only talks to the server)."""
+        return (("Deployment", self.server), ("StatefulSet", self.agent))

@@ -9,6 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model._validate import aware, hex64, non_negative
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.project_secrets import KubeSecretsInfo
 from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
 
@@ -155,6 +156,8 @@ class BackupSet:
     key_check: KeyCheck | None = None
     #: the project Secrets of gocdnext's Kubernetes secrets backend the backup holds
     kube_secrets: KubeSecretsInfo | None = None
+    #: the CSI VolumeSnapshot of the artefact claim taken with the backup (filesystem backend)
+    volume_snapshot: VolumeSnapshotInfo | None = None
 
     def component(self, kind: str) -> Component:
         for c in self.components:
@@ -240,6 +243,8 @@ class BackupSet:
             text += f"; {self.key_check.describe()}"
         if self.kube_secrets is not None:
             text += f"; {self.kube_secrets.describe()}"
+        if self.volume_snapshot is not None:
+            text += f"; {self.volume_snapshot.describe()}"
         return text
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from gocdbackup.model.backup import (
     TableRows,
     Timings,
 )
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.project_secrets import KubeSecretsInfo
 
 FORMAT_VERSION = 1
@@ -69,6 +70,11 @@ class Manifest:
                         "count": b.kube_secrets.count,
                     }
                 }
+            ),
+            **(
+                {}
+                if b.volume_snapshot is None
+                else {"volume_snapshot": b.volume_snapshot.to_dict()}
             ),
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
@@ -134,6 +140,7 @@ def _backup_from_dict(d: Any) -> BackupSet:
         ),
         key_check=_key_from_dict(d.get("key")),
         kube_secrets=_kube_secrets_from_dict(d.get("kube_secrets")),
+        volume_snapshot=_snapshot_from_dict(d.get("volume_snapshot")),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(
@@ -167,6 +174,16 @@ def _kube_secrets_from_dict(value: Any) -> KubeSecretsInfo | None:
         template=_get(k, "template", str),
         count=_get(k, "count", int),
     )
+
+
+def _snapshot_from_dict(value: Any) -> VolumeSnapshotInfo | None:
+    if value is None:
+        return None
+    v = _mapping(value, "volume_snapshot")
+    return VolumeSnapshotInfo(**{k: _get(v, k, str) for k in _SNAPSHOT_FIELDS})
+
+
+_SNAPSHOT_FIELDS = ("namespace", "name", "claim", "content", "restore_size", "snapshot_class")
 
 
 def _point_to_dict(p: ConsistencyPoint) -> dict[str, Any]:

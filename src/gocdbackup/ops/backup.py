@@ -15,6 +15,7 @@ from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.model.artifacts import ArtifactIndex, Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.ops.artifact_index import reusable_index, store_index
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS, backup_artifacts
@@ -51,6 +52,7 @@ def take_backup(
     secret_key: bytes | None = None,
     project_secrets: SecretStore | None = None,
     secrets_template: str = NAME_TEMPLATE,
+    volume_snapshot: VolumeSnapshotInfo | None = None,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -68,6 +70,8 @@ def take_backup(
 
     With ``project_secrets`` (the namespace of gocdnext's Kubernetes secrets backend), the
     Secrets named by ``secrets_template`` are stored in the backup, encrypted like the rest.
+    ``volume_snapshot`` (a VolumeSnapshot of the artefact claim, taken by the caller) is
+    recorded in the manifest.
     """
     if secret_key is not None and gocdnext is None:
         raise ConfigError(
@@ -141,6 +145,7 @@ def take_backup(
             artifacts=counts,
             key_check=key_check,
             kube_secrets=kube_secrets,
+            volume_snapshot=volume_snapshot,
             timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
             tool_version=tool_version,
         )

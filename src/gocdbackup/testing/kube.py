@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import contextlib
 import copy
 import json
 import socket
@@ -20,6 +22,11 @@ from aiohttp import web
 
 from gocdbackup.testing.kube_exec import PodExec
 from gocdbackup.testing.kube_objects import KINDS, VERBS, group_of, merge, route, selected, status
+from gocdbackup.testing.kube_snapshots import PLURAL as SNAPSHOTS
+from gocdbackup.testing.kube_snapshots import snapshot_created
+from gocdbackup.testing.kube_workloads import WORKLOADS, rescale, scale_of, workload
+
+_IMAGE = "postgres:16-alpine"
 
 
 class FakeKubeAPI:
@@ -44,13 +51,19 @@ class FakeKubeAPI:
         self._objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._denied: set[tuple[str, str]] = set()
         self._version = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
         #: what ``exec`` runs and ``portforward`` reaches for each pod (see :meth:`add_pod`)
         self.pods = PodExec()
+        #: seconds a workload's pods take to follow a new scale; workloads whose pods never do
+        self.pod_delay = 0.2
+        self.stuck: set[tuple[str, str]] = set()
+        #: seconds the snapshot controller takes; the error it reports instead (None: none)
+        self.snapshot_delay = 0.2
+        self.snapshot_error: str | None = None
 
     def __repr__(self) -> str:
         return f"FakeKubeAPI({self.url!r})"
@@ -101,11 +114,14 @@ class FakeKubeAPI:
         if loop is None:
             return
         if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+            # connections a client left open (a stream never read to its end) are dropped
+            with contextlib.suppress(TimeoutError, concurrent.futures.TimeoutError):
+                asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
-        loop.close()
+        if not loop.is_running():
+            loop.close()
         self._loop = None
 
     def kubeconfig(self, path: Path, *, namespace: str = "default", context: str = "fake") -> Path:
@@ -169,13 +185,26 @@ class FakeKubeAPI:
         ``portforward`` reaches ``ports`` (container port → local host and port)."""
         self.pods.env[(namespace, name)] = dict(env or {})
         self.pods.ports[(namespace, name)] = dict(ports or {})
-        statuses = [{"name": c, "ready": ready, "started": ready} for c in containers]
+        statuses: list[dict[str, Any]] = [
+            {
+                "name": c,
+                "ready": ready,
+                "started": ready,
+                "image": _IMAGE,
+                "imageID": "docker.io/library/postgres@sha256:" + "0" * 64,
+                "restartCount": 0,
+                "state": {"running": {}} if ready else {"waiting": {"reason": "ContainerCreating"}},
+            }
+            for c in containers
+        ]
         return self.put(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"namespace": namespace, "name": name, "labels": labels or {}},
-                "spec": {"containers": [{"name": c} for c in containers]},
+                "spec": {
+                    "containers": [{"name": c, "image": "postgres:16-alpine"} for c in containers]
+                },
                 "status": {
                     "phase": "Running" if ready else "Pending",
                     "containerStatuses": statuses,
@@ -183,8 +212,17 @@ class FakeKubeAPI:
             }
         )
 
+    def add_workload(
+        self, kind: str, namespace: str, name: str, *, replicas: int, labels: dict[str, str]
+    ) -> dict[str, Any]:
+        """A Deployment or StatefulSet with ``replicas`` running pods labelled ``labels``."""
+        for n in range(replicas):
+            self.add_pod(namespace, f"{name}-{n}", labels=labels)
+        return self.put(workload(kind, namespace, name, replicas, labels))
+
     def deny(self, verb: str, resource: str) -> None:
-        """Answer ``verb`` (get, list, create, update, patch, delete) on ``resource`` with 403."""
+        """Answer ``verb`` (get, list, create, update, patch, delete) on ``resource`` (or a
+        subresource: ``deployments/scale``, ``pods/exec``) with 403."""
         self._denied.add((verb, resource))
 
     @staticmethod
@@ -251,11 +289,11 @@ class FakeKubeAPI:
         found = route(request.path)
         if found is None:
             return status(404, "NotFound", f"the server could not find {request.path}")
-        group, namespace, resource, name = found
+        group, namespace, resource, name, sub = found
         verb = VERBS.get(request.method, "")
         if verb == "get" and name is None:
             verb = "list"
-        if (verb, resource) in self._denied:
+        if (verb, f"{resource}/{sub}" if sub else resource) in self._denied:
             return status(
                 403,
                 "Forbidden",
@@ -267,7 +305,22 @@ class FakeKubeAPI:
         if request.method in ("POST", "PUT", "PATCH"):
             body = json.loads(await request.read() or b"{}")
         with self._lock:
+            if sub == "scale" and resource in WORKLOADS.values() and name is not None:
+                return self._scale(request, namespace, resource, name, body)
+            if sub:
+                return status(404, "NotFound", f"the server could not find {request.path}")
             return self._answer(request, (group, namespace, resource), name, body)
+
+    def _scale(
+        self, request: web.Request, namespace: str, resource: str, name: str, body: dict[str, Any]
+    ) -> web.Response:
+        current = self.get(resource, namespace, name)
+        if current is None:
+            return status(404, "NotFound", f'{resource} "{name}" not found', name=name)
+        if request.method in ("PUT", "PATCH"):
+            replicas = int((body.get("spec") or {}).get("replicas", 0))
+            current = rescale(self, current, replicas)
+        return web.json_response(scale_of(current))
 
     def _answer(
         self,
@@ -284,7 +337,10 @@ class FakeKubeAPI:
             new = body.get("metadata", {}).get("name", "")
             if (*key, new) in self._objects:
                 return status(409, "AlreadyExists", f'{resource} "{new}" already exists')
-            return web.json_response(self._store(key, new, body), status=201)
+            created = self._store(key, new, body)
+            if key[2] == SNAPSHOTS:
+                snapshot_created(self, created)
+            return web.json_response(created, status=201)
         current = self._objects.get((*key, name or ""))
         if current is None:
             return status(404, "NotFound", f'{resource} "{name}" not found', name=name, kind=kind)

@@ -120,6 +120,9 @@ class PodExec:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             pumps.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pumps
+            await proc.wait()
             await _drop(ws)
         else:
             waiter.cancel()

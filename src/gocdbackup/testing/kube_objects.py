@@ -70,8 +70,8 @@ def group_of(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
-def route(path: str) -> tuple[str, str, str, str | None] | None:
-    """(group, namespace, resource, name) of a namespaced resource path, or None."""
+def route(path: str) -> tuple[str, str, str, str | None, str] | None:
+    """(group, namespace, resource, name, subresource) of a namespaced path, or None."""
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, rest = "", parts[2:]
@@ -79,6 +79,7 @@ def route(path: str) -> tuple[str, str, str, str | None] | None:
         group, rest = parts[1], parts[3:]
     else:
         return None
-    if len(rest) not in (3, 4) or rest[0] != "namespaces":
+    if len(rest) not in (3, 4, 5) or rest[0] != "namespaces":
         return None
-    return group, rest[1], rest[2], rest[3] if len(rest) == 4 else None
+    name = rest[3] if len(rest) >= 4 else None
+    return group, rest[1], rest[2], name, rest[4] if len(rest) == 5 else ""

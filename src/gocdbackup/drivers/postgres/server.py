@@ -10,12 +10,13 @@ the password and the password through ``PGPASSWORD`` in their environment only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -32,6 +33,7 @@ from gocdbackup.drivers.postgres.errors import (
 from gocdbackup.drivers.postgres.snapshot import PgSnapshot, count_tables
 from gocdbackup.drivers.postgres.tools import (
     PgTool,
+    Running,
     find_tool,
     major_of,
     only_transaction_timeout_errors,
@@ -39,7 +41,7 @@ from gocdbackup.drivers.postgres.tools import (
     run_tool,
     tool_messages,
 )
-from gocdbackup.errors import ConfigError, ToolFailed
+from gocdbackup.errors import ConfigError, IntegrityError, ToolFailed
 from gocdbackup.model.backup import TableRows
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
@@ -220,9 +222,7 @@ class PostgresServer:
         is left (leaving also cancels a query still running in it)."""
         with self.reading() as conn:
             server_major = conn.info.server_version // 10000
-            tool = find_tool(
-                "pg_dump", server_major, prefer_major=server_major, bindir=self._bindir
-            )
+            tool = self.find_tool("pg_dump", server_major, prefer_major=server_major)
             with self.translating():
                 row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             assert row is not None
@@ -246,9 +246,52 @@ class PostgresServer:
             )
 
     def _restore_tool(self, min_tool_version: str, server_major: int | None = None) -> PgTool:
-        return find_tool(
-            "pg_restore", major_of(min_tool_version), prefer_major=server_major, bindir=self._bindir
-        )
+        return self.find_tool("pg_restore", major_of(min_tool_version), prefer_major=server_major)
+
+    def check_toc(self, head: bytes, major: int) -> None:
+        """``pg_restore --list`` over an archive's first bytes: its table of contents must read
+        (it comes before the data, so a dump whose TOC is damaged is refused before its
+        backup is committed)."""
+        tool = self.find_tool("pg_restore", major, prefer_major=major)
+        args = [tool.path, "--list", "--file=/dev/null"]
+        with self.run_tool(
+            args,
+            env=self.tool_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            tool="pg_restore",
+        ) as running:
+            pipe = running.proc.stdin
+            assert pipe is not None
+            with contextlib.suppress(BrokenPipeError):
+                pipe.write(head)
+                pipe.close()
+            code = running.proc.wait()
+            if code != 0:
+                tail = running.stderr_tail()
+                raise IntegrityError(
+                    "pg_dump's archive has an unreadable table of contents "
+                    f"({'; '.join(tool_messages('pg_restore', tail)) or tail.strip()}); "
+                    "nothing was committed"
+                )
+
+    # -- the tools (where pg_dump and pg_restore run: here; see drivers.kube for a pod) -----
+
+    def find_tool(self, name: str, min_major: int, *, prefer_major: int | None) -> PgTool:
+        """``name`` of PostgreSQL ``min_major`` or newer (``prefer_major`` if there)."""
+        return find_tool(name, min_major, prefer_major=prefer_major, bindir=self._bindir)
+
+    def run_tool(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        stdout: int | None,
+        tool: str,
+        stdin: int | None = subprocess.DEVNULL,
+    ) -> AbstractContextManager[Running]:
+        """Start ``args`` (a tool from :meth:`find_tool`); stopped and reaped on leaving."""
+        return run_tool(args, env=env, stdout=stdout, tool=tool, stdin=stdin)
 
     def create(self, name: str, *, owner: str | None, encoding: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
@@ -282,7 +325,7 @@ class PostgresServer:
         env["PGOPTIONS"] = " ".join(
             [env.get("PGOPTIONS", ""), *(f"-c {k}={v}" for k, v in self._settings.items())]
         ).strip()
-        with run_tool(
+        with self.run_tool(
             args, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, tool="pg_restore"
         ) as running:
             pipe = running.proc.stdin

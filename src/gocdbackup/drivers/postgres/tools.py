@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
 from attrs import frozen
 
@@ -119,10 +119,24 @@ def find_tool(
     return max(fit, key=lambda t: t.major)
 
 
-class Running:
-    """A tool subprocess whose stderr goes to a private temp file (its tail is kept)."""
+class Process(Protocol):
+    """What :class:`Running` uses of a process: :class:`subprocess.Popen`'s, or a command in
+    a pod (:class:`gocdbackup.drivers.kube.exec.PodProcess`)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stderr: IO[bytes], tool: str) -> None:
+    stdin: Any
+    stdout: Any
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+class Running:
+    """A tool's process whose stderr goes to a private temp file (its tail is kept)."""
+
+    def __init__(self, proc: Process, stderr: IO[bytes], tool: str) -> None:
         self.proc = proc
         self._stderr = stderr
         self.tool = tool
