@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +230,57 @@ def _replicas(api: FakeKubeAPI) -> tuple[int, int]:
     assert server is not None
     assert agent is not None
     return server["spec"]["replicas"], agent["spec"]["replicas"]
+
+
+def test_ctrl_c_during_a_quiesced_backup_brings_the_release_back(
+    gocdnext_db: str, cluster: FakeKubeAPI, tmp_path: Path
+) -> None:
+    name = str(conninfo_to_dict(gocdnext_db)["dbname"])
+    cluster.pods.env[(NS, POD)].update(
+        POSTGRES_USER=CHART_USER, POSTGRES_DB=name, POSTGRES_PASSWORD=CHART_PASSWORD
+    )
+    labels = {"app.kubernetes.io/name": "gocdnext", "app.kubernetes.io/instance": "prod"}
+    cluster.add_workload("Deployment", NS, "prod-gocdnext-server", replicas=2, labels=labels)
+    repo = f"file://{tmp_path}/repo"
+    assert cli("init", "--repo", repo).returncode == 0
+    cluster.pods.delay = 3.0  # every command in the pod is slow to start: time to press Ctrl-C
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": REPO_PASSWORD}
+    env.pop("KUBECONFIG", None)
+    backup = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gocdbackup")),
+            "backup",
+            "--repo",
+            repo,
+            "--k8s-namespace",
+            NS,
+            "--k8s-release",
+            "prod",
+            "--kubeconfig",
+            str(tmp_path / "kubeconfig"),
+            "--quiesce",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(200):  # until the release is quiesced
+        server = cluster.get("deployments", NS, "prod-gocdnext-server")
+        if server is not None and server["spec"]["replicas"] == 0:
+            break
+        time.sleep(0.05)
+    else:
+        backup.kill()
+        pytest.fail("the backup never quiesced the release")
+    backup.send_signal(signal.SIGINT)
+    _, err = backup.communicate(timeout=60)
+    assert backup.returncode == 130, err
+    assert _replicas_of(cluster) == 2
+    assert json.loads(cli("--json", "list", "--repo", repo).stdout) == []
+
+
+def _replicas_of(api: FakeKubeAPI) -> int:
+    server = api.get("deployments", NS, "prod-gocdnext-server")
+    assert server is not None
+    return int(server["spec"]["replicas"])

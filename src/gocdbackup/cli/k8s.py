@@ -18,7 +18,7 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import kube_options, open_repo, repo_options
+from gocdbackup.cli.options import k8s_release_option, kube_options, open_repo, repo_options
 from gocdbackup.errors import ConfigError, ConfirmationMismatch
 from gocdbackup.model.kube import REPO_LABEL, Workload
 
@@ -29,11 +29,7 @@ def k8s() -> None:
 
 
 def release_options(fn: click.decorators.FC) -> click.decorators.FC:
-    fn = click.option(
-        "--k8s-release",
-        metavar="RELEASE",
-        help="The gocdnext Helm release (default: the namespace's only one).",
-    )(fn)
+    fn = k8s_release_option(fn)
     fn = click.option("--k8s-namespace", required=True, metavar="NS", help="Its namespace.")(fn)
     return kube_options(fn)
 

@@ -125,7 +125,7 @@ def transfers_option(fn: F) -> F:
     )(fn)
 
 
-def db_option(fn: F) -> F:
+def _db_options(fn: F, *, required: bool) -> F:
     fn = click.option(
         "--pg-bindir",
         metavar="DIR",
@@ -134,11 +134,15 @@ def db_option(fn: F) -> F:
     return click.option(
         "--db",
         envvar="GOCDBACKUP_DB",
-        required=True,
+        required=required,
         metavar="DSN",
         help="libpq connection string or URI; PG* variables are honoured "
         "(default: $GOCDBACKUP_DB).",
     )(fn)
+
+
+def db_option(fn: F) -> F:
+    return _db_options(fn, required=True)
 
 
 def store_option(required: bool = True) -> Callable[[F], F]:
@@ -290,6 +294,14 @@ def k8s_key(
     return kube_secret_key(secret_key_k8s, kubeconfig=kubeconfig, context=kube_context)
 
 
+def k8s_release_option(fn: F) -> F:
+    return click.option(
+        "--k8s-release",
+        metavar="RELEASE",
+        help="The gocdnext Helm release (default: the namespace's only one).",
+    )(fn)
+
+
 def db_or_release_options(fn: F) -> F:
     """``--db DSN``, or the bundled PostgreSQL of a Helm release (``--k8s-namespace``,
     ``--k8s-release``, ``--k8s-pod``), reached through the Kubernetes API."""
@@ -298,11 +310,7 @@ def db_or_release_options(fn: F) -> F:
         metavar="POD",
         help="The PostgreSQL pod, when not the release's <release>-gocdnext-postgres-0.",
     )(fn)
-    fn = click.option(
-        "--k8s-release",
-        metavar="RELEASE",
-        help="The gocdnext Helm release (default: the namespace's only one).",
-    )(fn)
+    fn = k8s_release_option(fn)
     fn = click.option(
         "--k8s-namespace",
         metavar="NS",
@@ -310,18 +318,7 @@ def db_or_release_options(fn: F) -> F:
         "PostgreSQL is dumped and restored in its pod (exec) and queried through a "
         "port-forward.",
     )(fn)
-    fn = click.option(
-        "--pg-bindir",
-        metavar="DIR",
-        help="Directory holding pg_dump/pg_restore (default: discovered).",
-    )(fn)
-    return click.option(
-        "--db",
-        envvar="GOCDBACKUP_DB",
-        metavar="DSN",
-        help="libpq connection string or URI; PG* variables are honoured "
-        "(default: $GOCDBACKUP_DB).",
-    )(fn)
+    return _db_options(fn, required=False)
 
 
 def database_of(

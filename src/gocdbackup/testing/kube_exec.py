@@ -49,6 +49,8 @@ class PodExec:
         self.cut_after: int | None = None
         #: the argv of every command run, in order
         self.commands: list[list[str]] = []
+        #: seconds every command waits before it starts (a slow pod)
+        self.delay = 0.0
 
     async def run(self, request: web.Request, ns: str, pod: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
@@ -57,6 +59,7 @@ class PodExec:
         self.commands.append(list(argv))
         env = {**os.environ, **self.env.get((ns, pod), {})}
         wants_stdin = request.query.get("stdin") in ("true", "1")
+        await asyncio.sleep(self.delay)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

@@ -86,6 +86,22 @@ def call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def status_error(what: str, status: int | None, message: str) -> KubernetesError:
+    """The error for the API server's answer ``status`` (its ``Status`` ``message`` shown,
+    never interpreted) to the request doing ``what``."""
+    if status in (401, 403):
+        return KubernetesForbidden(
+            f"{what}: the Kubernetes API refused it ({status}): {message}; the "
+            "credentials' RBAC role needs this permission (see docs/kubernetes.md)",
+            status=status,
+        )
+    if status == 404:
+        return KubernetesNotFound(f"{what}: not found ({message})", status=status)
+    return KubernetesError(
+        f"{what}: the Kubernetes API answered {status}: {message}", status=status
+    )
+
+
 @contextmanager
 def translating(api: client.ApiClient, what: str) -> Iterator[None]:
     """Kubernetes client errors as gocdbackup's, by HTTP status: 401/403 →
@@ -94,18 +110,7 @@ def translating(api: client.ApiClient, what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as exc:
-        status, message = exc.status, _status_message(exc)
-        if status in (401, 403):
-            raise KubernetesForbidden(
-                f"{what}: the Kubernetes API refused it ({status}): {message}; the "
-                "credentials' RBAC role needs this permission (see docs/kubernetes.md)",
-                status=status,
-            ) from None
-        if status == 404:
-            raise KubernetesNotFound(f"{what}: not found ({message})", status=status) from None
-        raise KubernetesError(
-            f"{what}: the Kubernetes API answered {status}: {message}", status=status
-        ) from None
+        raise status_error(what, exc.status, _status_message(exc)) from None
     except urllib3.exceptions.HTTPError as exc:
         raise KubernetesError(
             f"{what}: cannot reach the Kubernetes API at {host_of(api)} ({type(exc).__name__})"

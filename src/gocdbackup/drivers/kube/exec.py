@@ -20,7 +20,8 @@ import websocket
 from kubernetes import client
 from kubernetes.stream.ws_client import create_websocket
 
-from gocdbackup.errors import KubernetesError, KubernetesForbidden, KubernetesNotFound
+from gocdbackup.drivers.kube.client import status_error
+from gocdbackup.errors import KubernetesError
 
 log = logging.getLogger("gocdbackup.drivers.kube")
 
@@ -63,18 +64,7 @@ def open_stream(
             api.configuration, _url(api, path, query), _headers(api)
         )
     except websocket.WebSocketBadStatusException as exc:
-        status, message = exc.status_code, _status_message(exc.resp_body)
-        if status in (401, 403):
-            raise KubernetesForbidden(
-                f"{what}: the Kubernetes API refused it ({status}): {message}; the "
-                "credentials' RBAC role needs this permission (see docs/kubernetes.md)",
-                status=status,
-            ) from None
-        if status == 404:
-            raise KubernetesNotFound(f"{what}: not found ({message})", status=status) from None
-        raise KubernetesError(
-            f"{what}: the Kubernetes API answered {status}: {message}", status=status
-        ) from None
+        raise status_error(what, exc.status_code, _status_message(exc.resp_body)) from None
     except (OSError, websocket.WebSocketException) as exc:
         raise KubernetesError(
             f"{what}: cannot reach the Kubernetes API at {api.configuration.host} "

@@ -7,7 +7,6 @@ exactly that snapshot: one consistency point, as for a local server."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from gocdbackup.drivers.kube.tunnel import PortTunnel
 from gocdbackup.drivers.postgres.gocdnext import goose_version
 from gocdbackup.drivers.postgres.server import PostgresServer
 from gocdbackup.drivers.postgres.tools import PgTool, Running
-from gocdbackup.errors import KubernetesError, ToolTooOld
+from gocdbackup.errors import ToolTooOld
 from gocdbackup.gocdnext.helm import DEV_DATABASE, POSTGRES_CONTAINER
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
@@ -137,8 +136,4 @@ class KubeExecPostgres(PostgresServer):
             try:
                 yield running
             finally:
-                running.stop()
-                for stream in (proc.stdin, proc.stdout):
-                    if stream is not None:
-                        with contextlib.suppress(OSError, KubernetesError):
-                            stream.close()
+                running.reap()

@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from attrs import frozen
 
-from gocdbackup.errors import ConfigError, ToolTooOld
+from gocdbackup.errors import ConfigError, GocdBackupError, ToolTooOld
 
 log = logging.getLogger("gocdbackup.drivers.postgres.tools")
 
@@ -153,6 +153,14 @@ class Running:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
 
+    def reap(self) -> None:
+        """Stop the process and close its pipes (a broken pipe on close changes nothing)."""
+        self.stop()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with suppress(OSError, GocdBackupError):
+                    stream.close()
+
     def stop(self, grace_seconds: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited after ``grace_seconds``."""
         if self.proc.poll() is not None:
@@ -188,11 +196,7 @@ def run_tool(
         try:
             yield running
         finally:
-            running.stop()
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    with suppress(OSError):  # a broken pipe on close changes nothing
-                        stream.close()
+            running.reap()
 
 
 def one_line(text: str) -> str:
