@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,32 +105,49 @@ def _release(
     return api, ReleaseNames.of(release or find_release(api, namespace))
 
 
+def _writers(
+    namespace: str,
+    release: str | None,
+    workloads: Sequence[tuple[str, str]] | None,
+    kubeconfig: str | None,
+    context: str | None,
+) -> tuple[Any, Sequence[tuple[str, str]]]:
+    if workloads:
+        return kube_client(kubeconfig=kubeconfig, context=context), workloads
+    api, names = _release(namespace, release, kubeconfig, context)
+    return api, names.writers
+
+
 def quiesce(
     namespace: str,
     release: str | None = None,
     *,
+    workloads: Sequence[tuple[str, str]] | None = None,
     timeout: float = 300.0,
     kubeconfig: str | None = None,
     context: str | None = None,
     progress: ProgressSink | None = None,
 ) -> list[Workload]:
-    """Scale the release's server and agents to zero and wait until their pods are gone; each
-    workload's replica count is noted on it first (:func:`resume` puts it back)."""
-    api, names = _release(namespace, release, kubeconfig, context)
+    """Scale the release's server and agents (or ``workloads``: ``(kind, name)`` pairs) to
+    zero and wait until their pods are gone; each workload's replica count is noted on it
+    first (:func:`resume` puts it back)."""
+    api, targets = _writers(namespace, release, workloads, kubeconfig, context)
     ctx = OpContext.using(progress, cancel=CancelToken(), clock=SystemClock())
-    return quiesce_workloads(api, namespace, names.writers, ctx=ctx, timeout=timeout)
+    return quiesce_workloads(api, namespace, targets, ctx=ctx, timeout=timeout)
 
 
 def resume(
     namespace: str,
     release: str | None = None,
     *,
+    workloads: Sequence[tuple[str, str]] | None = None,
     kubeconfig: str | None = None,
     context: str | None = None,
 ) -> list[Workload]:
-    """Scale back every workload of the release a quiesce noted (also after a crash)."""
-    api, names = _release(namespace, release, kubeconfig, context)
-    return resume_workloads(api, namespace, names.writers)
+    """Scale back every workload of the release (or ``workloads``) a quiesce noted (also
+    after a crash)."""
+    api, targets = _writers(namespace, release, workloads, kubeconfig, context)
+    return resume_workloads(api, namespace, targets)
 
 
 @contextmanager
@@ -138,6 +155,7 @@ def quiesced(
     namespace: str,
     release: str | None = None,
     *,
+    workloads: Sequence[tuple[str, str]] | None = None,
     timeout: float = 300.0,
     kubeconfig: str | None = None,
     context: str | None = None,
@@ -152,13 +170,14 @@ def quiesced(
         yield quiesce(
             namespace,
             release,
+            workloads=workloads,
             timeout=timeout,
             kubeconfig=kubeconfig,
             context=context,
             progress=progress,
         )
     finally:
-        resume(namespace, release, kubeconfig=kubeconfig, context=context)
+        resume(namespace, release, workloads=workloads, kubeconfig=kubeconfig, context=context)
 
 
 def snapshot_artifacts(

@@ -144,3 +144,29 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def test_workloads_can_be_named_instead_of_the_release(release: tuple[FakeKubeAPI, str]) -> None:
+    api, kubeconfig = release
+    api.add_workload("Deployment", NS, "custom-worker", replicas=4, labels={"app": "custom"})
+    args = [
+        "--k8s-namespace",
+        NS,
+        "--kubeconfig",
+        kubeconfig,
+        "--workload",
+        "deployment/custom-worker",
+    ]
+    stopped = cli("--json", "k8s", "quiesce", *args)
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["quiesced"] == [
+        {"kind": "Deployment", "name": "custom-worker", "replicas": 4}
+    ]
+    assert replicas(api) == {SERVER: 2, AGENT: 3}  # the release itself untouched
+    assert cli("k8s", "resume", *args).returncode == 0
+    worker = api.get("deployments", NS, "custom-worker")
+    assert worker is not None
+    assert worker["spec"]["replicas"] == 4
+    bad = cli("k8s", "quiesce", "--k8s-namespace", NS, "--workload", "pod/x")
+    assert bad.returncode == 2
+    assert "deployment/NAME or statefulset/NAME" in bad.stderr

@@ -41,6 +41,7 @@ from gocdbackup.cli.options import (
     repo_options,
     secret_key_k8s_option,
     transfers_option,
+    workload_option,
 )
 from gocdbackup.model import BackupSet
 from gocdbackup.model.kube import VolumeSnapshotInfo
@@ -99,6 +100,7 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     "same point in time as the database.",
 )
 @click.option("--snapshot-class", metavar="CLASS", help="The VolumeSnapshotClass to use.")
+@workload_option
 @click.option(
     "--artifacts-claim",
     metavar="PVC",
@@ -136,6 +138,7 @@ def backup(
     kube_context: str | None,
     fail_on_missing: bool,
     quiesce: bool,
+    workloads: tuple[tuple[str, str], ...],
     snapshot_pvc: bool,
     snapshot_class: str | None,
     artifacts_claim: str | None,
@@ -163,6 +166,7 @@ def backup(
                 quiesced(
                     k8s_namespace,
                     k8s_release,
+                    workloads=workloads,
                     kubeconfig=kubeconfig,
                     context=kube_context,
                     progress=bar if bar.enabled else None,

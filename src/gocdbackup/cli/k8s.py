@@ -18,7 +18,13 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import k8s_release_option, kube_options, open_repo, repo_options
+from gocdbackup.cli.options import (
+    k8s_release_option,
+    kube_options,
+    open_repo,
+    repo_options,
+    workload_option,
+)
 from gocdbackup.errors import ConfigError, ConfirmationMismatch
 from gocdbackup.model.kube import REPO_LABEL, Workload
 
@@ -29,6 +35,7 @@ def k8s() -> None:
 
 
 def release_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = workload_option(fn)
     fn = k8s_release_option(fn)
     fn = click.option("--k8s-namespace", required=True, metavar="NS", help="Its namespace.")(fn)
     return kube_options(fn)
@@ -55,6 +62,7 @@ def k8s_quiesce(
     *,
     k8s_namespace: str,
     k8s_release: str | None,
+    workloads: tuple[tuple[str, str], ...],
     kubeconfig: str | None,
     kube_context: str | None,
     timeout: int,
@@ -65,6 +73,7 @@ def k8s_quiesce(
         done = quiesce(
             k8s_namespace,
             k8s_release,
+            workloads=workloads,
             timeout=timeout,
             kubeconfig=kubeconfig,
             context=kube_context,
@@ -88,12 +97,19 @@ def k8s_resume(
     *,
     k8s_namespace: str,
     k8s_release: str | None,
+    workloads: tuple[tuple[str, str], ...],
     kubeconfig: str | None,
     kube_context: str | None,
 ) -> None:
     """Scale back every workload of the release that a quiesce noted (also after a crash)."""
     with handle_errors(state):
-        done = resume(k8s_namespace, k8s_release, kubeconfig=kubeconfig, context=kube_context)
+        done = resume(
+            k8s_namespace,
+            k8s_release,
+            workloads=workloads,
+            kubeconfig=kubeconfig,
+            context=kube_context,
+        )
     emit(
         state,
         _document("resumed", done),

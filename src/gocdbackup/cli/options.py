@@ -294,6 +294,33 @@ def k8s_key(
     return kube_secret_key(secret_key_k8s, kubeconfig=kubeconfig, context=kube_context)
 
 
+_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
+
+
+def _workloads(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        kind, _, name = value.partition("/")
+        if kind.lower() not in _KINDS or not name:
+            raise click.BadParameter(f"{value!r}: write deployment/NAME or statefulset/NAME")
+        out.append((_KINDS[kind.lower()], name))
+    return tuple(out)
+
+
+def workload_option(fn: F) -> F:
+    return click.option(
+        "--workload",
+        "workloads",
+        multiple=True,
+        metavar="KIND/NAME",
+        callback=_workloads,
+        help="A workload to quiesce instead of the release's server and agents "
+        "(deployment/NAME or statefulset/NAME; repeatable).",
+    )(fn)
+
+
 def k8s_release_option(fn: F) -> F:
     return click.option(
         "--k8s-release",
