@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -93,19 +94,17 @@ def test_snapshot_with_the_backup_listed_pruned_and_restored(
     }
     assert new["spec"]["resources"]["requests"]["storage"] == "50Gi"
 
-    # a newer backup, and the first is forgotten: its snapshot is kept by nothing any more,
-    # and the printed command prunes it
-    assert cli("backup", "--repo", repo, *kube).returncode == 0
-    unkept_before = cli("k8s", "snapshots", "--repo", repo, *kube[:2], *kube[4:])
-    assert "no backup keeps it" not in unkept_before.stdout
-    plan = json.loads(cli("--json", "retention", "plan", "--repo", repo, "--keep-last", "1").stdout)
-    applied = cli("retention", "apply", "--repo", repo, "--keep-last", "1", "--confirm", plan["id"])
-    assert applied.returncode == 0, applied.stderr
-    assert gb.list_backups()[0].id != backup_id
+    # a newer backup with its own snapshot; the first is forgotten without access to the
+    # cluster: its snapshot is kept by nothing, and the command that prunes it is printed
+    second = cli("--json", "backup", "--repo", repo, *kube, "--snapshot-pvc")
+    assert second.returncode == 0, second.stderr
+    applied = _forget(repo, keep=1)
+    assert applied.returncode == 3, applied.stderr  # incomplete: the snapshot is left
+    assert [b.id for b in gb.list_backups()] == [json.loads(second.stdout)["id"]]
     listed = cli("k8s", "snapshots", "--repo", repo, *kube[:2], *kube[4:])
     assert "no backup keeps it" in listed.stdout
     assert "--prune" in listed.stderr  # and says how to prune
-    prune = applied.stdout.split("their VolumeSnapshots are deleted by: ")[1].strip()
+    prune = next(line.strip() for line in applied.stderr.splitlines() if "--prune" in line)
     # run as printed, in a shell whose kubectl configuration is the default one
     words = shlex.split(prune, comments=True)
     assert words[0] == "gocdbackup"
@@ -118,6 +117,21 @@ def test_snapshot_with_the_backup_listed_pruned_and_restored(
     )
     assert pruned.returncode == 0, pruned.stderr
     assert snapshot.name not in api.names("volumesnapshots", NS)
+    # with access to the cluster, retention deletes a forgotten backup's snapshot itself
+    later = gb.get_backup(json.loads(second.stdout)["id"]).volume_snapshot
+    assert later is not None
+    assert cli("backup", "--repo", repo, *kube).returncode == 0
+    applied = _forget(repo, keep=1, kubeconfig=kube[-1])
+    assert applied.returncode == 0, applied.stderr
+    assert f"deleted their VolumeSnapshots: {NS}/{later.name}" in applied.stdout
+    assert later.name not in api.names("volumesnapshots", NS)
+
+
+def _forget(repo: str, *, keep: int, kubeconfig: str | None = None) -> Any:
+    keep_last = ["--keep-last", str(keep)]
+    plan = json.loads(cli("--json", "retention", "plan", "--repo", repo, *keep_last).stdout)
+    kube = ["--kubeconfig", kubeconfig] if kubeconfig else []
+    return cli("retention", "apply", "--repo", repo, *keep_last, "--confirm", plan["id"], *kube)
 
 
 def test_a_failed_snapshot_or_backup_leaves_nothing_listed(

@@ -3,24 +3,31 @@ reclaiming their space, and removing the locks crashed processes left."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 from rich.table import Column, Table
 
+from gocdbackup import volume_snapshots
 from gocdbackup.cli.common import (
+    EXIT_INCOMPLETE,
     JsonCommand,
     JsonGroup,
     State,
     carried,
     command_line,
     emit,
+    err_console,
     given,
     handle_errors,
+    next_steps,
     out_console,
 )
-from gocdbackup.cli.options import open_repo, repo_options, to_duration
+from gocdbackup.cli.options import kube_options, open_repo, repo_options, to_duration
+from gocdbackup.errors import GocdBackupError
+from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.render import human_bytes
 from gocdbackup.model.retention import RetentionPlan, RetentionPolicy
 
@@ -93,19 +100,29 @@ def retention_plan(state: State, /, repo: str, password_file: str | None, **kw: 
 @repo_options
 @policy_options
 @click.option("--confirm", required=True, metavar="PLAN_ID", help="The id 'retention plan' showed.")
+@kube_options
 @click.pass_obj
 def retention_apply(
-    state: State, /, repo: str, password_file: str | None, confirm: str, **kw: Any
+    state: State,
+    /,
+    *,
+    repo: str,
+    password_file: str | None,
+    confirm: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    **kw: Any,
 ) -> None:
-    """Forget what the plan forgets; refused if the plan is no longer the confirmed one."""
+    """Forget what the plan forgets (and delete the VolumeSnapshots those backups kept);
+    refused if the plan is no longer the confirmed one."""
     with handle_errors(state):
         gb = open_repo(state, repo, password_file)
         plan = gb.plan_retention(_policy(kw))
         before = {b.id: b for b in gb.list_backups()}
         forgotten = gb.apply_retention(plan, confirm=confirm)
-    snapshots = sorted(
-        {s.namespace for i in forgotten if (s := before[i].volume_snapshot) is not None}
-    )
+    kept = [s for i in forgotten if (s := before[i].volume_snapshot) is not None]
+    deleted, left = _delete_snapshots(kept, kubeconfig, kube_context)
+    snapshots = sorted({s.namespace for s in left})
     prune = [
         command_line(
             [],
@@ -114,7 +131,14 @@ def retention_apply(
                 "snapshots",
                 "--k8s-namespace",
                 ns,
-                *carried(state.argv, "--repo", "--password-file", "--storage-option"),
+                *carried(
+                    state.argv,
+                    "--repo",
+                    "--password-file",
+                    "--storage-option",
+                    "--kubeconfig",
+                    "--context",
+                ),
                 "--prune",
             ),
         )
@@ -129,16 +153,44 @@ def retention_apply(
             *given(state.argv, "--storage-option"),
         ),
     )
+    document = {
+        **plan.to_dict(),
+        "forgotten": list(forgotten),
+        "next": gc_command,
+        "volume_snapshots_deleted": deleted,
+        "prune": prune,
+    }
     emit(
         state,
-        {**plan.to_dict(), "forgotten": list(forgotten), "next": gc_command, "prune": prune},
+        document,
         lambda: out_console.print(
             f"forgot {len(forgotten)} backup(s); their space is reclaimed by: {gc_command}"
-            + "".join(f"\ntheir VolumeSnapshots are deleted by: {c}" for c in prune),
+            + (f"\ndeleted their VolumeSnapshots: {', '.join(deleted)}" if deleted else ""),
             highlight=False,
             markup=False,
         ),
     )
+    if prune:
+        what = f"{len(left)} VolumeSnapshot(s) of the forgotten backups could not be deleted"
+        next_steps(state, [(what, command) for command in prune])
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _delete_snapshots(
+    snapshots: list[VolumeSnapshotInfo], kubeconfig: str | None, context: str | None
+) -> tuple[list[str], list[VolumeSnapshotInfo]]:
+    """Delete each snapshot (its namespace reached as the options say): (deleted, left)."""
+    deleted: list[str] = []
+    left: list[VolumeSnapshotInfo] = []
+    for snapshot in snapshots:
+        try:
+            kube = volume_snapshots(snapshot.namespace, kubeconfig=kubeconfig, context=context)
+            kube.delete(snapshot.name)
+            deleted.append(f"{snapshot.namespace}/{snapshot.name}")
+        except GocdBackupError as exc:
+            err_console.print(f"not deleted: {snapshot.describe()}: {exc}", highlight=False)
+            left.append(snapshot)
+    return deleted, left
 
 
 @click.command(cls=JsonCommand)
