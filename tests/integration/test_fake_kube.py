@@ -17,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from gocdbackup.drivers.kube import kube_client
-from gocdbackup.drivers.kube.exec import PodProcess
-from gocdbackup.errors import ConfigError
+from gocdbackup.drivers.kube.exec import PodProcess, pod_output
+from gocdbackup.errors import ConfigError, KubernetesError
 from gocdbackup.testing import FakeKubeAPI
 
 pytestmark = pytest.mark.integration
@@ -138,3 +138,21 @@ def test_the_kubeconfig_context_is_chosen(
     assert chosen.read_namespaced_secret("s", NS).data == {"k": "dg=="}
     with pytest.raises(ConfigError, match="context 'nowhere'"):
         kube_client(kubeconfig=str(path), context="nowhere")
+
+
+def test_an_api_server_speaking_only_v4_streams_output_but_cannot_end_input(
+    core: tuple[FakeKubeAPI, client.CoreV1Api], tmp_path: Path
+) -> None:
+    api, _ = core
+    api.add_pod(NS, "p0", containers=("postgres",))
+    api.pods.protocols = ("v4.channel.k8s.io",)
+    kube = kube_client(kubeconfig=str(tmp_path / "kubeconfig"))
+    assert pod_output(kube, NS, "p0", "postgres", ["echo", "v4"]) == (0, "v4\n", "")
+    proc = PodProcess(
+        kube, NS, "p0", "postgres", ["cat"], stdin=True, stdout=True, stderr=io.BytesIO()
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"data")
+    with pytest.raises(KubernetesError, match=r"v4\.channel\.k8s\.io.*1\.30"):
+        proc.stdin.close()
+    proc.kill()

@@ -51,9 +51,12 @@ class PodExec:
         self.commands: list[list[str]] = []
         #: seconds every command waits before it starts (a slow pod)
         self.delay = 0.0
+        #: the channel protocols this API server speaks, preferred first (an older server:
+        #: v4 only, which cannot end a command's stdin)
+        self.protocols: tuple[str, ...] = PROTOCOLS
 
     async def run(self, request: web.Request, ns: str, pod: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=self.protocols, max_msg_size=0)
         await ws.prepare(request)
         argv = request.query.getall("command", [])
         self.commands.append(list(argv))
