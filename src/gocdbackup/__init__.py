@@ -7,6 +7,7 @@ Start with :class:`GocdBackup`::
     backup = gb.backup("postgresql://gocdnext@db/gocdnext", label="nightly")
 """
 
+from gocdbackup._drill import run_drill
 from gocdbackup._escrow import escrow_key, list_escrows, recover_key, save_recipient
 from gocdbackup._facade import GocdBackup
 from gocdbackup._kube import (
@@ -29,6 +30,7 @@ from gocdbackup.errors import (
     Cancelled,
     ConfigError,
     ConfirmationMismatch,
+    DrillFailed,
     DriverError,
     EmptyStore,
     EscrowDamaged,
@@ -81,6 +83,7 @@ from gocdbackup.model.cleanup import (
     plan_cleanup,
     plan_recovery,
 )
+from gocdbackup.model.drill import DrillReport
 from gocdbackup.model.escrow_keys import generate_recipient
 from gocdbackup.model.escrow_results import EscrowEntry, EscrowResult, RecoveredKey
 from gocdbackup.model.orphan_report import OrphanReport
@@ -107,6 +110,8 @@ __all__ = [
     "ConsistencyPoint",
     "DamagedBlob",
     "DatabaseInfo",
+    "DrillFailed",
+    "DrillReport",
     "DriverError",
     "EmptyStore",
     "EscrowDamaged",
@@ -174,6 +179,7 @@ __all__ = [
     "release_secret_key",
     "resume",
     "rotate_key",
+    "run_drill",
     "save_recipient",
     "save_report",
     "snapshot_artifacts",

@@ -256,6 +256,17 @@ class ScanInterrupted(GocdBackupError):
         self.report = report
 
 
+class DrillFailed(GocdBackupError):
+    """A restore drill found a problem; ``report`` (a ``DrillReport``) says which check and
+    why."""
+
+    code = "drill_failed"
+
+    def __init__(self, message: str, *, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class Cancelled(GocdBackupError):
     """The operation was cancelled; it cleaned up after itself."""
 

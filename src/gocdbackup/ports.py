@@ -17,6 +17,7 @@ from gocdbackup.errors import ObjectMissing
 from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.drill import RunLogs
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.project_secrets import KubeSecret
 from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue
@@ -310,4 +311,21 @@ class SecretStore(Protocol):
 
     def write_secret(self, secret: KubeSecret) -> str:
         """Create ``secret``, or replace the one of that name: ``created`` or ``replaced``."""
+        ...
+
+
+class DrillData(Protocol):
+    """A restored copy of gocdnext's database, as a restore drill questions it."""
+
+    def goose_versions(self) -> list[int]:
+        """Every applied goose version, ascending."""
+        ...
+
+    def broken_foreign_keys(self) -> tuple[int, list[tuple[str, int]]]:
+        """(foreign keys checked, each one that does not hold with its violating row count),
+        validated row by row."""
+        ...
+
+    def run_logs(self, run_id: str | None = None) -> RunLogs | None:
+        """The newest finished job with logs (of ``run_id``): its lines or its archive's key."""
         ...
