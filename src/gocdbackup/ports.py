@@ -16,7 +16,7 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import ObjectMissing
 from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
-from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, TableRows
+from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, RunMark, TableRows
 from gocdbackup.model.drill import RunLogs
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.project_secrets import KubeSecret
@@ -288,6 +288,11 @@ class GocdnextData(Protocol):
         the old one (a map entry: just that entry); how many were replaced."""
         ...
 
+    def newest_run(self, snapshot_id: str) -> RunMark | None:
+        """gocdnext's newest run in the snapshot ``snapshot_id`` (held open), or None (no run,
+        or not a gocdnext database)."""
+        ...
+
     def project_slugs(self) -> list[str]:
         """The slug of every project, sorted (what the Kubernetes secrets backend names its
         Secrets by)."""
@@ -328,4 +333,13 @@ class DrillData(Protocol):
 
     def run_logs(self, run_id: str | None = None) -> RunLogs | None:
         """The newest finished job with logs (of ``run_id``): its lines or its archive's key."""
+        ...
+
+    def newest_run(self) -> RunMark | None:
+        """The newest run of the restored copy."""
+        ...
+
+    def dashboard(self) -> tuple[int, float]:
+        """(rows, seconds) of what the dashboard's main views read: every project's pipelines
+        with their latest run and its stages' and jobs' statuses."""
         ...

@@ -63,6 +63,8 @@ def test_a_good_backup_passes_every_check_and_leaves_nothing(
     assert verdicts(report) == {
         "goose": True,
         "rows": True,
+        "dashboard": True,
+        "recent_runs": True,
         "logs": True,
         "artifacts": True,
         "secrets": True,
@@ -156,7 +158,15 @@ def test_the_cli_drills_and_exits_by_the_verdict(
     doc = json.loads(good.stdout)
     assert doc["ok"] is True
     assert doc["backup_id"] == backup_id
-    assert set(doc["checks"]) == {"goose", "rows", "logs", "artifacts", "secrets"}
+    assert set(doc["checks"]) == {
+        "goose",
+        "rows",
+        "dashboard",
+        "recent_runs",
+        "logs",
+        "artifacts",
+        "secrets",
+    }
     assert set(doc["timings"]) >= {"restore", "teardown"}
     human = cli("drill", backup_id, *repo)
     assert human.returncode == 0, human.stderr

@@ -127,6 +127,14 @@ class KeyCheck:
         return f"key {self.fingerprint} ({self.opened}/{self.checked} sampled values open)"
 
 
+@frozen(kw_only=True)
+class RunMark:
+    """gocdnext's newest run at a backup's consistency point (what a drill finds again)."""
+
+    id: str
+    created_at: datetime
+
+
 #: artefact outcomes as a backup line names them, in order
 _ARTIFACT_LABELS = (
     ("copied", "copied"),
@@ -158,6 +166,8 @@ class BackupSet:
     kube_secrets: KubeSecretsInfo | None = None
     #: the CSI VolumeSnapshot of the artefact claim taken with the backup (filesystem backend)
     volume_snapshot: VolumeSnapshotInfo | None = None
+    #: gocdnext's newest run in the snapshot (None: no run, or not a gocdnext database)
+    newest_run: RunMark | None = None
 
     def component(self, kind: str) -> Component:
         for c in self.components:

@@ -16,6 +16,8 @@ from gocdbackup.model.render import html_table, kv_table, to_pandas
 CHECKS = (
     ("goose", "the schema's migrations: the backup's goose version, every version 1..N applied"),
     ("rows", "every table's exact row count equals the backup's; every foreign key holds"),
+    ("dashboard", "what the dashboard's main views read returns rows, quickly"),
+    ("recent_runs", "the newest run of the restored copy is the newest run at the backup"),
     ("logs", "a finished run's logs read back and parse, from log_lines or their archive"),
     ("artifacts", "sampled artefacts are back with the SHA-256 and size the database records"),
     ("secrets", "the application key is the backup's and every encrypted value decrypts"),

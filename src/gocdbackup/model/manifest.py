@@ -23,6 +23,7 @@ from gocdbackup.model.backup import (
     ConsistencyPoint,
     DatabaseInfo,
     KeyCheck,
+    RunMark,
     TableRows,
     Timings,
 )
@@ -75,6 +76,16 @@ class Manifest:
                 {}
                 if b.volume_snapshot is None
                 else {"volume_snapshot": b.volume_snapshot.to_dict()}
+            ),
+            **(
+                {}
+                if b.newest_run is None
+                else {
+                    "newest_run": {
+                        "id": b.newest_run.id,
+                        "created_at": b.newest_run.created_at.isoformat(),
+                    }
+                }
             ),
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
@@ -141,6 +152,7 @@ def _backup_from_dict(d: Any) -> BackupSet:
         key_check=_key_from_dict(d.get("key")),
         kube_secrets=_kube_secrets_from_dict(d.get("kube_secrets")),
         volume_snapshot=_snapshot_from_dict(d.get("volume_snapshot")),
+        newest_run=_run_from_dict(d.get("newest_run")),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(
@@ -174,6 +186,13 @@ def _kube_secrets_from_dict(value: Any) -> KubeSecretsInfo | None:
         template=_get(k, "template", str),
         count=_get(k, "count", int),
     )
+
+
+def _run_from_dict(value: Any) -> RunMark | None:
+    if value is None:
+        return None
+    v = _mapping(value, "newest_run")
+    return RunMark(id=_get(v, "id", str), created_at=_time(_get(v, "created_at", str)))
 
 
 def _snapshot_from_dict(value: Any) -> VolumeSnapshotInfo | None:

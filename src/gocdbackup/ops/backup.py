@@ -101,6 +101,9 @@ def take_backup(
                 else []
             )
             database, component, dump_seconds = _dump(repo, snap, known, ctx)
+            # read in the same snapshot, still held (after the dump: pg_dump takes its locks
+            # first, as it does without gocdnext's rows)
+            newest = gocdnext.newest_run(snap.snapshot_id) if gocdnext is not None else None
         components = [component]
         counts: tuple[tuple[str, int], ...] = ()
         if artifacts is not None:
@@ -146,6 +149,7 @@ def take_backup(
             key_check=key_check,
             kube_secrets=kube_secrets,
             volume_snapshot=volume_snapshot,
+            newest_run=newest,
             timings=Timings(started_at=started, finished_at=ctx.now(), dump_seconds=dump_seconds),
             tool_version=tool_version,
         )

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from gocdbackup.context import OpContext
-from gocdbackup.errors import GocdBackupError, IntegrityError
+from gocdbackup.errors import Cancelled, GocdBackupError, IntegrityError
 from gocdbackup.gocdnext.logs import parse_archive
 from gocdbackup.model.artifacts import ArtifactEntry, ArtifactIndex
-from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.backup import BackupSet, RunMark
 from gocdbackup.model.drill import DrillCheck, DrillReport, DrillStep, RunLogs
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.secrets import SecretsCheck
@@ -33,6 +33,8 @@ log = logging.getLogger("gocdbackup.ops.drill")
 
 #: objects a drill restores and checks by default
 DEFAULT_SAMPLE = 20
+#: what "the dashboard loads" allows its queries on the restored copy
+DASHBOARD_SECONDS = 5.0
 
 
 class _Steps:
@@ -45,6 +47,9 @@ class _Steps:
         start = time.perf_counter()
         try:
             yield out
+        except Cancelled:
+            out.update(ok=False, note="interrupted")
+            raise
         except GocdBackupError as exc:
             out.update(ok=False, note=str(exc))
         finally:
@@ -118,6 +123,37 @@ def _check_rows(restored: RestoreReport, keys: tuple[int, list[tuple[str, int]]]
             name="rows", ok=False, evidence=f"{counts}; foreign keys that do not hold: {shown}"
         )
     return DrillCheck(name="rows", ok=True, evidence=f"{counts}; {checked} foreign keys hold")
+
+
+def _check_dashboard(rows: int, seconds: float) -> DrillCheck:
+    took = f"{rows} pipeline row(s) with their latest runs in {seconds * 1000:.0f} ms"
+    if not rows:
+        return DrillCheck(name="dashboard", ok=False, evidence="no project has a pipeline")
+    if seconds > DASHBOARD_SECONDS:
+        return DrillCheck(
+            name="dashboard",
+            ok=False,
+            evidence=f"{took}: slower than {DASHBOARD_SECONDS:.0f} s (indexes missing?)",
+        )
+    return DrillCheck(name="dashboard", ok=True, evidence=took)
+
+
+def _check_recent(backup: BackupSet, found: RunMark | None) -> DrillCheck:
+    want = backup.newest_run
+    if want is None:
+        return DrillCheck(name="recent_runs", ok=None, evidence="the backup recorded no newest run")
+    if found is None or found.id != want.id:
+        return DrillCheck(
+            name="recent_runs",
+            ok=False,
+            evidence=f"the newest run is {found.id if found else 'none'}; at the backup it was "
+            f"{want.id} ({want.created_at:%Y-%m-%d %H:%M:%S}Z)",
+        )
+    return DrillCheck(
+        name="recent_runs",
+        ok=True,
+        evidence=f"newest run {want.id} of {want.created_at:%Y-%m-%d %H:%M:%S}Z, as at the backup",
+    )
 
 
 def _check_logs(found: RunLogs | None, read_archive: Callable[[str], bytes]) -> DrillCheck:
@@ -224,11 +260,13 @@ def _database_checks(
     if restored is None or data is None:
         return [
             DrillCheck(name=name, ok=False, evidence="the backup could not be restored")
-            for name in ("goose", "rows", "logs")
+            for name in ("goose", "rows", "dashboard", "recent_runs", "logs")
         ]
     return [
         _check_goose(backup, data.goose_versions()),
         _check_rows(restored, data.broken_foreign_keys()),
+        _check_dashboard(*data.dashboard()),
+        _check_recent(backup, data.newest_run()),
         _check_logs(data.run_logs(run_id), read_archive),
     ]
 

@@ -29,15 +29,9 @@ from gocdbackup.drivers.gocdnext_fixture import (
 )
 from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
 from gocdbackup.drivers.local_server import LocalPostgres
+from gocdbackup.testing.contents import FakeDatabaseContents, fake_dump, parse_fake_dump
 from gocdbackup.testing.context import FakeClock, RecordingProgress
-from gocdbackup.testing.databases import (
-    FakeDatabaseContents,
-    FakeGocdnext,
-    FakePostgres,
-    FakeSnapshot,
-    fake_dump,
-    parse_fake_dump,
-)
+from gocdbackup.testing.databases import FakeGocdnext, FakePostgres, FakeSnapshot
 from gocdbackup.testing.kube import FakeKubeAPI
 from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
 from gocdbackup.testing.sealed import fill_sealed

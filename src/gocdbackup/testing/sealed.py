@@ -9,7 +9,7 @@ from gocdbackup.drivers.gocdnext_fixture import CANARY_SECRET
 from gocdbackup.gocdnext.cipher import encrypt
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, Form
 from gocdbackup.model.secrets import SealedValue
-from gocdbackup.testing.databases import FakeDatabaseContents
+from gocdbackup.testing.contents import FakeDatabaseContents
 
 #: tables whose encrypted column is NOT NULL
 _NOT_NULL = ("auth_providers", "scm_credentials", "oidc_signing_keys", "runner_profiles")

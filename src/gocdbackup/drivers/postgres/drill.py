@@ -4,12 +4,15 @@ job's logs (from ``log_lines``, or where its archive lies)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from psycopg import sql
 
+from gocdbackup.drivers.postgres.gocdnext import NEWEST_RUN_SQL
 from gocdbackup.drivers.postgres.server import PostgresServer
 from gocdbackup.gocdnext.schema import GOOSE_TABLE
+from gocdbackup.model.backup import RunMark
 from gocdbackup.model.drill import RunLogs
 
 _GOOSE_SQL = sql.SQL("SELECT version_id FROM {} WHERE is_applied ORDER BY version_id").format(
@@ -36,6 +39,17 @@ WHERE j.finished_at IS NOT NULL AND ({run} IS NULL OR j.run_id::text = {run})
   AND (j.logs_archive_uri IS NOT NULL
        OR EXISTS (SELECT FROM log_lines l WHERE l.job_run_id = j.id))
 ORDER BY j.finished_at DESC, j.id LIMIT 1
+"""
+# what the dashboard's main views read: projects, their pipelines, each one's latest run with
+# its stages' and jobs' statuses
+_DASHBOARD_SQL = """
+SELECT p.slug, pl.name, r.counter, r.status,
+       (SELECT array_agg(s.status ORDER BY s.ordinal) FROM stage_runs s WHERE s.run_id = r.id),
+       (SELECT array_agg(j.status ORDER BY j.name) FROM job_runs j WHERE j.run_id = r.id)
+FROM projects p JOIN pipelines pl ON pl.project_id = p.id
+LEFT JOIN LATERAL (SELECT * FROM runs r WHERE r.pipeline_id = pl.id
+                   ORDER BY r.counter DESC LIMIT 1) r ON true
+ORDER BY p.slug, pl.name
 """
 _LINES_SQL = "SELECT seq, stream, text FROM log_lines WHERE job_run_id = %s ORDER BY seq, at"
 
@@ -84,6 +98,17 @@ class DrillQueries:
                 if count:
                     broken.append((f"{schema}.{table}.{name}", int(count)))
         return len(keys), broken
+
+    def newest_run(self) -> RunMark | None:
+        with self.server.connect() as conn, self.server.translating():
+            row = conn.execute(NEWEST_RUN_SQL).fetchone()
+        return None if row is None else RunMark(id=str(row[0]), created_at=row[1])
+
+    def dashboard(self) -> tuple[int, float]:
+        with self.server.connect() as conn, self.server.translating():
+            start = time.perf_counter()
+            rows = conn.execute(_DASHBOARD_SQL).fetchall()
+            return len(rows), time.perf_counter() - start
 
     def run_logs(self, run_id: str | None = None) -> RunLogs | None:
         query = sql.SQL(_JOB_SQL).format(run=sql.Literal(run_id))

@@ -27,6 +27,7 @@ from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.schema import GOOSE_TABLE, STORAGE_SETTING, Table
 from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
+from gocdbackup.model.backup import RunMark
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue, values_of
 
@@ -44,6 +45,8 @@ _HAS_GOCDNEXT_TABLES_SQL = (
 _GOCDNEXT_TABLES = [t.value for t in Table]
 
 _SLUGS_SQL = 'SELECT slug FROM projects ORDER BY slug COLLATE "C"'
+#: gocdnext's newest run (the newest created; the id breaks ties)
+NEWEST_RUN_SQL = "SELECT id::text, created_at FROM runs ORDER BY created_at DESC, id DESC LIMIT 1"
 _SETTING_SQL = "SELECT value, credentials_enc FROM platform_settings WHERE key = %s"
 
 # every object a row references: gocdnext's three key layouts (see docs/artifacts.md)
@@ -209,6 +212,15 @@ class GocdnextTables:
                     )
                     for kind, key, row_id, status, size, sha, project, pipeline, run in cur
                 ]
+
+    def newest_run(self, snapshot_id: str) -> RunMark | None:
+        server = self.server
+        with server.reading() as conn, server.translating():
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+            if not _is_gocdnext(conn):
+                return None
+            row = conn.execute(NEWEST_RUN_SQL).fetchone()
+        return None if row is None else RunMark(id=str(row[0]), created_at=row[1])
 
     def object_rows(self, start_after: str = "") -> Iterator[RowRef]:
         server = self.server
