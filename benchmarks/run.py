@@ -1,7 +1,7 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle|artifacts|orphans|secrets|kube]
+                             [--only postgres|lifecycle|artifacts|orphans|secrets|kube|drill]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
@@ -11,14 +11,18 @@ keys, a scan of 20,000 objects on a moto S3 server, peak memory at two sizes; no
 database of its own on a second embedded server); ``--only kube`` just the dump of a
 gocdnext-shaped database of at least 300 MB streamed from a fake Kubernetes pod over exec
 against a local pg_dump of it, and the backups through either (a database of its own on
-another embedded server); ``--only postgres`` the PostgreSQL ones.
+another embedded server); ``--only drill`` just the restore drill, per step, on the demo's
+dataset (against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB
+(against a plain restore of the same backup; both on another embedded server);
+``--only postgres`` the PostgreSQL ones.
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
 pg_restore with the same binaries, the same pg_dump run locally rather than in a pod, s5cmd
 or rclone copying the same objects, s3fs listing the same bucket, a bare loop of the same
-AES-GCM calls over the same values in memory, or the same measurement at another size);
+AES-GCM calls over the same values in memory, a plain restore of the same backup, or the same
+measurement at another size), except the demo dataset's drill, against a fixed 60 s target;
 nothing asserts a wall-clock limit.
 Targets are reported as met or not, and the exit status stays 0 either way.
 """
@@ -43,6 +47,7 @@ import _db
 import bench_artifacts
 import bench_backup
 import bench_dedup
+import bench_drill
 import bench_kube
 import bench_lifecycle
 import bench_memory
@@ -55,7 +60,7 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube")
+SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube", "drill")
 
 
 def _section(title: str) -> None:
@@ -115,6 +120,15 @@ def run_all(
             kube_results, kube_meta = bench_kube.run(pg, workdir, repeat)
         results += kube_results
         meta["kube"] = kube_meta
+    if "drill" in sections:
+        _section(
+            "11. restore drill, per step: the demo's dataset (target < 60 s) and the ≥ 300 MB"
+            " database vs a plain restore of the same backup"
+        )
+        with LocalPostgres.start(parent_dir=str(workdir)) as pg:
+            drill_results, drill_meta = bench_drill.run(pg, workdir, repeat)
+        results += drill_results
+        meta["drill"] = drill_meta
     return results, meta
 
 
@@ -195,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=SECTIONS,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
-        " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9) or"
-        " the Kubernetes exec ones (10)",
+        " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9),"
+        " the Kubernetes exec ones (10) or the restore drill ones (11)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

@@ -23,6 +23,7 @@ from gocdbackup._kube import (
 )
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
+from gocdbackup._status import metrics, status
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
@@ -171,6 +172,7 @@ __all__ = [
     "left_after_cleanup",
     "list_escrows",
     "load_report",
+    "metrics",
     "plan_cleanup",
     "plan_recovery",
     "quiesce",
@@ -183,6 +185,7 @@ __all__ = [
     "save_recipient",
     "save_report",
     "snapshot_artifacts",
+    "status",
     "volume_snapshots",
     "write_report_csv",
 ]

@@ -2,7 +2,8 @@
 
 Start a throwaway server, create a gocdnext-shaped database, back it up into an encrypted
 repository, destroy the database, restore it, and check that every table, every row count, the
-goose version and every encrypted secret came back.
+goose version and every encrypted secret came back; then drill the backup (restore it again
+into scratch, check it the way gocdnext's guide checks a restore by hand, tear it down).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 
 from attrs import define, field
 
+from gocdbackup._drill import run_drill
 from gocdbackup._facade import GocdBackup
 from gocdbackup.context import ProgressSink
 from gocdbackup.drivers import gocdnext_fixture as fixture
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.local_server import LocalPostgres
 from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.drill import DrillReport
 from gocdbackup.model.render import html_table
 from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.verify import VerifyReport
@@ -41,6 +44,7 @@ class DemoReport:
     backup: BackupSet | None = None
     restore: RestoreReport | None = None
     verify: VerifyReport | None = None
+    drill: DrillReport | None = None
     secrets_checked: int = 0
     objects_checked: int = 0
     ok: bool = False
@@ -97,7 +101,12 @@ def run_demo(
                 )
                 d.append(gb.url)
             with step("backup") as d:
-                report.backup = gb.backup(pg.dsn("gocdnext"), label="demo", artifacts=store_url)
+                report.backup = gb.backup(
+                    pg.dsn("gocdnext"),
+                    label="demo",
+                    artifacts=store_url,
+                    secret_key=secret_key.hex(),
+                )
                 d.append(report.backup.describe())
             with step("destroy the database and the store") as d:
                 fixture.drop_database(pg.dsn(), "gocdnext")
@@ -126,8 +135,19 @@ def run_demo(
                     f"{'' if not problems else f' EXCEPT {len(problems)}'}; "
                     f"repository verify {'OK' if report.verify.ok else 'FAILED'}"
                 )
+            with step("restore drill") as d:
+                report.drill = run_drill(
+                    gb,
+                    scratch_db=pg.dsn(),
+                    secret_key=secret_key.hex(),
+                    sample=1.0,
+                    raise_on_failure=False,
+                )
+                d.append(report.drill.verdict())
         report.ok = bool(
-            report.verify
+            report.drill is not None
+            and report.drill.ok
+            and report.verify
             and report.verify.ok
             and report.secrets_checked
             and report.objects_checked

@@ -26,5 +26,7 @@ def test_the_demo_passes_its_checks_and_cleans_up(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True
-    assert [s["step"] for s in report["steps"]][-1] == "check secrets, objects, repository"
+    steps = [s["step"] for s in report["steps"]]
+    assert steps[-2:] == ["check secrets, objects, repository", "restore drill"]
+    assert "passed: 7 checks" in report["steps"][-1]["detail"]
     assert list(tmp_path.iterdir()) == []  # server, repository and store all removed

@@ -204,3 +204,35 @@ def test_by_default_the_drill_brings_its_own_postgres_and_store(
     assert "3 sampled object(s)" in {c.name: c.evidence for c in report.checks}["artifacts"]
     after = {p.name for p in Path(tempfile.gettempdir()).glob("gocdbackup-drill-*")}
     assert after == before  # the scratch store is gone
+
+
+def test_status_and_metrics_tell_what_is_overdue(
+    gocdnext_db: str, pg: LocalPostgres, tmp_path: Path
+) -> None:
+    backed_up(gocdnext_db, tmp_path)
+    repo = ["--repo", f"file://{tmp_path}/repo"]
+    metrics_file = tmp_path / "textfile" / "gocdbackup.prom"
+    before = cli("--json", "status", *repo)
+    assert before.returncode == 1  # never verified, never drilled
+    assert json.loads(before.stdout)["overdue"] == ["verify", "drill"]
+    assert cli("verify", *repo).returncode == 0
+    drilled = cli("drill", *repo, "--scratch-db", pg.dsn(), "--metrics-file", str(metrics_file))
+    assert drilled.returncode == 0, drilled.stderr
+    after = cli("status", *repo)
+    assert after.returncode == 0, after.stdout
+    assert "all within their limits" in after.stdout
+    text = metrics_file.read_text()
+    for metric in (
+        "gocdbackup_backups 1.0",
+        'gocdbackup_overdue{what="drill"} 0.0',
+        "gocdbackup_last_drill_ok 1.0",
+        "gocdbackup_last_verify_success_timestamp_seconds",
+        "gocdbackup_last_backup_size_bytes",
+    ):
+        assert metric in text, text
+    stale = cli(
+        "--json", "status", *repo, "--max-backup-age", "0s", "--metrics-file", str(metrics_file)
+    )
+    assert stale.returncode == 1
+    assert json.loads(stale.stdout)["overdue"] == ["backup"]
+    assert 'gocdbackup_overdue{what="backup"} 1.0' in metrics_file.read_text()

@@ -57,6 +57,7 @@ for _command in (
     backup.restore,
     catalog.verify,
     drill.drill,
+    drill.status,
     backup.copy,
     catalog.pin,
     catalog.unpin,

@@ -41,7 +41,8 @@ def demo(state: State) -> None:
         out_console.print(
             f"[bold green]demo OK[/] in {report.total_seconds:.1f}s: the "
             "database and its artefact store were backed up, destroyed and restored "
-            "with every table, row count, goose version, secret and object intact"
+            "with every table, row count, goose version, secret and object intact, and a "
+            "restore drill of the backup passed"
         )
     if not report.ok:
         fail(state, IntegrityError("the demo's checks failed"))

@@ -5,10 +5,13 @@ fails."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from gocdbackup import run_drill
+from gocdbackup import metrics, run_drill
+from gocdbackup import status as protection
 from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonCommand,
@@ -18,8 +21,11 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import open_repo, repo_options, to_percent
+from gocdbackup.cli.options import open_repo, repo_options, to_duration, to_percent
 from gocdbackup.model.drill import DrillReport
+from gocdbackup.model.status import Thresholds
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _sample(value: str) -> int | float:
@@ -43,6 +49,15 @@ def _print(report: DrillReport) -> None:
     steps = ", ".join(f"{s.name} {s.seconds:.1f} s" for s in report.steps)
     out_console.print(f"steps: {steps}", highlight=False)
     out_console.print(report.verdict(), highlight=False, markup=False)
+
+
+def metrics_option(fn: F) -> F:
+    return click.option(
+        "--metrics-file",
+        type=click.Path(dir_okay=False),
+        help="Also write Prometheus metrics (text format, for node-exporter's textfile "
+        "collector) to this file.",
+    )(fn)
 
 
 @click.command(cls=JsonCommand)
@@ -73,6 +88,7 @@ def _print(report: DrillReport) -> None:
     "sealed value is checked (default: $GOCDNEXT_SECRET_KEY).",
 )
 @click.option("--run", "run_id", metavar="RUN_ID", help="The run whose logs are read back.")
+@metrics_option
 @click.pass_obj
 def drill(
     state: State,
@@ -85,6 +101,7 @@ def drill(
     artifacts_sample: str,
     secret_key_file: str | None,
     run_id: str | None,
+    metrics_file: str | None,
 ) -> None:
     """Restore a backup (default: the newest) into scratch, check it as gocdnext's guide does
     by hand (schema, rows and foreign keys, logs, artefacts, the key) and tear it down."""
@@ -101,6 +118,70 @@ def drill(
             secret_key_file=secret_key_file,
             raise_on_failure=False,
         )
+        if metrics_file:
+            metrics(gb, metrics_file)
     emit(state, report.summary(), lambda: _print(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command(cls=JsonCommand)
+@repo_options
+@click.option(
+    "--max-backup-age",
+    default="26h",
+    show_default=True,
+    metavar="DURATION",
+    help="The newest backup may be this old.",
+)
+@click.option(
+    "--max-verify-age",
+    default="8d",
+    show_default=True,
+    metavar="DURATION",
+    help="The last successful verification may be this old.",
+)
+@click.option(
+    "--max-drill-age",
+    default="92d",
+    show_default=True,
+    metavar="DURATION",
+    help="The last successful restore drill may be this old.",
+)
+@metrics_option
+@click.pass_obj
+def status(
+    state: State,
+    *,
+    repo: str,
+    password_file: str | None,
+    max_backup_age: str,
+    max_verify_age: str,
+    max_drill_age: str,
+    metrics_file: str | None,
+) -> None:
+    """How current the protection is: the newest backup, the last successful verification
+    and drill, each against its limit; exits 1 when any is overdue."""
+    limits = Thresholds(
+        backup=to_duration(max_backup_age),
+        verify=to_duration(max_verify_age),
+        drill=to_duration(max_drill_age),
+    )
+    with handle_errors(state):
+        gb = open_repo(state, repo, password_file)
+        report = metrics(gb, metrics_file, thresholds=limits) if metrics_file else None
+        report = report or protection(gb, thresholds=limits)
+
+    def human() -> None:
+        for row in report.rows():
+            style = "red" if row["overdue"] else "green"
+            out_console.print(
+                f"[{style}]{'OVERDUE' if row['overdue'] else 'ok':>7}[/] {row['what']}: "
+                f"{row['age']} ago (limit {row['limit']}) {row['detail']}".rstrip(),
+                highlight=False,
+            )
+        out_console.print(report.verdict(), highlight=False, markup=False)
+
+    emit(state, report.summary(), human)
     if not report.ok:
         sys.exit(EXIT_FAILED)

@@ -23,6 +23,7 @@ from gocdbackup.model.restore import RestoreReport
 from gocdbackup.model.secrets import SecretsCheck
 from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.artifact_restore import restore_artifacts
+from gocdbackup.ops.records import DRILLS, keep_record
 from gocdbackup.ops.restore import restore_backup
 from gocdbackup.ops.secrets import check_backup_key
 from gocdbackup.ops.verify import verify_repository
@@ -238,7 +239,7 @@ def run_drill(
         with steps.step("teardown") as out:
             left += _teardown(scratch, target)
             out["note"] = "nothing left" if not left else f"left: {', '.join(left)}"
-    return DrillReport(
+    drilled = DrillReport(
         backup_id=backup.id,
         started_at=started,
         backup_taken_at=backup.created_at,
@@ -247,6 +248,8 @@ def run_drill(
         checks=tuple(checks),
         left_behind=tuple(left),
     )
+    keep_record(repo, DRILLS, ctx.now(), drilled.summary())
+    return drilled
 
 
 def _database_checks(

@@ -28,6 +28,7 @@ from gocdbackup.model.backup import BackupSet, ChunkRef, Component
 from gocdbackup.model.verify import BackupCheck, BlobProblem, DamagedBlob, VerifyReport
 from gocdbackup.ops._components import missing_chunks, wrong_size_chunks
 from gocdbackup.ops.artifact_index import INDEX_KIND
+from gocdbackup.ops.records import VERIFIES, keep_record
 from gocdbackup.repository import Repository
 from gocdbackup.repository.streams import fetch_chunks
 
@@ -55,7 +56,14 @@ def verify_repository(
     if not 0.0 <= read_data_percent <= 100.0:
         raise ConfigError(f"read-data must be between 0 and 100 %, got {read_data_percent}")
     with repo.lock("shared", "verify", ctx.clock):
-        return _verify(repo, ctx, backup_id, read_data_percent, seed)
+        report = _verify(repo, ctx, backup_id, read_data_percent, seed)
+    keep_record(
+        repo,
+        VERIFIES,
+        ctx.now(),
+        {"ok": report.ok, "backup_id": backup_id, "read_data_percent": read_data_percent},
+    )
+    return report
 
 
 def _verify(

@@ -41,6 +41,8 @@ log = logging.getLogger("gocdbackup.repository")
 CONFIG_KEY = "config.json"
 DATA_PREFIX = "data/"
 BACKUPS_PREFIX = "backups/"
+#: drill reports and verification results, kept for ``status`` and the metrics
+RECORDS_PREFIX = "records/"
 _ENVELOPE_KIND = "gocdbackup.sealed-manifest"
 
 
@@ -199,6 +201,26 @@ class Repository:
         if manifest.backup.id != backup_id:
             raise IntegrityError(f"manifest {backup_id} names another backup")
         return manifest
+
+    # -- records (drills, verifications): small sealed documents, newest last ----------------
+
+    def write_record(self, kind: str, record_id: str, document: bytes) -> None:
+        """Keep ``document`` as record ``record_id`` of ``kind`` (e.g. ``drills``), sealed like
+        a manifest."""
+        name = f"{kind}/{record_id}"
+        self.store.write(f"{RECORDS_PREFIX}{name}", self.codec.seal_manifest(name, document))
+
+    def records(self, kind: str) -> list[bytes]:
+        """Every record of ``kind``, in the order of their ids (unreadable ones skipped)."""
+        out = []
+        prefix = f"{RECORDS_PREFIX}{kind}/"
+        for info in sorted(self.store.list(prefix), key=lambda i: i.key):
+            name = info.key[len(RECORDS_PREFIX) :]
+            try:
+                out.append(self.codec.open_manifest(name, self.store.read(info.key)))
+            except (IntegrityError, ObjectMissing) as exc:
+                log.warning("skipping record %s: %s", name, exc)
+        return out
 
     def delete_manifest(self, backup_id: str) -> None:
         """Forget a backup: its manifest goes, its blobs stay for garbage collection."""
