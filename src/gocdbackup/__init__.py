@@ -23,7 +23,7 @@ from gocdbackup._kube import (
 )
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
-from gocdbackup._status import metrics, status
+from gocdbackup._status import drill_history, metrics, status
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
@@ -163,6 +163,7 @@ __all__ = [
     "WrongPassword",
     "check_project_secrets",
     "check_secrets",
+    "drill_history",
     "escrow_key",
     "generate_recipient",
     "key_fingerprint",

@@ -3,6 +3,8 @@ verification and drill against their limits, and the same as Prometheus metrics.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gocdbackup._facade import GocdBackup
 from gocdbackup.drivers.metrics import write_metrics
 from gocdbackup.model.status import StatusReport, Thresholds
@@ -16,6 +18,12 @@ def status(gb: GocdBackup, *, thresholds: Thresholds | None = None) -> StatusRep
     return protection_status(
         gb.repository, backups, now=gb.context().now(), thresholds=thresholds or Thresholds()
     )
+
+
+def drill_history(gb: GocdBackup) -> list[dict[str, Any]]:
+    """Every drill's report summary kept in the repository, oldest first (``ok``,
+    ``backup_id``, ``checks``, ``timings``, ``rto_seconds``, ``rpo_seconds``, ``at``...)."""
+    return sorted(read_records(gb.repository, DRILLS), key=lambda r: str(r["at"]))
 
 
 def metrics(gb: GocdBackup, path: str, *, thresholds: Thresholds | None = None) -> StatusReport:

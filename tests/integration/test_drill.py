@@ -12,12 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from gocdbackup import DrillFailed, GocdBackup, run_drill
+from gocdbackup import DrillFailed, GocdBackup, drill_history, run_drill
 from gocdbackup.model.drill import DrillReport
+from gocdbackup.model.manifest import Manifest
 from gocdbackup.testing import CANARY_SECRET, LocalPostgres, fill_store
 from tests.conftest import PG_PASSWORD, REPO_PASSWORD, SECRET_KEY
 
@@ -236,3 +238,47 @@ def test_status_and_metrics_tell_what_is_overdue(
     assert stale.returncode == 1
     assert json.loads(stale.stdout)["overdue"] == ["backup"]
     assert 'gocdbackup_overdue{what="backup"} 1.0' in metrics_file.read_text()
+
+
+def test_a_table_shorter_than_its_backup_says_fails_the_rows_check(
+    gocdnext_db: str, pg: LocalPostgres, tmp_path: Path
+) -> None:
+    gb, backup_id = backed_up(gocdnext_db, tmp_path)
+    # the manifest promises more rows of job_runs than the dump holds: a truncated table
+    backup = gb.get_backup(backup_id)
+    tables = tuple(
+        attrs.evolve(t, rows=t.rows + 7) if t.name == "public.job_runs" else t
+        for t in backup.database.tables
+    )
+    broken = attrs.evolve(backup, database=attrs.evolve(backup.database, tables=tables))
+    gb.repository.write_manifest(Manifest(backup=broken))
+    report = run_drill(gb, scratch_db=pg.dsn(), raise_on_failure=False)
+    assert report.failed == ("rows",), report.to_markdown()
+    assert "job_runs" in {c.name: c.evidence for c in report.checks}["rows"]
+    assert scratch_databases(pg) == []
+
+
+def test_drills_are_kept_in_the_history(
+    gocdnext_db: str, pg: LocalPostgres, tmp_path: Path
+) -> None:
+    gb, backup_id = backed_up(gocdnext_db, tmp_path)
+    run_drill(gb, scratch_db=pg.dsn(), sample=0)
+    run_drill(gb, scratch_db=pg.dsn(), secret_key="ab" * 32, raise_on_failure=False)
+    history = drill_history(gb)
+    assert [h["ok"] for h in history] == [True, False]
+    assert {h["backup_id"] for h in history} == {backup_id}
+    assert "secrets" in [n for n, c in history[1]["checks"].items() if c["ok"] is False]
+
+
+def test_a_given_scratch_store_is_left_as_it_was(
+    gocdnext_db: str, pg: LocalPostgres, tmp_path: Path
+) -> None:
+    gb, _ = backed_up(gocdnext_db, tmp_path)
+    scratch = tmp_path / "scratch-bucket"
+    scratch.mkdir()
+    (scratch / "keep.txt").write_text("someone else's")
+    report = run_drill(gb, scratch_db=pg.dsn(), scratch_store=scratch.as_uri(), sample=5)
+    assert report.ok, report.to_markdown()
+    assert report.left_behind == ()
+    left = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
+    assert left == ["keep.txt"]

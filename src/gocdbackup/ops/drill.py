@@ -52,7 +52,8 @@ class _Steps:
             out.update(ok=False, note="interrupted")
             raise
         except GocdBackupError as exc:
-            out.update(ok=False, note=str(exc))
+            problems = list(getattr(exc, "problems", ()) or ())[:5]
+            out.update(ok=False, note="; ".join([str(exc), *problems]))
         finally:
             self.steps.append(
                 DrillStep(
@@ -203,6 +204,7 @@ def run_drill(
     restored: RestoreReport | None = None
     index: ArtifactIndex | None = None
     left: list[str] = []
+    written: list[str] = []  # keys restored into the scratch store: removed at the teardown
     try:
         with steps.step("verify") as out:
             report = verify_repository(repo, ctx=ctx, backup_id=backup.id)
@@ -222,6 +224,7 @@ def run_drill(
             index = load_index(repo, backup, ctx)
             chosen = sample_of(list(index.entries), sample) if index and store else []
             if chosen and store is not None:
+                written += [e.ref.key for e in chosen]
                 restore_artifacts(repo, ArtifactIndex(entries=tuple(chosen)), store, ctx=ctx)
                 checks.append(_check_objects(store, chosen))
             out["note"] = f"{len(chosen)} object(s) restored"
@@ -230,14 +233,15 @@ def run_drill(
                 backup,
                 restored,
                 questions(target) if restored else None,
-                read_archive=_archive_reader(repo, index, store, ctx),
+                read_archive=_archive_reader(repo, index, store, ctx, written),
                 run_id=run_id,
+                restore_error=next((t.note for t in steps.steps if t.name == "restore"), ""),
             )
             if secret_key is not None:
                 checks.append(key_refused or _secrets_check(restored, left_key=backup))
     finally:
         with steps.step("teardown") as out:
-            left += _teardown(scratch, target)
+            left += _teardown(scratch, target, store, written)
             out["note"] = "nothing left" if not left else f"left: {', '.join(left)}"
     drilled = DrillReport(
         backup_id=backup.id,
@@ -259,12 +263,19 @@ def _database_checks(
     *,
     read_archive: Callable[[str], bytes],
     run_id: str | None,
+    restore_error: str = "",
 ) -> list[DrillCheck]:
     if restored is None or data is None:
-        return [
-            DrillCheck(name=name, ok=False, evidence="the backup could not be restored")
-            for name in ("goose", "rows", "dashboard", "recent_runs", "logs")
+        # the restore compares every table's rows (and goose) with the backup's: its refusal
+        # is the rows check failing; the others have no copy to look at
+        failed = DrillCheck(
+            name="rows", ok=False, evidence=f"the backup could not be restored: {restore_error}"
+        )
+        others = [
+            DrillCheck(name=name, ok=None, evidence="no restored copy to check")
+            for name in ("goose", "dashboard", "recent_runs", "logs")
         ]
+        return [others[0], failed, *others[1:]]
     return [
         _check_goose(backup, data.goose_versions()),
         _check_rows(restored, data.broken_foreign_keys()),
@@ -275,14 +286,20 @@ def _database_checks(
 
 
 def _archive_reader(
-    repo: Repository, index: ArtifactIndex | None, store: ObjectStore | None, ctx: OpContext
+    repo: Repository,
+    index: ArtifactIndex | None,
+    store: ObjectStore | None,
+    ctx: OpContext,
+    written: list[str],
 ) -> Callable[[str], bytes]:
-    """Reads a log archive from the backup (restored into ``store`` first)."""
+    """Reads a log archive from the backup (restored into ``store`` first, noted in
+    ``written`` for the teardown)."""
 
     def read_archive(key: str) -> bytes:
         entry = next((e for e in (index.entries if index else ()) if e.ref.key == key), None)
         if entry is None or store is None or not entry.outcome.stored:
             raise IntegrityError(f"the backup holds no copy of {key}")
+        written.append(key)
         restore_artifacts(repo, ArtifactIndex(entries=(entry,)), store, ctx=ctx)
         return store.read(key)
 
@@ -311,10 +328,22 @@ def _secrets_check(restored: RestoreReport | None, *, left_key: BackupSet) -> Dr
     )
 
 
-def _teardown(scratch: Postgres, target: str) -> list[str]:
+def _teardown(
+    scratch: Postgres, target: str, store: ObjectStore | None, written: list[str]
+) -> list[str]:
+    """Drop the scratch database and remove what was written into the scratch store; what
+    could not be removed."""
+    left = []
     try:
         scratch.drop(target)
     except GocdBackupError as exc:
         log.warning("drill teardown: %s", exc)
-        return [f"database {target}"]
-    return []
+        left.append(f"database {target}")
+    for key in dict.fromkeys(written):
+        try:
+            if store is not None:
+                store.delete(key)
+        except GocdBackupError as exc:
+            log.warning("drill teardown: %s", exc)
+            left.append(f"object {key}")
+    return left
