@@ -25,7 +25,10 @@ from gocdbackup.ports import ObjectStore
 
 
 @contextmanager
-def _scratch_server(dsn: str | None, stack: ExitStack) -> Iterator[PostgresServer]:
+def _scratch_server(dsn: str | PostgresServer | None, stack: ExitStack) -> Iterator[PostgresServer]:
+    if isinstance(dsn, PostgresServer):
+        yield dsn
+        return
     if dsn is not None:
         yield postgres_server(dsn)
         return
@@ -49,7 +52,7 @@ def run_drill(
     gb: GocdBackup,
     backup_id: str | None = None,
     *,
-    scratch_db: str | None = None,
+    scratch_db: str | PostgresServer | None = None,
     scratch_store: str | None = None,
     sample: int | float = drill.DEFAULT_SAMPLE,
     run_id: str | None = None,
@@ -58,12 +61,13 @@ def run_drill(
     raise_on_failure: bool = True,
 ) -> DrillReport:
     """Drill ``backup_id`` (default: the newest backup) of ``gb``'s repository: verify it,
-    restore it into ``scratch_db`` (a server DSN; default: an embedded PostgreSQL started for
-    the drill) and ``sample`` of its objects (a count, or a share from 0 to 1) into
-    ``scratch_store`` (default: a temporary directory), check it, tear it all down.  With the
-    application key, its fingerprint and every sealed value are checked too.  A drill that
-    fails raises :class:`~gocdbackup.errors.DrillFailed` carrying the report (or returns it,
-    with ``raise_on_failure=False``)."""
+    restore it into ``scratch_db`` (a server DSN, or a server such as
+    :func:`gocdbackup.kube_postgres` of a release in a scratch namespace; default: an embedded
+    PostgreSQL started for the drill) and ``sample`` of its objects (a count, or a share from
+    0 to 1) into ``scratch_store`` (default: a temporary directory), check it, tear it all
+    down.  With the application key, its fingerprint and every sealed value are checked too.
+    A drill that fails raises :class:`~gocdbackup.errors.DrillFailed` carrying the report
+    (or returns it, with ``raise_on_failure=False``)."""
     backups = gb.list_backups()
     if backup_id is None and not len(backups):
         raise DrillFailed("the repository holds no backup to drill", report=None)

@@ -8,7 +8,7 @@ from typing import Any
 from gocdbackup._facade import GocdBackup
 from gocdbackup.drivers.metrics import write_metrics
 from gocdbackup.model.status import StatusReport, Thresholds
-from gocdbackup.ops.records import DRILLS, protection_status, read_records
+from gocdbackup.ops.records import DRILLS, VERIFIES, protection_status, read_records
 
 
 def status(gb: GocdBackup, *, thresholds: Thresholds | None = None) -> StatusReport:
@@ -32,11 +32,13 @@ def metrics(gb: GocdBackup, path: str, *, thresholds: Thresholds | None = None) 
     report = status(gb, thresholds=thresholds)
     backups = list(gb.list_backups())
     drills = read_records(gb.repository, DRILLS)
+    verifies = read_records(gb.repository, VERIFIES)
     write_metrics(
         path,
         status=report,
         newest=max(backups, key=lambda b: b.created_at, default=None),
         backups=len(backups),
         last_drill=max(drills, key=lambda r: str(r["at"])) if drills else None,
+        last_verify=max(verifies, key=lambda r: str(r["at"])) if verifies else None,
     )
     return report

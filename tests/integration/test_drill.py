@@ -229,6 +229,7 @@ def test_status_and_metrics_tell_what_is_overdue(
         'gocdbackup_overdue{what="drill"} 0.0',
         "gocdbackup_last_drill_ok 1.0",
         "gocdbackup_last_verify_success_timestamp_seconds",
+        "gocdbackup_last_verify_duration_seconds",
         "gocdbackup_last_backup_size_bytes",
     ):
         assert metric in text, text

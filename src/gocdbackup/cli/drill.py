@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import click
 
-from gocdbackup import metrics, run_drill
+from gocdbackup import kube_postgres, metrics, run_drill
 from gocdbackup import status as protection
 from gocdbackup.cli.common import (
     EXIT_FAILED,
@@ -21,7 +22,15 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import open_repo, repo_options, to_duration, to_percent
+from gocdbackup.cli.options import (
+    k8s_release_option,
+    kube_options,
+    open_repo,
+    repo_options,
+    to_duration,
+    to_percent,
+)
+from gocdbackup.drivers.postgres import PostgresServer
 from gocdbackup.model.drill import DrillReport
 from gocdbackup.model.status import Thresholds
 
@@ -70,6 +79,14 @@ def metrics_option(fn: F) -> F:
     "default: an embedded PostgreSQL started for the drill.",
 )
 @click.option(
+    "--scratch-k8s-namespace",
+    metavar="NS",
+    help="Instead of --scratch-db: restore into the bundled PostgreSQL of a gocdnext release "
+    "in this (scratch) namespace, through the Kubernetes API.",
+)
+@k8s_release_option
+@kube_options
+@click.option(
     "--scratch-store",
     metavar="URL",
     help="Where the sampled objects go (default: a temporary directory, removed afterwards).",
@@ -97,6 +114,10 @@ def drill(
     repo: str,
     password_file: str | None,
     scratch_db: str | None,
+    scratch_k8s_namespace: str | None,
+    k8s_release: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
     scratch_store: str | None,
     artifacts_sample: str,
     secret_key_file: str | None,
@@ -106,12 +127,24 @@ def drill(
     """Restore a backup (default: the newest) into scratch, check it as gocdnext's guide does
     by hand (schema, rows and foreign keys, logs, artefacts, the key) and tear it down."""
     sample = _sample(artifacts_sample)
-    with handle_errors(state), progress_bar(state) as bar:
+    if scratch_db and scratch_k8s_namespace:
+        raise click.UsageError("give --scratch-db or --scratch-k8s-namespace, not both")
+    with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         gb = open_repo(state, repo, password_file, bar)
+        scratch: str | PostgresServer | None = scratch_db
+        if scratch_k8s_namespace:
+            scratch = stack.enter_context(
+                kube_postgres(
+                    scratch_k8s_namespace,
+                    k8s_release,
+                    kubeconfig=kubeconfig,
+                    context=kube_context,
+                )
+            )
         report = run_drill(
             gb,
             backup_id,
-            scratch_db=scratch_db,
+            scratch_db=scratch,
             scratch_store=scratch_store,
             sample=sample,
             run_id=run_id,

@@ -21,6 +21,7 @@ def write_metrics(
     newest: BackupSet | None,
     backups: int,
     last_drill: dict[str, Any] | None,
+    last_verify: dict[str, Any] | None = None,
 ) -> None:
     registry = CollectorRegistry()
 
@@ -52,6 +53,12 @@ def write_metrics(
         counts = dict(newest.artifacts)
         if "total" in counts:
             gauge("last_backup_artifacts", "Objects the newest backup references.", counts["total"])
+    if last_verify is not None and last_verify.get("seconds") is not None:
+        gauge(
+            "last_verify_duration_seconds",
+            "How long the last verification took.",
+            float(last_verify["seconds"]),
+        )
     if last_drill is not None:
         gauge(
             "last_drill_ok", "1 when the last drill passed.", 1.0 if last_drill.get("ok") else 0.0

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import math
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 
@@ -55,13 +56,19 @@ def verify_repository(
     """
     if not 0.0 <= read_data_percent <= 100.0:
         raise ConfigError(f"read-data must be between 0 and 100 %, got {read_data_percent}")
+    started = time.perf_counter()
     with repo.lock("shared", "verify", ctx.clock):
         report = _verify(repo, ctx, backup_id, read_data_percent, seed)
     keep_record(
         repo,
         VERIFIES,
         ctx.now(),
-        {"ok": report.ok, "backup_id": backup_id, "read_data_percent": read_data_percent},
+        {
+            "ok": report.ok,
+            "backup_id": backup_id,
+            "read_data_percent": read_data_percent,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     )
     return report
 
