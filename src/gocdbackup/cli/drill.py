@@ -125,7 +125,8 @@ def drill(
     metrics_file: str | None,
 ) -> None:
     """Restore a backup (default: the newest) into scratch, check it as gocdnext's guide does
-    by hand (schema, rows and foreign keys, logs, artefacts, the key) and tear it down."""
+    by hand (schema, rows and foreign keys, the dashboard's reads, recent runs, logs,
+    artefacts, the key) and tear it down."""
     sample = _sample(artifacts_sample)
     if scratch_db and scratch_k8s_namespace:
         raise click.UsageError("give --scratch-db or --scratch-k8s-namespace, not both")

@@ -31,7 +31,7 @@ from gocdbackup.model.kube import REPO_LABEL, Workload
 
 @click.group(cls=JsonGroup)
 def k8s() -> None:
-    """gocdnext's Helm release on Kubernetes: quiesce and resume."""
+    """gocdnext's Helm release on Kubernetes: quiesce, resume, VolumeSnapshots."""
 
 
 def release_options(fn: click.decorators.FC) -> click.decorators.FC:
