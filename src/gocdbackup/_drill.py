@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from gocdbackup._facade import GocdBackup
@@ -24,16 +23,13 @@ from gocdbackup.ops import drill, secrets
 from gocdbackup.ports import ObjectStore
 
 
-@contextmanager
-def _scratch_server(dsn: str | PostgresServer | None, stack: ExitStack) -> Iterator[PostgresServer]:
+def _scratch_server(dsn: str | PostgresServer | None, stack: ExitStack) -> PostgresServer:
+    """The server ``dsn`` names, or an embedded one that ``stack`` stops."""
     if isinstance(dsn, PostgresServer):
-        yield dsn
-        return
+        return dsn
     if dsn is not None:
-        yield postgres_server(dsn)
-        return
-    local = stack.enter_context(LocalPostgres.start())
-    yield postgres_server(local.dsn())
+        return postgres_server(dsn)
+    return postgres_server(stack.enter_context(LocalPostgres.start()).dsn())
 
 
 def _scratch_store(url: str | None, stack: ExitStack) -> ObjectStore:
@@ -74,7 +70,7 @@ def run_drill(
     backup = gb.get_backup(backup_id) if backup_id else max(backups, key=lambda b: b.created_at)
     key = given_key(secret_key, secret_key_file)
     with ExitStack() as stack:
-        server = stack.enter_context(_scratch_server(scratch_db, stack))
+        server = _scratch_server(scratch_db, stack)
         store = _scratch_store(scratch_store, stack)
         target = f"gocdbackup_drill_{os.urandom(4).hex()}"
         check = None

@@ -14,7 +14,7 @@ from gocdbackup.credentials import application_key, given_key
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.cipher import encrypt, opener, parse_key, sealer
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS, fingerprint
-from gocdbackup.model.secrets import SealedValue, tally
+from gocdbackup.model.secrets import CheckTally, SealedValue, SecretsCheck
 
 KEY = bytes(range(32))
 
@@ -76,14 +76,34 @@ def _value(column: str, n: int, blob: bytes | None) -> SealedValue:
     return SealedValue(column=column, row_key=str(n), blob=blob)
 
 
+def counted(
+    columns: list[str],
+    outcomes: list[tuple[SealedValue, bool | None]],
+    *,
+    fingerprint: str,
+    absent: tuple[str, ...] = (),
+) -> SecretsCheck:
+    """The check of ``(value, opened)`` outcomes (``opened`` None: no value), counted as the
+    decrypt check counts them."""
+    counts = CheckTally.of(columns)
+    for value, opened in outcomes:
+        if opened is None:
+            counts.add(value.column, empty=1)
+        elif opened:
+            counts.add(value.column, ok=1)
+        else:
+            counts.add(value.column, failing=[value.where])
+    return counts.result(fingerprint=fingerprint, absent=absent)
+
+
 def test_wrong_key_is_told_from_damaged_rows() -> None:
     names = [c.name for c in ENCRYPTED_COLUMNS]
-    wrong = tally(
+    wrong = counted(
         names, [(_value("secrets.value_enc", n, b"x"), False) for n in range(5)], fingerprint="ab"
     )
     assert wrong.wrong_key
     assert "WRONG KEY" in wrong.verdict()
-    damaged = tally(
+    damaged = counted(
         names,
         [
             (_value("secrets.value_enc", 1, b"x"), False),
@@ -91,7 +111,7 @@ def test_wrong_key_is_told_from_damaged_rows() -> None:
             (_value("secrets.value_enc", 3, None), None),
         ],
         fingerprint="ab",
-        absent=["scm_sources.webhook_secret"],
+        absent=("scm_sources.webhook_secret",),
     )
     assert not damaged.wrong_key
     assert (damaged.ok, damaged.failed, damaged.empty) == (1, 1, 1)

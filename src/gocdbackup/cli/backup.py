@@ -43,6 +43,7 @@ from gocdbackup.cli.options import (
     transfers_option,
     workload_option,
 )
+from gocdbackup.credentials import given_key
 from gocdbackup.model import BackupSet
 from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.render import human_bytes
@@ -172,7 +173,7 @@ def backup(
                     progress=bar if bar.enabled else None,
                 )
             )
-        if k8s_namespace and key is None and secret_key_file is None and not _key_in_env():
+        if k8s_namespace and key is None and given_key(None, secret_key_file) is None:
             # a release's own key, from the chart's Secret when it has one
             key = release_secret_key(
                 k8s_namespace, k8s_release, kubeconfig=kubeconfig, context=kube_context
@@ -203,10 +204,6 @@ def backup(
             secrets_template=secrets_name_template,
         )
     emit(state, b.summary(), lambda: _print_backup_line(b))
-
-
-def _key_in_env() -> bool:
-    return bool(os.environ.get("GOCDNEXT_SECRET_KEY"))
 
 
 def _forget_on_error(

@@ -27,9 +27,9 @@ class Workload:
         return f"{self.kind} {self.name} ({count} replica(s))"
 
 
-#: labels a backup's VolumeSnapshot carries: which repository and backup keep it
+#: the label a backup's VolumeSnapshot carries: the id of the repository whose backups keep
+#: it (which backup keeps it is in the manifests)
 REPO_LABEL = "gocdbackup.io/repository"
-BACKUP_LABEL = "gocdbackup.io/backup"
 
 
 @frozen(kw_only=True)

@@ -249,24 +249,5 @@ class CheckTally:
         )
 
 
-def tally(
-    columns: Iterable[str],
-    outcomes: Iterable[tuple[SealedValue, bool | None]],
-    *,
-    fingerprint: str,
-    absent: Iterable[str] = (),
-) -> SecretsCheck:
-    """Count ``(value, opened)`` outcomes per column (``opened`` None: no value)."""
-    counts = CheckTally.of(columns)
-    for value, opened in outcomes:
-        if opened is None:
-            counts.add(value.column, empty=1)
-        elif opened:
-            counts.add(value.column, ok=1)
-        else:
-            counts.add(value.column, failing=[value.where])
-    return counts.result(fingerprint=fingerprint, absent=absent)
-
-
 def by_column(check: SecretsCheck) -> Mapping[str, ColumnCheck]:
     return {c.column: c for c in check.columns}

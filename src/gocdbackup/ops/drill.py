@@ -271,11 +271,12 @@ def _database_checks(
         failed = DrillCheck(
             name="rows", ok=False, evidence=f"the backup could not be restored: {restore_error}"
         )
-        others = [
-            DrillCheck(name=name, ok=None, evidence="no restored copy to check")
-            for name in ("goose", "dashboard", "recent_runs", "logs")
+        return [
+            failed
+            if name == "rows"
+            else DrillCheck(name=name, ok=None, evidence="no restored copy to check")
+            for name in ("goose", "rows", "dashboard", "recent_runs", "logs")
         ]
-        return [others[0], failed, *others[1:]]
     return [
         _check_goose(backup, data.goose_versions()),
         _check_rows(restored, data.broken_foreign_keys()),

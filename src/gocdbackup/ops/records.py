@@ -45,11 +45,18 @@ def _last_ok(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def protection_status(
-    repo: Repository, backups: list[BackupSet], *, now: datetime, thresholds: Thresholds
+    backups: list[BackupSet],
+    verifies: list[dict[str, Any]],
+    drills: list[dict[str, Any]],
+    *,
+    now: datetime,
+    thresholds: Thresholds,
 ) -> StatusReport:
+    """The newest of ``backups`` and the last successful of the ``verifies`` and ``drills``
+    records (:func:`read_records`) against ``thresholds``."""
     newest = max(backups, key=lambda b: b.created_at, default=None)
-    verified = _last_ok(read_records(repo, VERIFIES))
-    drilled = _last_ok(read_records(repo, DRILLS))
+    verified = _last_ok(verifies)
+    drilled = _last_ok(drills)
     return StatusReport(
         now=now,
         items=(

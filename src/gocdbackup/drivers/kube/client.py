@@ -57,13 +57,13 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _status_message(exc: ApiException) -> str:
+def _status_message(body: Any) -> str:
     """The ``message`` of the API server's Status answer (shown, never interpreted)."""
     try:
-        body = json.loads(exc.body or b"{}")
+        doc = json.loads(body or b"{}")
     except (ValueError, TypeError):
-        return str(exc.reason or "")
-    return str(body.get("message") or exc.reason or "") if isinstance(body, dict) else ""
+        return ""
+    return str(doc.get("message") or "") if isinstance(doc, dict) else ""
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -86,9 +86,13 @@ def call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def status_error(what: str, status: int | None, message: str) -> KubernetesError:
-    """The error for the API server's answer ``status`` (its ``Status`` ``message`` shown,
-    never interpreted) to the request doing ``what``."""
+def status_error(
+    what: str, status: int | None, body: Any, reason: str | None = None
+) -> KubernetesError:
+    """The error for the API server's answer ``status`` to the request doing ``what``: the
+    ``message`` of the ``Status`` document ``body`` is shown (else ``reason``), never
+    interpreted."""
+    message = _status_message(body) or str(reason or "")
     if status in (401, 403):
         return KubernetesForbidden(
             f"{what}: the Kubernetes API refused it ({status}): {message}; the "
@@ -110,7 +114,7 @@ def translating(api: client.ApiClient, what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as exc:
-        raise status_error(what, exc.status, _status_message(exc)) from None
+        raise status_error(what, exc.status, exc.body, exc.reason) from None
     except urllib3.exceptions.HTTPError as exc:
         raise KubernetesError(
             f"{what}: cannot reach the Kubernetes API at {host_of(api)} ({type(exc).__name__})"

@@ -46,14 +46,6 @@ def _url(api: client.ApiClient, path: str, query: list[tuple[str, str]]) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, urlencode(query), ""))
 
 
-def _status_message(body: Any) -> str:
-    try:
-        doc = json.loads(body or b"{}")
-    except (ValueError, TypeError):
-        return ""
-    return str(doc.get("message") or "") if isinstance(doc, dict) else ""
-
-
 def open_stream(
     api: client.ApiClient, path: str, query: list[tuple[str, str]], what: str
 ) -> websocket.WebSocket:
@@ -64,7 +56,7 @@ def open_stream(
             api.configuration, _url(api, path, query), _headers(api)
         )
     except websocket.WebSocketBadStatusException as exc:
-        raise status_error(what, exc.status_code, _status_message(exc.resp_body)) from None
+        raise status_error(what, exc.status_code, exc.resp_body) from None
     except (OSError, websocket.WebSocketException) as exc:
         raise KubernetesError(
             f"{what}: cannot reach the Kubernetes API at {api.configuration.host} "

@@ -14,7 +14,7 @@ from kubernetes import client
 from gocdbackup.context import OpContext
 from gocdbackup.drivers.kube.client import call
 from gocdbackup.errors import KubernetesError, KubernetesNotFound, VolumeSnapshotFailed
-from gocdbackup.model.kube import BACKUP_LABEL, REPO_LABEL, VolumeSnapshotInfo
+from gocdbackup.model.kube import VolumeSnapshotInfo
 
 log = logging.getLogger("gocdbackup.drivers.kube")
 
@@ -173,7 +173,3 @@ class VolumeSnapshots:
                     f"{what}: a claim of that name exists; choose another name", status=409
                 ) from None
             raise
-
-
-def snapshot_labels(repo_id: str, backup_id: str) -> dict[str, str]:
-    return {REPO_LABEL: repo_id[:63], BACKUP_LABEL: backup_id[:63]}

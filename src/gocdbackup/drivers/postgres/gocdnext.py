@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from itertools import islice
 from typing import Any
@@ -189,12 +190,19 @@ class GocdnextTables:
                 )
             )
 
-    def referenced_objects(self, snapshot_id: str) -> list[ObjectRef]:
+    @contextmanager
+    def _in_snapshot(self, snapshot_id: str) -> Iterator[psycopg.Connection[Any] | None]:
+        """A connection reading in the exported snapshot ``snapshot_id`` (None: the database
+        has no gocdnext tables)."""
         server = self.server
         with server.reading() as conn, server.translating():
             # the transaction's first statement: from here on it reads what the exporter reads
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
-            if not _is_gocdnext(conn):
+            yield conn if _is_gocdnext(conn) else None
+
+    def referenced_objects(self, snapshot_id: str) -> list[ObjectRef]:
+        with self._in_snapshot(snapshot_id) as conn:
+            if conn is None:
                 return []
             with conn.cursor() as cur:
                 cur.execute(_OBJECTS_SQL)
@@ -214,10 +222,8 @@ class GocdnextTables:
                 ]
 
     def newest_run(self, snapshot_id: str) -> RunMark | None:
-        server = self.server
-        with server.reading() as conn, server.translating():
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
-            if not _is_gocdnext(conn):
+        with self._in_snapshot(snapshot_id) as conn:
+            if conn is None:
                 return None
             row = conn.execute(NEWEST_RUN_SQL).fetchone()
         return None if row is None else RunMark(id=str(row[0]), created_at=row[1])
