@@ -211,7 +211,8 @@ def status(
             style = "red" if row["overdue"] else "green"
             out_console.print(
                 f"[{style}]{'OVERDUE' if row['overdue'] else 'ok':>7}[/] {row['what']}: "
-                f"{row['age']} ago (limit {row['limit']}) {row['detail']}".rstrip(),
+                f"{'never' if row['last'] is None else row['age'] + ' ago'} "
+                f"(limit {row['limit']}) {row['detail']}".rstrip(),
                 highlight=False,
             )
         out_console.print(report.verdict(), highlight=False, markup=False)
