@@ -125,9 +125,14 @@ def test_a_missing_log_archive_and_a_wrong_key_fail_their_checks(
     store = tmp_path / "store"
     fill_store(gocdnext_db, store.as_uri())
     with admin(gocdnext_db) as conn:
+        # a run whose newest finished job with logs (the one the drill reads) has an archive
         job, key = conn.execute(
-            "SELECT id::text, logs_archive_uri FROM job_runs WHERE logs_archive_uri IS NOT NULL"
-            " ORDER BY finished_at DESC, id LIMIT 1"
+            "SELECT id, uri FROM (SELECT DISTINCT ON (j.run_id) j.id::text AS id,"
+            " j.logs_archive_uri AS uri, j.finished_at FROM job_runs j"
+            " WHERE j.finished_at IS NOT NULL AND (j.logs_archive_uri IS NOT NULL"
+            " OR EXISTS (SELECT FROM log_lines l WHERE l.job_run_id = j.id))"
+            " ORDER BY j.run_id, j.finished_at DESC, j.id) newest"
+            " WHERE uri IS NOT NULL ORDER BY finished_at DESC, id LIMIT 1"
         ).fetchone() or ("", "")
         run = conn.execute("SELECT run_id::text FROM job_runs WHERE id = %s", (job,)).fetchone()
     (store / key).unlink()  # the archive is gone before the backup: the backup cannot hold it
