@@ -235,17 +235,17 @@ class GocdBackup:
         secret_key: str | None = None,
         secret_key_file: str | None = None,
         project_secrets: SecretStore | None = None,
+        jobs: int | None = None,
     ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
         one needs ``replace=True``).  ``confirm`` must repeat the backup id.  With
-        ``artifacts``, the backup's objects are written back into that store first.
-
-        With gocdnext's application key (``secret_key``, ``secret_key_file`` or
-        ``$GOCDNEXT_SECRET_KEY``), a key other than the one the backup was taken with is
-        refused before anything is touched (:class:`~gocdbackup.errors.KeyMismatch`), and the
-        restored database's sealed values are checked (``RestoreReport.secrets``).  With
-        ``project_secrets``, the backup's project Secrets are written into that namespace once
-        the database is restored (``RestoreReport.kube_secrets``)."""
+        ``artifacts``, the backup's objects are written back into that store first.  ``jobs``
+        tables load at a time (default: the number of cores).  With gocdnext's application
+        key (``secret_key``, ``secret_key_file`` or ``$GOCDNEXT_SECRET_KEY``), a key other than
+        the one the backup was taken with is refused before anything is touched
+        (:class:`~gocdbackup.errors.KeyMismatch`), and the restored database's sealed values
+        are checked (``RestoreReport.secrets``).  With ``project_secrets``, the backup's
+        project Secrets are written into that namespace once the database is restored."""
         key = given_key(secret_key, secret_key_file)
         if key is not None:
             secrets.check_backup_key(self.get_backup(backup_id), key)
@@ -269,6 +269,7 @@ class GocdBackup:
             artifacts=store_of(artifacts, self.artifact_options),
             transfers=self.transfers,
             check_secrets=check,
+            jobs=jobs,
         )
         if project_secrets is None:
             return report

@@ -5,7 +5,7 @@ fakes in ``gocdbackup.testing`` implement them; callers can supply their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -191,9 +191,39 @@ class Postgres(Protocol):
         propagates (the caller drops ``name``)."""
         ...
 
-    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+    def restore_part(
+        self,
+        parts: Iterable[bytes],
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        section: str,
+        objects: tuple[str, Sequence[str]] | None = None,
+        jobs: int = 1,
+    ) -> None:
+        """``pg_restore --section=SECTION`` of the archive ``parts`` make (a table of contents
+        and the data blocks it needs, if any) into database ``name``; with ``objects``
+        (schema, names) only those (``-n``/``-t``).  ``jobs`` above 1 runs ``pg_restore -j``
+        where the tool can read a file (``parts`` then hold no rows: only a table of
+        contents is ever written to a file)."""
+        ...
+
+    def count_rows(self, name: str, schema: str, table: str) -> int:
+        """``SELECT count(*)`` of one table of database ``name``."""
+        ...
+
+    def empty_table(self, name: str, schema: str, table: str) -> None:
+        """``TRUNCATE`` one table of database ``name`` (a staging copy being loaded)."""
+        ...
+
+    def inspect(
+        self, name: str, counted: Mapping[str, int] | None = None
+    ) -> tuple[int | None, tuple[TableRows, ...]]:
         """(schema migration version, exact row counts) of database ``name``, read in one
-        transaction; the version as :meth:`Snapshot.point` reports it."""
+        transaction; the version as :meth:`Snapshot.point` reports it.  Tables in
+        ``counted`` (``schema.table`` → rows, counted when they were loaded) are not counted
+        again."""
         ...
 
     def swap(self, staging: str, target: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -22,6 +23,7 @@ from gocdbackup.model import (
     TableRows,
     Timings,
 )
+from gocdbackup.model.archive_layout import ArchiveLayout, DataBlock
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 times = st.datetimes(
@@ -43,9 +45,16 @@ def components(draw: st.DrawFn) -> Component:
             max_size=20,
         )
     )
+    size = sum(c.size_bytes for c in chunks)
+    layout = None
+    if size >= 2 and draw(st.booleans()):
+        edges = sorted(draw(st.sets(st.integers(1, size), min_size=1, max_size=8)))
+        blocks = [DataBlock(dump_id=i, start=a, end=b) for i, (a, b) in enumerate(pairwise(edges))]
+        layout = ArchiveLayout(toc_end=edges[0], int_size=4, blocks=tuple(blocks))
     return Component(
         kind=draw(st.sampled_from(["postgres_dump", "artifact_index"])),
-        size_bytes=sum(c.size_bytes for c in chunks),
+        layout=layout,
+        size_bytes=size,
         sha256=draw(hex64),
         chunks=tuple(chunks),
         stored_bytes=draw(st.integers(0, 2**40)),
@@ -151,6 +160,19 @@ def test_arbitrary_json_never_escapes_as_a_vendor_error(value: object) -> None:
         (lambda d: d["components"][0].update(size_bytes=1), "chunks add up"),
         (lambda d: d["components"][0].update(chunks=[["nothex", 1, 1]]), "blob_id"),
         (lambda d: d["components"][0].update(chunks=[["a" * 64, 5]]), "entries must be"),
+        (
+            lambda d: d["components"][0].update(
+                layout={"toc_end": 2, "int_size": 4, "blocks": [[1, 2, 9]]}
+            ),
+            "block 1 does not fit",
+        ),
+        (
+            lambda d: d["components"][0].update(
+                layout={"toc_end": 2, "int_size": 4, "blocks": [[1, 2]]}
+            ),
+            "dump id, start, end",
+        ),
+        (lambda d: d["components"][0].update(layout=[]), "layout is not an object"),
     ],
 )
 def test_malformed_manifests_say_what_is_wrong(mutate: object, message: str) -> None:

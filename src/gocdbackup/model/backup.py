@@ -9,6 +9,7 @@ from typing import Any
 from attrs import field, frozen
 
 from gocdbackup.model._validate import aware, hex64, non_negative
+from gocdbackup.model.archive_layout import ArchiveLayout
 from gocdbackup.model.kube import VolumeSnapshotInfo
 from gocdbackup.model.project_secrets import KubeSecretsInfo
 from gocdbackup.model.render import html_table, human_bytes, kv_table, to_pandas
@@ -87,11 +88,16 @@ class Component:
     stored_bytes: int = field(default=0, validator=non_negative)
     #: plaintext bytes whose chunks were already in the repository (deduplicated)
     reused_bytes: int = field(default=0, validator=non_negative)
+    #: for a dump: where its table of contents ends and each table's rows lie, so that a
+    #: restore can load tables concurrently (None: restored as one stream)
+    layout: ArchiveLayout | None = None
 
     def __attrs_post_init__(self) -> None:
         total = sum(c.size_bytes for c in self.chunks)
         if total != self.size_bytes:
             raise ValueError(f"chunks add up to {total} bytes, component says {self.size_bytes}")
+        if self.layout is not None:
+            self.layout.check_within(self.size_bytes)
 
     @property
     def dedup_ratio(self) -> float:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from attrs import frozen
 
 from gocdbackup.errors import UnsupportedFormat
+from gocdbackup.model.archive_layout import ArchiveLayout, DataBlock
 from gocdbackup.model.backup import (
     BackupSet,
     BackupStatus,
@@ -267,7 +268,32 @@ def _component_to_dict(c: Component) -> dict[str, Any]:
         "reused_bytes": c.reused_bytes,
         # compact: [blob_id, size, stored size]; a large dump has thousands of chunks
         "chunks": [[ch.blob_id, ch.size_bytes, ch.stored_bytes] for ch in c.chunks],
+        **({} if c.layout is None else {"layout": _layout_to_dict(c.layout)}),
     }
+
+
+def _layout_to_dict(layout: ArchiveLayout) -> dict[str, Any]:
+    return {
+        "toc_end": layout.toc_end,
+        "int_size": layout.int_size,
+        # compact: [dump id, start, end]
+        "blocks": [[b.dump_id, b.start, b.end] for b in layout.blocks],
+    }
+
+
+def _layout_from_dict(value: Any) -> ArchiveLayout | None:
+    if value is None:
+        return None
+    d = _mapping(value, "layout")
+    blocks = []
+    for item in _get(d, "blocks", list):
+        if not (isinstance(item, list) and len(item) == 3):
+            raise ValueError("layout blocks must be [dump id, start, end]")
+        dump_id, start, end = (_check(v, int, "layout block") for v in item)
+        blocks.append(DataBlock(dump_id=dump_id, start=start, end=end))
+    return ArchiveLayout(
+        toc_end=_get(d, "toc_end", int), int_size=_get(d, "int_size", int), blocks=tuple(blocks)
+    )
 
 
 def _component_from_dict(d: Mapping[str, Any]) -> Component:
@@ -282,6 +308,7 @@ def _component_from_dict(d: Mapping[str, Any]) -> Component:
         chunks=tuple(chunks),
         stored_bytes=_get(d, "stored_bytes", int),
         reused_bytes=_get(d, "reused_bytes", int),
+        layout=_layout_from_dict(d.get("layout")),
     )
 
 

@@ -53,6 +53,14 @@ class RestoreReport:
     secrets: SecretsCheck | None = None
     #: what restoring the backup's project Secrets (Kubernetes secrets backend) did
     kube_secrets: SecretsRestore | None = None
+    #: how the database was loaded: "tables" (schema, rows table by table ``jobs`` at a time,
+    #: then indexes and constraints) or "stream" (one pg_restore of the whole dump)
+    method: str = "stream"
+    jobs: int = 1
+    #: seconds of each phase of the load: ("schema", s), ("data", s), ("post-data", s)
+    phases: tuple[tuple[str, float], ...] = field(default=())
+    #: pg_restore runs that loaded rows (more than the tables when large ones were cut)
+    pieces: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -63,6 +71,13 @@ class RestoreReport:
             "tables_checked": self.tables_checked,
             "rows_checked": self.rows_checked,
             "seconds": round(self.seconds, 3),
+            "method": self.method,
+            "jobs": self.jobs,
+            **(
+                {"phases": {k: round(v, 3) for k, v in self.phases}, "pieces": self.pieces}
+                if self.phases
+                else {}
+            ),
             "warnings": list(self.warnings),
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
             **({"secrets": self.secrets.summary()} if self.secrets is not None else {}),

@@ -12,6 +12,7 @@ import attrs
 from gocdbackup.context import OpContext
 from gocdbackup.errors import ConfigError, IntegrityError
 from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
+from gocdbackup.model.archive_layout import LayoutScanner
 from gocdbackup.model.artifacts import ArtifactIndex, Outcome
 from gocdbackup.model.backup import BackupSet, BackupStatus, Component, DatabaseInfo, Timings
 from gocdbackup.model.ids import make_backup_id
@@ -22,7 +23,14 @@ from gocdbackup.ops.artifacts import DEFAULT_WORKERS, backup_artifacts
 from gocdbackup.ops.catalog import list_backups
 from gocdbackup.ops.project_secrets import store_project_secrets
 from gocdbackup.ops.secrets import sample_key_check
-from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore, Snapshot
+from gocdbackup.ports import (
+    DumpStream,
+    GocdnextData,
+    ObjectStore,
+    Postgres,
+    SecretStore,
+    Snapshot,
+)
 from gocdbackup.repository import Repository, chunk_stream, store_stream
 from gocdbackup.repository.journal import Journal, delete_journals
 
@@ -190,10 +198,11 @@ def _dump(
     try:
         counts = pool.submit(snap.count_rows)
         dump_started = ctx.now()
+        scanner = LayoutScanner()
         with snap.dump(ctx) as stream:
             component = store_stream(
                 repo,
-                chunk_stream(stream, repo.chunker, head=DUMP_HEAD_BYTES),
+                chunk_stream(_Scanned(stream, scanner), repo.chunker, head=DUMP_HEAD_BYTES),
                 kind=DUMP_KIND,
                 known=known,
                 ctx=ctx,
@@ -201,8 +210,35 @@ def _dump(
                 total_hint=estimate,
             )
         dump_seconds = (ctx.now() - dump_started).total_seconds()
+        component = attrs.evolve(component, layout=scanner.finish())
+        if component.layout is None:
+            log.info("the dump restores as one stream: %s", scanner.why)
         ctx.report("dump", component.size_bytes, component.size_bytes)
         tables = counts.result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return attrs.evolve(database, tables=tables), component, dump_seconds
+
+
+class _Scanned:
+    """A dump stream whose bytes also pass through a :class:`LayoutScanner` on their way."""
+
+    def __init__(self, raw: DumpStream, scanner: LayoutScanner) -> None:
+        self._raw = raw
+        self._scanner = scanner
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._raw.read(n)
+        self._scanner.feed(data)
+        return data
+
+    def readinto(self, buf: memoryview) -> int:
+        into = getattr(self._raw, "readinto", None)
+        if into is None:
+            data = self._raw.read(len(buf))
+            buf[: len(data)] = data
+            n = len(data)
+        else:
+            n = int(into(buf))
+        self._scanner.feed(bytes(buf[:n]))
+        return n

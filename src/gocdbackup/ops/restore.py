@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import (
+    ConfigError,
     ConfirmationMismatch,
     IntegrityError,
     KeyMismatch,
@@ -25,6 +26,7 @@ from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.artifact_restore import restore_artifacts
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS
 from gocdbackup.ops.backup import DUMP_KIND
+from gocdbackup.ops.table_restore import load_by_tables
 from gocdbackup.ports import ObjectStore, Postgres
 from gocdbackup.repository import Repository
 
@@ -52,9 +54,15 @@ def restore_backup(
     artifacts: ObjectStore | None = None,
     transfers: int = DEFAULT_WORKERS,
     check_secrets: Callable[[str], SecretsCheck] | None = None,
+    jobs: int | None = None,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
     shared repository lock (retention and garbage collection wait).  See :func:`_restore`.
+
+    ``jobs`` (default: the number of cores) tables load at a time, and as many indexes and
+    constraints build at a time, when the backup recorded where each table's rows lie (backups
+    taken before that was recorded have no layout); with ``jobs=1``, or without a layout, the
+    dump streams into one pg_restore.
 
     ``check_secrets`` (given the application key) checks the staging database's sealed values
     before the swap: if none opens (a wrong key), the target is not touched.
@@ -62,6 +70,8 @@ def restore_backup(
     With ``artifacts``, the objects of the backup's artefact index are written back into that
     store first (objects already there with the right content are skipped), so that no restored
     row references an object that is not there."""
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"jobs must be at least 1 (got {jobs}); nothing was changed")
     if confirm != backup_id:
         raise ConfirmationMismatch(
             f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
@@ -77,7 +87,13 @@ def restore_backup(
             artifacts=artifacts,
             transfers=transfers,
             check_secrets=check_secrets,
+            jobs=default_jobs() if jobs is None else jobs,
         )
+
+
+def default_jobs() -> int:
+    """How many tables a restore loads at a time unless told: the number of cores."""
+    return max(os.cpu_count() or 1, 1)
 
 
 def _restore(
@@ -91,16 +107,18 @@ def _restore(
     artifacts: ObjectStore | None,
     transfers: int,
     check_secrets: Callable[[str], SecretsCheck] | None = None,
+    jobs: int = 1,
 ) -> RestoreReport:
     """Order of work, so that a bad backup or a failed restore never costs the target anything:
 
     1. An existing target needs ``replace=True``; every chunk the backup needs must be in the
        repository.
-    2. The dump streams into ``pg_restore`` of a new staging database, every chunk
-       authenticated and checked against its id on the way, and the whole stream's length and
-       SHA-256 checked at its end.
-    3. The staging database's goose version and every table's row count must equal the
-       manifest's.
+    2. The dump is loaded into a new staging database, every chunk authenticated and checked
+       against its id on the way: table by table, ``jobs`` at a time, between a schema phase
+       and an index phase (:mod:`gocdbackup.ops.table_restore`), or as one stream into one
+       ``pg_restore``, the whole stream's length and SHA-256 checked at its end.
+    3. The staging database's goose version and every table's row count (counted as each
+       table finished loading, where it was loaded on its own) must equal the manifest's.
     4. Only then are the target's sessions ended, the target dropped and the staging database
        renamed to the target.  On any failure before that, the staging database is dropped and
        the target is untouched.
@@ -126,15 +144,28 @@ def _restore(
     staging = staging_name(target, os.urandom(3).hex())
     db.create(staging, owner=owner, encoding=info.encoding)
     try:
-        db.load(
-            checked_stream(repo, component, ctx, phase="restore"),
-            staging,
-            role=owner,
-            min_tool_version=info.pg_dump_version,
-            ctx=ctx,
-        )
+        loaded = None
+        if component.layout is not None and jobs > 1:
+            loaded = load_by_tables(
+                repo,
+                db,
+                component,
+                staging,
+                role=owner,
+                min_tool_version=info.pg_dump_version,
+                jobs=jobs,
+                ctx=ctx,
+            )
+        if loaded is None:
+            db.load(
+                checked_stream(repo, component, ctx, phase="restore"),
+                staging,
+                role=owner,
+                min_tool_version=info.pg_dump_version,
+                ctx=ctx,
+            )
         restore_seconds = (ctx.now() - started).total_seconds()
-        goose, tables = db.inspect(staging)
+        goose, tables = db.inspect(staging, None if loaded is None else loaded.counted)
         problems = [
             str(d) for d in diff_tables(info.table_rows(), {t.name: t.rows for t in tables})
         ]
@@ -171,6 +202,10 @@ def _restore(
         restore_seconds=restore_seconds,
         artifacts=tuple(objects.summary().items()) if objects else (),
         secrets=secrets,
+        method="stream" if loaded is None else "tables",
+        jobs=1 if loaded is None else jobs,
+        phases=() if loaded is None else loaded.phases,
+        pieces=0 if loaded is None else loaded.pieces,
     )
 
 

@@ -6,7 +6,7 @@ with row counts, the goose version, gocdnext's object-referencing rows and its s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -181,9 +181,36 @@ class FakePostgres:
         db.tables = tables
         db.goose = self.goose_after_load if self.goose_after_load is not None else restored.goose
 
-    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+    def restore_part(
+        self,
+        parts: Iterable[bytes],
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        section: str,
+        objects: tuple[str, Sequence[str]] | None = None,
+        jobs: int = 1,
+    ) -> None:
+        """Records the call and reads ``parts`` (the fake's dumps carry no table layout, so a
+        restore never loads them by parts)."""
+        self.events.append(f"restore {section} {name}")
+        for _ in parts:
+            pass
+
+    def count_rows(self, name: str, schema: str, table: str) -> int:
+        return self.databases[name].tables.get(f"{schema}.{table}", 0)
+
+    def empty_table(self, name: str, schema: str, table: str) -> None:
+        self.databases[name].tables[f"{schema}.{table}"] = 0
+
+    def inspect(
+        self, name: str, counted: Mapping[str, int] | None = None
+    ) -> tuple[int | None, tuple[TableRows, ...]]:
         db = self.databases[name]
-        return db.goose, tuple(TableRows(name=k, rows=v) for k, v in sorted(db.tables.items()))
+        known = counted or {}
+        rows = {k: known.get(k, v) for k, v in db.tables.items()}
+        return db.goose, tuple(TableRows(name=k, rows=v) for k, v in sorted(rows.items()))
 
     def swap(self, staging: str, target: str) -> None:
         self.events.append(f"swap {staging} -> {target}")

@@ -34,6 +34,9 @@ class KubeExecPostgres(PostgresServer):
     port-forward of ``port`` as ``user`` (``password`` for that TCP login), tools in the pod
     over exec, connecting to the pod's own server as ``user`` (its local socket)."""
 
+    #: the tools run in the pod: no file of this machine reaches them (no ``pg_restore -j``)
+    tools_read_local_files = False
+
     def __init__(
         self,
         api: client.ApiClient,

@@ -15,7 +15,7 @@ import copy
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -30,18 +30,17 @@ from gocdbackup.drivers.postgres.errors import (
     needs_password,
     translate,
 )
+from gocdbackup.drivers.postgres.restore_tool import pg_restore
 from gocdbackup.drivers.postgres.snapshot import PgSnapshot, count_tables
 from gocdbackup.drivers.postgres.tools import (
     PgTool,
     Running,
     find_tool,
-    major_of,
-    only_transaction_timeout_errors,
     refusal_sqlstate,
     run_tool,
     tool_messages,
 )
-from gocdbackup.errors import ConfigError, IntegrityError, ToolFailed
+from gocdbackup.errors import ConfigError, IntegrityError
 from gocdbackup.model.backup import TableRows
 
 log = logging.getLogger("gocdbackup.drivers.postgres")
@@ -94,8 +93,16 @@ class PostgresServer:
         )
         self._schema_version = schema_version
 
+    #: pg_restore runs on this machine and can read a temporary file (for ``-j``)
+    tools_read_local_files = True
+
     def __repr__(self) -> str:
         return f"PostgresServer({self.where!r})"
+
+    @property
+    def restore_settings(self) -> dict[str, str]:
+        """Session settings for pg_restore's connections (``PGOPTIONS``)."""
+        return self._settings
 
     def database_named(self, name: str) -> PostgresServer:
         """The same server and settings, for the database ``name`` (e.g. a staging copy)."""
@@ -245,9 +252,6 @@ class PostgresServer:
                 is not None
             )
 
-    def _restore_tool(self, min_tool_version: str, server_major: int | None = None) -> PgTool:
-        return self.find_tool("pg_restore", major_of(min_tool_version), prefer_major=server_major)
-
     def check_toc(self, head: bytes, major: int) -> None:
         """``pg_restore --list`` over an archive's first bytes: its table of contents must read
         (it comes before the data, so a dump whose TOC is damaged is refused before its
@@ -311,45 +315,48 @@ class PostgresServer:
         min_tool_version: str,
         ctx: OpContext,
     ) -> None:
-        server_major = self.server_major()
-        tool = self._restore_tool(min_tool_version, server_major)
-        # pg_restore 17+ starts every session with "SET transaction_timeout", which servers
-        # before 17 reject; that one error is harmless, so it is tolerated (and only it)
-        tolerate = tool.major >= 17 > server_major
-        args = [tool.path, "--no-owner", "--no-acl", f"--dbname={self.tool_conninfo(name)}"]
-        if not tolerate:
-            args.append("--exit-on-error")
-        if role:
-            args.append(f"--role={role}")
-        env = self.tool_env()
-        env["PGOPTIONS"] = " ".join(
-            [env.get("PGOPTIONS", ""), *(f"-c {k}={v}" for k, v in self._settings.items())]
-        ).strip()
-        with self.run_tool(
-            args, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, tool="pg_restore"
-        ) as running:
-            pipe = running.proc.stdin
-            assert pipe is not None
-            try:
-                for data in chunks:  # an error here leaves the context: pg_restore is stopped
-                    pipe.write(data)
-                pipe.close()
-            except BrokenPipeError:
-                log.debug("pg_restore stopped reading early")
-            code = running.proc.wait()
-            if code != 0 and not (
-                tolerate and only_transaction_timeout_errors(running.stderr_all())
-            ):
-                tail = running.stderr_tail()
-                raise ToolFailed(
-                    "pg_restore", code, tail, messages=tool_messages("pg_restore", tail)
-                )
+        pg_restore(self, chunks, name, role=role, min_tool_version=min_tool_version)
 
-    def inspect(self, name: str) -> tuple[int | None, tuple[TableRows, ...]]:
+    def restore_part(
+        self,
+        parts: Iterable[bytes],
+        name: str,
+        *,
+        role: str | None,
+        min_tool_version: str,
+        section: str,
+        objects: tuple[str, Sequence[str]] | None = None,
+        jobs: int = 1,
+    ) -> None:
+        extra = [f"--section={section}"]
+        if objects is not None:
+            schema, names = objects
+            extra += [f"--schema={schema}", *(f"--table={n}" for n in names)]
+        pg_restore(
+            self, parts, name, role=role, min_tool_version=min_tool_version, extra=extra, jobs=jobs
+        )
+
+    def count_rows(self, name: str, schema: str, table: str) -> int:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        with self.connect(name) as conn, self.translating(name):
+            row = conn.execute(query).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def empty_table(self, name: str, schema: str, table: str) -> None:
+        query = sql.SQL("TRUNCATE {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        with self.connect(name) as conn, self.translating(name):
+            conn.execute(query)
+
+    def inspect(
+        self, name: str, counted: Mapping[str, int] | None = None
+    ) -> tuple[int | None, tuple[TableRows, ...]]:
         with self.connect(name, autocommit=False) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             version = self.schema_version_on(conn, name)
-            tables = count_tables(conn, self, name)
+            tables = count_tables(conn, self, name, counted=counted or {})
             conn.rollback()
         return version, tables
 

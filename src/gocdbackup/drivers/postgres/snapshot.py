@@ -4,7 +4,7 @@ counts, and the custom-format dump ``pg_dump --snapshot`` streams."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
@@ -173,15 +173,24 @@ class DumpReader:
 
 
 def count_tables(
-    conn: psycopg.Connection[Any], server: PostgresServer, dbname: str | None = None
+    conn: psycopg.Connection[Any],
+    server: PostgresServer,
+    dbname: str | None = None,
+    *,
+    counted: Mapping[str, int] | None = None,
 ) -> tuple[TableRows, ...]:
     """Exact row counts of every ordinary table (not the catalogs', not an extension's) of the
-    connection's database, in its current transaction."""
+    connection's database, in its current transaction (those in ``counted`` are taken from
+    it, not counted again)."""
     out = []
+    known = counted or {}
     with server.translating(dbname), conn.cursor() as cur:
         cur.execute(_TABLES_SQL)
         tables = cur.fetchall()
         for schema, name in tables:
+            if f"{schema}.{name}" in known:
+                out.append(TableRows(name=f"{schema}.{name}", rows=known[f"{schema}.{name}"]))
+                continue
             cur.execute(
                 sql.SQL("SELECT count(*) FROM {}.{}").format(
                     sql.Identifier(schema), sql.Identifier(name)

@@ -1,0 +1,170 @@
+"""``gocdbackup restore``: a backup into a staging database, checked, then in place of the
+target (and, if asked, its artefact objects and project Secrets back where they were)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+
+import click
+
+from gocdbackup.cli.common import (
+    EXIT_FAILED,
+    JsonCommand,
+    State,
+    carried,
+    command_line,
+    emit,
+    err_console,
+    handle_errors,
+    out_console,
+    progress_bar,
+)
+from gocdbackup.cli.options import (
+    artifact_options,
+    database_of,
+    db_or_release_options,
+    k8s_key,
+    kube_options,
+    open_repo,
+    project_store,
+    repo_options,
+    secret_key_k8s_option,
+    transfers_option,
+)
+
+
+@click.command(cls=JsonCommand)
+@click.argument("backup_id")
+@repo_options
+@db_or_release_options
+@click.option("--replace", is_flag=True, help="Replace the target database if it exists.")
+@click.option("--confirm", required=True, metavar="ID", help="Repeat the backup id.")
+@click.option(
+    "--artifacts",
+    envvar="GOCDBACKUP_ARTIFACTS",
+    metavar="STORE_URL",
+    help="Also write the backup's artefact objects back into this store "
+    "(default: $GOCDBACKUP_ARTIFACTS).",
+)
+@click.option(
+    "--secret-key-file",
+    type=click.Path(dir_okay=False),
+    help="gocdnext's application key: refused if the backup was taken with another key, and "
+    "every sealed value of the restored database is checked (default: $GOCDNEXT_SECRET_KEY).",
+)
+@secret_key_k8s_option
+@click.option(
+    "--secrets-namespace",
+    metavar="NS",
+    help="Also write the backup's project Secrets (gocdnext's Kubernetes secrets backend) "
+    "into this namespace, created or replaced, once the database is restored.",
+)
+@kube_options
+@artifact_options
+@transfers_option
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Tables loaded, and indexes and constraints built, at a time (default: the number "
+    "of cores; 1 streams the dump into one pg_restore).",
+)
+@click.pass_obj
+def restore(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    db: str | None,
+    pg_bindir: str | None,
+    k8s_namespace: str | None,
+    k8s_release: str | None,
+    k8s_pod: str | None,
+    replace: bool,
+    confirm: str,
+    artifacts: str | None,
+    secret_key_file: str | None,
+    secret_key_k8s: str | None,
+    secrets_namespace: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    transfers: int,
+    jobs: int | None,
+) -> None:
+    """Restore a backup into the database --db names (created if absent)."""
+    with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
+        key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
+        gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
+        database = database_of(
+            stack,
+            db=db,
+            k8s_namespace=k8s_namespace,
+            k8s_release=k8s_release,
+            k8s_pod=k8s_pod,
+            kubeconfig=kubeconfig,
+            kube_context=kube_context,
+        )
+        report = gb.restore(
+            backup_id,
+            database,
+            confirm=confirm,
+            replace=replace,
+            artifacts=artifacts,
+            secret_key=key,
+            secret_key_file=secret_key_file,
+            project_secrets=project_store(secrets_namespace, kubeconfig, kube_context),
+            jobs=jobs,
+        )
+        held = gb.get_backup(backup_id).kube_secrets if secrets_namespace is None else None
+
+    def human() -> None:
+        out_console.print(
+            f"restored {report.backup_id} into {report.database!r}: {report.tables_checked} "
+            f"tables and {report.rows_checked:,} rows match the backup, "
+            + (
+                "no goose version (as in the backup)"
+                if report.goose_version is None
+                else f"goose {report.goose_version}"
+            ),
+            highlight=False,
+        )
+        if report.phases:
+            out_console.print(
+                f"loaded table by table, {report.jobs} at a time: "
+                + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.phases),
+                highlight=False,
+            )
+        if report.secrets is not None:
+            out_console.print(report.secrets.verdict(), highlight=False, markup=False)
+        if report.kube_secrets is not None:
+            out_console.print(report.kube_secrets.describe(), highlight=False, markup=False)
+
+    emit(state, report.summary(), human)
+    if held is not None and not state.as_json:
+        words = carried(
+            state.argv, "--repo", "--password-file", "--storage-option", "--kubeconfig", "--context"
+        )
+        write = command_line(
+            [],
+            add=(
+                "secrets",
+                "k8s-restore",
+                backup_id,
+                *words,
+                "--secrets-namespace",
+                held.namespace,
+                "--dry-run",
+            ),
+        )
+        err_console.print(
+            f"note: the backup also holds {held.describe()} (not written: no "
+            "--secrets-namespace); to see what writing them back would do:",
+            highlight=False,
+            markup=False,
+        )
+        err_console.print(f"  {write}", highlight=False, markup=False, soft_wrap=True)
+    if report.secrets is not None and not report.secrets.passed:
+        sys.exit(EXIT_FAILED)
