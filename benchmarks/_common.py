@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 MB = 1_000_000
@@ -77,6 +81,20 @@ def run_quiet(args: Sequence[str]) -> None:
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"{args[0]} exited with {proc.returncode}: {tail}")
+
+
+def child_json(script: Path, *args: str, password: str) -> dict[str, Any]:
+    """Run a benchmark child (``python script args...``, the repository passphrase in
+    ``GOCDBACKUP_PASSWORD``, never on its command line): the JSON of its last stdout line."""
+    env = {**os.environ, "GOCDBACKUP_PASSWORD": password}
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
+        raise RuntimeError(f"{script.name} exited with {proc.returncode}:\n{tail}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
 
 
 def _fmt(x: float | None, unit: str) -> str:

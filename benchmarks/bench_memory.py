@@ -7,35 +7,18 @@ numbers.  The child reports its own peak (see there why not ``ru_maxrss``).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from _common import MB, Result, median, ratio, seconds_list
+from _common import MB, Result, child_json, median, ratio, seconds_list
 
-PASSWORD_ENV = "GOCDBACKUP_PASSWORD"  # what the child's GocdBackup reads (documented)
 CHILD = Path(__file__).with_name("_backup_child.py")
 #: "flat": the larger database may cost at most 10% more memory
 FLATNESS_TARGET = 1.10
 
 
 def child_backup(repo_dir: Path, dsn: str, password: str) -> dict[str, Any]:
-    env = {**os.environ, PASSWORD_ENV: password}
-    proc = subprocess.run(
-        [sys.executable, str(CHILD), f"file://{repo_dir}", dsn],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
-        raise RuntimeError(f"backup child exited with {proc.returncode}:\n{tail}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    return child_json(CHILD, f"file://{repo_dir}", dsn, password=password)
 
 
 def _mb(kib: float) -> str:

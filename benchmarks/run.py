@@ -14,7 +14,9 @@ against a local pg_dump of it, and the backups through either (a database of its
 another embedded server); ``--only drill`` just the restore drill, per step, on the demo's
 dataset (against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB
 (against a plain restore of the same backup; both on another embedded server);
-``--only postgres`` the PostgreSQL ones.
+``--only postgres`` the PostgreSQL ones; ``--only restore`` just the restores (against
+``pg_restore -j2`` on the gocdnext-shaped database and on one large table with two indexes, each
+phase's time, and peak memory at two sizes).
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
@@ -61,6 +63,8 @@ FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube", "drill")
+#: ``--only restore``: the PostgreSQL section's databases and backup, then only the restores
+CHOICES = (*SECTIONS, "restore")
 
 
 def _section(title: str) -> None:
@@ -72,8 +76,8 @@ def run_all(
 ) -> tuple[list[Result], dict[str, Any]]:
     results: list[Result] = []
     meta: dict[str, Any] = {"sections": list(sections)}
-    if "postgres" in sections:
-        pg_results, pg_meta = run_postgres(workdir, repeat)
+    if "postgres" in sections or "restore" in sections:
+        pg_results, pg_meta = run_postgres(workdir, repeat, only_restore="postgres" not in sections)
         results += pg_results
         meta.update(pg_meta)
     if "lifecycle" in sections:
@@ -132,7 +136,9 @@ def run_all(
     return results, meta
 
 
-def run_postgres(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, Any]]:
+def run_postgres(
+    workdir: Path, repeat: int, *, only_restore: bool = False
+) -> tuple[list[Result], dict[str, Any]]:
     # the repository passphrase lives only in this variable and in the memory benchmark's
     # child environment; it is never printed or written out
     password = secrets.token_urlsafe(24)
@@ -159,15 +165,22 @@ def run_postgres(workdir: Path, repeat: int) -> tuple[list[Result], dict[str, An
         )
 
         _section("1+4. backup vs pg_dump -Fc")
-        backed = bench_backup.run(pg, FULL_DB, workdir, password, repeat=repeat)
-        results = list(backed.results)
+        backed = bench_backup.run(
+            pg, FULL_DB, workdir, password, repeat=1 if only_restore else repeat
+        )
+        results = [] if only_restore else list(backed.results)
         meta.update(dump_bytes=backed.backup.size_bytes, repeat=repeat)
 
-        _section("2. restore vs pg_restore -j2")
+        _section(
+            "2. restore vs pg_restore -j2: the gocdnext-shaped database, one large table with"
+            " two indexes; peak RSS of a restore at two sizes"
+        )
         results += bench_restore.run(
-            pg, backed.gb, backed.backup, backed.dump_path, FULL_DB, repeat=repeat
+            pg, backed.gb, backed.backup, backed.dump_path, HALF_DB, password, repeat=repeat
         )
         backed.dump_path.unlink()
+        if only_restore:
+            return results, meta
 
         _section("3. peak RSS of the backup process at two sizes")
         results += bench_memory.run(
@@ -207,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=SECTIONS,
+        choices=CHOICES,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
         " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9),"
-        " the Kubernetes exec ones (10) or the restore drill ones (11)",
+        " the Kubernetes exec ones (10), the restore drill ones (11), or only the restores (2)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

@@ -93,9 +93,17 @@ def test_backup_and_restore_through_exec(
         assert any(f"--snapshot={backup.point.snapshot_id}" in c for c in dumps)
         # the archive's table of contents was read back in the pod before the commit
         assert any(c[:2] == ["pg_restore", "--list"] for c in cluster.pods.commands)
-        report = gb.restore(backup.id, db.database_named("restored_exec"), confirm=backup.id)
+        report = gb.restore(
+            backup.id, db.database_named("restored_exec"), confirm=backup.id, jobs=2
+        )
         assert report.rows_checked == sum(t.rows for t in backup.database.tables)
     assert any("pg_restore" in c and "--no-owner" in c for c in cluster.pods.commands)
+    # table by table in the pod too; no file of this machine reaches it, so no pg_restore -j
+    assert report.method == "tables"
+    restores = [c for c in cluster.pods.commands if "pg_restore" in c]
+    assert any("--section=post-data" in c for c in restores)
+    assert not any(a.startswith("--jobs") for c in restores for a in c)
+    assert sum(c[-1:] == ["--version"] for c in restores) == 1  # the tool is asked once
     assert counts(pg.dsn("restored_exec")) == counts(gocdnext_db)
 
 

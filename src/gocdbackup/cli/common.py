@@ -9,6 +9,7 @@ import json
 import re
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -320,6 +321,7 @@ class ProgressBar:
         self.enabled = enabled
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
+        self._lock = threading.Lock()  # events come from worker threads too
 
     def __enter__(self) -> ProgressBar:
         if self.enabled:
@@ -342,11 +344,13 @@ class ProgressBar:
     def __call__(self, event: ProgressEvent) -> None:
         if self._progress is None:
             return
-        task = self._tasks.get(event.phase)
-        if task is None:
-            task = self._progress.add_task(event.phase, total=event.total, amount="")
-            self._tasks[event.phase] = task
-        self._progress.update(task, completed=event.done, total=event.total, amount=_amount(event))
+        amount = _amount(event) + (f"  {event.message[:48]}" if event.message else "")
+        with self._lock:
+            task = self._tasks.get(event.phase)
+            if task is None:
+                task = self._progress.add_task(event.phase, total=event.total, amount="")
+                self._tasks[event.phase] = task
+            self._progress.update(task, completed=event.done, total=event.total, amount=amount)
 
 
 def _amount(event: ProgressEvent) -> str:

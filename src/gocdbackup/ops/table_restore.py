@@ -184,7 +184,9 @@ class _Loader:
                 for future in as_completed(futures):
                     future.result()
             except BaseException:
-                self._stop.set()  # the others stop at their next chunk
+                self._stop.set()  # those running stop at their next chunk
+                for future in futures:  # those not started never start
+                    future.cancel()
                 raise
         return len(pieces)
 

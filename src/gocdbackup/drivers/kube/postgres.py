@@ -51,6 +51,7 @@ class KubeExecPostgres(PostgresServer):
     ) -> None:
         self._api, self._namespace, self._pod, self._container = api, namespace, pod, container
         self._user = user
+        self._tools: dict[str, PgTool] = {}
         self._tunnel = PortTunnel(api, namespace, pod, port)
         dsn = make_conninfo(
             host="127.0.0.1",
@@ -90,22 +91,26 @@ class KubeExecPostgres(PostgresServer):
         return {}
 
     def find_tool(self, name: str, min_major: int, *, prefer_major: int | None) -> PgTool:
-        code, out, err = pod_output(
-            self._api, self._namespace, self._pod, self._container, [name, "--version"]
-        )
-        found = _VERSION.search(out)
-        if code != 0 or found is None:
-            raise ToolTooOld(
-                f"no {name} in container {self._container} of pod {self._namespace}/"
-                f"{self._pod} ({(err or out).strip()[:200] or f'exit code {code}'})"
+        tool = self._tools.get(name)
+        if tool is None:  # asked once per tool: a restore by tables runs it many times
+            code, out, err = pod_output(
+                self._api, self._namespace, self._pod, self._container, [name, "--version"]
             )
-        major = int(found.group(1))
-        if major < min_major:
+            found = _VERSION.search(out)
+            if code != 0 or found is None:
+                raise ToolTooOld(
+                    f"no {name} in container {self._container} of pod {self._namespace}/"
+                    f"{self._pod} ({(err or out).strip()[:200] or f'exit code {code}'})"
+                )
+            version = found.group(0).split()[-1]
+            tool = PgTool(name=name, path=name, version=version, major=int(found.group(1)))
+            self._tools[name] = tool
+        if tool.major < min_major:
             raise ToolTooOld(
-                f"the pod's {name} is PostgreSQL {major}; PostgreSQL {min_major} or newer is needed"
+                f"the pod's {name} is PostgreSQL {tool.major}; PostgreSQL {min_major} or newer "
+                "is needed"
             )
-        version = found.group(0).split()[-1]
-        return PgTool(name=name, path=name, version=version, major=major)
+        return tool
 
     def run_tool(
         self,

@@ -92,6 +92,7 @@ class PostgresServer:
             dict(DEFAULT_RESTORE_SETTINGS) if restore_settings is None else restore_settings
         )
         self._schema_version = schema_version
+        self._major: int | None = None
 
     #: pg_restore runs on this machine and can read a temporary file (for ``-j``)
     tools_read_local_files = True
@@ -191,8 +192,11 @@ class PostgresServer:
         return env
 
     def server_major(self) -> int:
-        with self.connect(self._admin_db(self.name)) as conn:
-            return int(conn.info.server_version // 10000)
+        """The server's major version (asked once: a restore by tables needs it per table)."""
+        if self._major is None:
+            with self.connect(self._admin_db(self.name)) as conn:
+                self._major = int(conn.info.server_version // 10000)
+        return self._major
 
     def schema_version_on(
         self, conn: psycopg.Connection[Any], dbname: str | None = None
