@@ -1,7 +1,7 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-                             [--only postgres|lifecycle|artifacts|orphans|secrets|kube|drill]
+        [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
@@ -14,9 +14,10 @@ against a local pg_dump of it, and the backups through either (a database of its
 another embedded server); ``--only drill`` just the restore drill, per step, on the demo's
 dataset (against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB
 (against a plain restore of the same backup; both on another embedded server);
-``--only postgres`` the PostgreSQL ones; ``--only restore`` just the restores (against
-``pg_restore -j2`` on the gocdnext-shaped database and on one large table with two indexes, each
-phase's time, and peak memory at two sizes).
+``--only wal`` just WAL push (one process per segment, as archive_command runs it) against
+``cp`` of the same real segments; ``--only postgres`` the PostgreSQL ones; ``--only restore``
+just the restores (against ``pg_restore -j2`` on the gocdnext-shaped database and on one large
+table with two indexes, each phase's time, and peak memory at two sizes).
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
@@ -56,13 +57,14 @@ import bench_memory
 import bench_orphans
 import bench_restore
 import bench_secrets
+import bench_wal
 from _common import MB, Result, table, timed
 from gocdbackup.testing import LocalPostgres
 
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube", "drill")
+SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube", "drill", "wal")
 #: ``--only restore``: the PostgreSQL section's databases and backup, then only the restores
 CHOICES = (*SECTIONS, "restore")
 
@@ -133,6 +135,11 @@ def run_all(
             drill_results, drill_meta = bench_drill.run(pg, workdir, repeat)
         results += drill_results
         meta["drill"] = drill_meta
+    if "wal" in sections:
+        _section("12. WAL push (archive_command) vs cp, on real segments")
+        wal_results, wal_meta = bench_wal.run(workdir, repeat)
+        results += wal_results
+        meta["wal"] = wal_meta
     return results, meta
 
 
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=CHOICES,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
         " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9),"
-        " the Kubernetes exec ones (10), the restore drill ones (11), or only the restores (2)",
+        " the Kubernetes exec ones (10), the restore drill ones (11), WAL push (12), or only"
+        " the restores (2)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

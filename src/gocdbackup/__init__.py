@@ -21,6 +21,13 @@ from gocdbackup._kube import (
     snapshot_artifacts,
     volume_snapshots,
 )
+from gocdbackup._pitr import (
+    physical_backup,
+    restore_physical,
+    wal_fetch,
+    wal_push,
+    wal_verify,
+)
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
 from gocdbackup._status import drill_history, metrics, status
@@ -93,6 +100,7 @@ from gocdbackup.model.project_secrets import KubeSecret, ProjectSecretsCheck, Se
 from gocdbackup.model.rotation import RotationReport
 from gocdbackup.model.runbook import Outstanding, RunbookReport
 from gocdbackup.model.secrets import SecretsCheck
+from gocdbackup.model.wal import WalReport
 
 __all__ = [
     "BackupCheck",
@@ -160,6 +168,7 @@ __all__ = [
     "ToolTooOld",
     "VerifyReport",
     "VolumeSnapshotFailed",
+    "WalReport",
     "WrongPassword",
     "check_project_secrets",
     "check_secrets",
@@ -174,12 +183,14 @@ __all__ = [
     "list_escrows",
     "load_report",
     "metrics",
+    "physical_backup",
     "plan_cleanup",
     "plan_recovery",
     "quiesce",
     "quiesced",
     "recover_key",
     "release_secret_key",
+    "restore_physical",
     "resume",
     "rotate_key",
     "run_drill",
@@ -188,5 +199,8 @@ __all__ = [
     "snapshot_artifacts",
     "status",
     "volume_snapshots",
+    "wal_fetch",
+    "wal_push",
+    "wal_verify",
     "write_report_csv",
 ]

@@ -238,6 +238,12 @@ class RestoreMismatch(IntegrityError):
     code = "restore_mismatch"
 
 
+class WalConflict(IntegrityError):
+    """A WAL file of this name is archived already, with other content."""
+
+    code = "wal_conflict"
+
+
 class OutOfOrder(IntegrityError):
     """A stream of keys (a store listing, the database's keys) was not in ascending order:
     classifying it could call a referenced object an orphan, so the scan stopped."""
@@ -303,6 +309,8 @@ __all__ = [
     "ToolTooOld",
     "TransientStorageError",
     "UnsupportedFormat",
+    "WalConflict",
+    "WalMissing",
     "WrongPassword",
 ]
 
@@ -318,6 +326,13 @@ class EmptyStore(PreconditionFailed):
     caller's word that the store is empty on purpose."""
 
     code = "empty_store"
+
+
+class WalMissing(NotFound):
+    """No WAL file of that name is in the archive (what a restore_command reports at the end
+    of the archive, and for a timeline's history that was never written)."""
+
+    code = "wal_missing"
 
 
 class ObjectMissing(NotFound):

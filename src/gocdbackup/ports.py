@@ -209,9 +209,7 @@ class Postgres(Protocol):
         contents is ever written to a file)."""
         ...
 
-    def count_rows(self, name: str, schema: str, table: str) -> int:
-        """``SELECT count(*)`` of one table of database ``name``."""
-        ...
+    def count_rows(self, name: str, schema: str, table: str) -> int: ...
 
     def empty_table(self, name: str, schema: str, table: str) -> None:
         """``TRUNCATE`` one table of database ``name`` (a staging copy being loaded)."""
@@ -233,6 +231,29 @@ class Postgres(Protocol):
 
     def drop(self, name: str) -> None:
         """Drop ``name`` if it exists (ending its sessions)."""
+        ...
+
+
+class BaseStream(DumpStream, Protocol):
+    tool_version: str  # of the tool writing the physical base backup
+
+
+class PhysicalSource(Protocol):
+    """The server a physical base backup is taken of (every database of it)."""
+
+    @property
+    def name(self) -> str: ...  # the database whose schema version the backup records
+
+    def base_backup(self) -> AbstractContextManager[BaseStream]:
+        """A tar of the data directory with the WAL it needs and, last, its manifest; the
+        exit of the tool is checked when the context is left after reading to the end."""
+        ...
+
+    def physical_facts(
+        self, *, end_lsn: str, timeline: int, tool_version: str
+    ) -> tuple[ConsistencyPoint, DatabaseInfo]:
+        """The backup's consistency point (it is consistent at ``end_lsn``) and the facts of
+        the database :attr:`name` names, read now."""
         ...
 
 

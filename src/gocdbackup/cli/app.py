@@ -23,6 +23,7 @@ from gocdbackup.cli import (
     runbook,
     secrets,
     secrets_escrow,
+    wal,
 )
 from gocdbackup.cli import sandbox as sandbox_cli
 from gocdbackup.cli.common import MainGroup, State, err_console
@@ -71,6 +72,8 @@ for _command in (
     secrets.secrets,
     # gocdnext on Kubernetes
     k8s.k8s,
+    # point in time
+    wal.wal,
     # gocdnext's database against its artefact store
     orphans.orphans,
     runbook.runbook,

@@ -11,6 +11,7 @@ import click
 
 from gocdbackup import (
     GocdBackup,
+    physical_backup,
     quiesced,
     release_secret_key,
     snapshot_artifacts,
@@ -108,6 +109,13 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     is_flag=True,
     help="Fail (commit nothing) if a ready object is missing from the store.",
 )
+@click.option(
+    "--physical",
+    is_flag=True,
+    help="A physical base backup of the whole server (pg_basebackup) instead of a dump of one "
+    "database: with the WAL archive ('gocdbackup wal push' as archive_command) it recovers "
+    "to any later time ('restore ID --pgdata DIR --target-time T').",
+)
 @secret_key_k8s_option
 @project_secrets_options
 @kube_options
@@ -139,9 +147,15 @@ def backup(
     snapshot_class: str | None,
     artifacts_claim: str | None,
     transfers: int,
+    physical: bool,
 ) -> None:
     """Back up the database (and its artefact store, and the project Secrets of gocdnext's
     Kubernetes secrets backend) into the repository."""
+    if physical and (artifacts or k8s_namespace or secrets_namespace or secret_key_file):
+        raise click.UsageError(
+            "--physical backs up a server given by --db; it takes no --artifacts, "
+            "--k8s-namespace, --secrets-namespace or --secret-key-file"
+        )
     with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
@@ -154,6 +168,12 @@ def backup(
             kubeconfig=kubeconfig,
             kube_context=kube_context,
         )
+        if physical:
+            if db is None:
+                raise click.UsageError("--physical needs --db DSN (the server to back up)")
+            b = physical_backup(gb, db, label=label)
+            emit(state, b.summary(), lambda: _print_backup_line(b))
+            return
         if (quiesce or snapshot_pvc) and k8s_namespace is None:
             raise click.UsageError("--quiesce and --snapshot-pvc need --k8s-namespace")
         if quiesce:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from datetime import datetime
 
 import click
 
+from gocdbackup import restore_physical
 from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonCommand,
@@ -71,6 +73,19 @@ from gocdbackup.cli.options import (
     help="Tables loaded, and indexes and constraints built, at a time (default: the number "
     "of cores; 1 streams the dump into one pg_restore).",
 )
+@click.option(
+    "--pgdata",
+    type=click.Path(file_okay=False),
+    help="A physical backup: lay it down into this new data directory and recover it "
+    "(instead of --db).",
+)
+@click.option(
+    "--target-time",
+    metavar="TIME",
+    help="With --pgdata: recover to this time (ISO 8601 with its UTC offset, e.g. "
+    "2026-11-30T14:03:27+00:00); default: the end of the WAL archive.",
+)
+@click.option("--target-lsn", metavar="LSN", help="With --pgdata: recover to this WAL position.")
 @click.pass_obj
 def restore(
     state: State,
@@ -93,8 +108,27 @@ def restore(
     kube_context: str | None,
     transfers: int,
     jobs: int | None,
+    pgdata: str | None,
+    target_time: str | None,
+    target_lsn: str | None,
 ) -> None:
-    """Restore a backup into the database --db names (created if absent)."""
+    """Restore a backup into the database --db names (created if absent), or a physical
+    backup into a new data directory (--pgdata), recovered to --target-time or --target-lsn."""
+    if pgdata is not None:
+        _restore_physical(
+            state,
+            backup_id=backup_id,
+            repo=repo,
+            password_file=password_file,
+            pg_bindir=pg_bindir,
+            pgdata=pgdata,
+            confirm=confirm,
+            target_time=target_time,
+            target_lsn=target_lsn,
+        )
+        return
+    if target_time or target_lsn:
+        raise click.UsageError("--target-time and --target-lsn need --pgdata (a physical backup)")
     with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
@@ -168,3 +202,54 @@ def restore(
         err_console.print(f"  {write}", highlight=False, markup=False, soft_wrap=True)
     if report.secrets is not None and not report.secrets.passed:
         sys.exit(EXIT_FAILED)
+
+
+def _restore_physical(
+    state: State,
+    *,
+    backup_id: str,
+    repo: str,
+    password_file: str | None,
+    pg_bindir: str | None,
+    pgdata: str,
+    confirm: str,
+    target_time: str | None,
+    target_lsn: str | None,
+) -> None:
+    try:
+        when = None if target_time is None else datetime.fromisoformat(target_time)
+    except ValueError:
+        raise click.BadParameter(
+            f"{target_time!r} is not an ISO 8601 time", param_hint="--target-time"
+        ) from None
+    with handle_errors(state), progress_bar(state) as bar:
+        gb = open_repo(state, repo, password_file, bar)
+        report = restore_physical(
+            gb,
+            backup_id,
+            pgdata,
+            confirm=confirm,
+            target_time=when,
+            target_lsn=target_lsn,
+            bindir=pg_bindir,
+        )
+
+    def human() -> None:
+        reached = report.recovered_to.isoformat() if report.recovered_to else "no transaction"
+        out_console.print(
+            f"recovered {report.backup_id} into {report.pgdata} to {report.target}: the last "
+            f"transaction replayed committed at {reached} (LSN {report.lsn}, timeline "
+            f"{report.timeline}); {report.tables_checked} tables, {report.rows_checked:,} rows, "
+            + (
+                "no goose version"
+                if report.goose_version is None
+                else f"goose {report.goose_version}"
+            ),
+            highlight=False,
+        )
+        out_console.print(
+            f"the data directory is stopped and ready: pg_ctl -D {report.pgdata} start",
+            highlight=False,
+        )
+
+    emit(state, report.summary(), human)

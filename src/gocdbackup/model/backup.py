@@ -186,6 +186,12 @@ class BackupSet:
         return self.point.snapshot_at
 
     @property
+    def method(self) -> str:
+        """ "physical" (a base backup of the whole server) or "logical" (a dump of one
+        database)."""
+        return "physical" if any(c.kind == "postgres_base" for c in self.components) else "logical"
+
+    @property
     def size_bytes(self) -> int:
         """Logical size: the plaintext bytes of every component."""
         return sum(c.size_bytes for c in self.components)

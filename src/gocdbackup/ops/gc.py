@@ -9,6 +9,7 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, PreconditionFailed
 from gocdbackup.model.gc import GcResult, plan_gc
 from gocdbackup.ops.artifact_index import artifact_chunks
+from gocdbackup.ops.wal import wal_blobs
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.gc")
@@ -17,10 +18,16 @@ DEFAULT_GRACE = timedelta(hours=24)
 
 
 def referenced_blobs(repo: Repository, ctx: OpContext) -> set[str]:
-    """Every blob id any manifest names, directly or through its artefact index. An unreadable
-    manifest or index stops the collection: what it references cannot be known, so nothing
-    may be deleted."""
-    out: set[str] = set()
+    """Every blob id any manifest names, directly or through its artefact index, and every blob
+    of the WAL archive. An unreadable manifest, index or WAL entry stops the collection: what
+    it references cannot be known, so nothing may be deleted."""
+    try:
+        out = wal_blobs(repo)
+    except GocdBackupError as exc:
+        raise PreconditionFailed(
+            f"the WAL archive is unreadable ({exc}); garbage collection refuses to run until "
+            "'gocdbackup wal verify' is clean"
+        ) from exc
     for backup_id in repo.backup_ids():
         try:
             backup = repo.read_manifest(backup_id).backup

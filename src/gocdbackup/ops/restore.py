@@ -124,6 +124,12 @@ def _restore(
        the target is untouched.
     """
     backup = repo.read_manifest(backup_id).backup
+    if backup.method == "physical":
+        raise PreconditionFailed(
+            f"backup {backup_id} is a physical base backup of a whole server: lay it down into "
+            "a new data directory (restore_physical / 'restore ID --pgdata DIR'); nothing was "
+            "changed"
+        )
     target = target or db.name
     exists = db.exists(target)
     if exists and not replace:

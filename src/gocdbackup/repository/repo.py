@@ -222,6 +222,23 @@ class Repository:
                 log.warning("skipping record %s: %s", name, exc)
         return out
 
+    def read_record(self, kind: str, record_id: str) -> bytes | None:
+        """Record ``record_id`` of ``kind``, or None if there is none."""
+        name = f"{kind}/{record_id}"
+        try:
+            sealed = self.store.read(f"{RECORDS_PREFIX}{name}")
+        except ObjectMissing:
+            return None
+        return self.codec.open_manifest(name, sealed)
+
+    def record_ids(self, kind: str) -> list[str]:
+        """The ids of every record of ``kind``, sorted (nothing is read but the listing)."""
+        prefix = f"{RECORDS_PREFIX}{kind}/"
+        return sorted(info.key[len(prefix) :] for info in self.store.list(prefix))
+
+    def delete_record(self, kind: str, record_id: str) -> None:
+        self.store.delete(f"{RECORDS_PREFIX}{kind}/{record_id}")
+
     def delete_manifest(self, backup_id: str) -> None:
         """Forget a backup: its manifest goes, its blobs stay for garbage collection."""
         self.store.delete(manifest_key(backup_id))

@@ -1,0 +1,188 @@
+"""Point in time from Python: physical base backups, and the WAL archive (what
+``archive_command`` and ``restore_command`` run: ``gocdbackup wal push %p`` / ``wal fetch %f
+%p``) with its check for gaps."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from gocdbackup._facade import GocdBackup
+from gocdbackup._wiring import __version__, postgres_server
+from gocdbackup.drivers.local_server import _traversable
+from gocdbackup.drivers.postgres import PostgresServer
+from gocdbackup.drivers.postgres.physical import PgPhysical
+from gocdbackup.drivers.postgres.recovery import DirectoryWriter, recover, verify_data_directory
+from gocdbackup.drivers.postgres.tools import embedded_bindir, find_tool
+from gocdbackup.errors import (
+    ConfigError,
+    ConfirmationMismatch,
+    IntegrityError,
+    PreconditionFailed,
+    TargetExists,
+)
+from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.base_backup import TarCheck
+from gocdbackup.model.pitr import PhysicalRestoreReport, RecoveryTarget, check_target
+from gocdbackup.model.wal import WalReport
+from gocdbackup.ops import wal
+from gocdbackup.ops.physical import BASE_KIND, take_physical_backup
+from gocdbackup.repository import read_stream
+
+
+def physical_backup(gb: GocdBackup, db: str | PostgresServer, *, label: str = "") -> BackupSet:
+    """A physical base backup of the whole server ``db`` names (pg_basebackup, with the WAL
+    it needs), checked against its manifest before it is committed.  With the WAL archive
+    (``archive_command``: ``gocdbackup wal push``), it can be recovered to any later time."""
+    server = gb.database(db)
+    if not isinstance(server, PostgresServer):
+        raise ConfigError("a physical backup needs a PostgreSQL server (a DSN); nothing was done")
+    return take_physical_backup(
+        gb.repository, PgPhysical(server), ctx=gb.context(), label=label, tool_version=__version__()
+    )
+
+
+def wal_push(gb: GocdBackup, path: str, *, name: str | None = None) -> bool:
+    """Archive the WAL file at ``path`` (as ``name``, default: its file name); True if stored
+    now, False if it was archived already with the same content
+    (:class:`~gocdbackup.errors.WalConflict` if with other content)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the WAL file {path!r}: {exc.strerror}") from exc
+    return wal.push_wal(gb.repository, name or os.path.basename(path), data, ctx=gb.context())
+
+
+def wal_fetch(gb: GocdBackup, name: str, dest: str) -> int:
+    """Write archived WAL file ``name`` to ``dest``; its size
+    (:class:`~gocdbackup.errors.WalMissing` if it is not archived)."""
+    return wal.fetch_wal(gb.repository, name, dest, ctx=gb.context())
+
+
+def wal_verify(gb: GocdBackup) -> WalReport:
+    """Each timeline's run of archived segments, the gaps in them, and damaged entries."""
+    return wal.verify_wal(gb.repository, ctx=gb.context())
+
+
+def restore_physical(
+    gb: GocdBackup,
+    backup_id: str,
+    pgdata: str,
+    *,
+    confirm: str,
+    target_time: datetime | None = None,
+    target_lsn: str | None = None,
+    bindir: str | None = None,
+) -> PhysicalRestoreReport:
+    """Lay the physical backup ``backup_id`` down into the new data directory ``pgdata``
+    (checked against its manifest on the way, then by ``pg_verifybackup``), recover it to
+    ``target_time`` or ``target_lsn`` (neither: the end of the WAL archive) with WAL fetched
+    from the repository, wait for it to promote, read where recovery stopped, the goose
+    version and every table's row count, and stop it: ``pgdata`` is left ready to start.
+
+    ``bindir`` holds the server binaries of the backup's major version (default: the embedded
+    ones).  The server runs as an unprivileged user when we are root; it reads the repository
+    through ``restore_command`` (``gocdbackup wal fetch``), with the passphrase in its
+    environment only."""
+    if confirm != backup_id:
+        raise ConfirmationMismatch(
+            f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
+        )
+    backup = gb.get_backup(backup_id)
+    if backup.method != "physical":
+        raise PreconditionFailed(
+            f"backup {backup_id} is a logical backup: restore it into a database (db=DSN), "
+            "not into a data directory; nothing was changed"
+        )
+    target = RecoveryTarget(time=target_time, lsn=target_lsn)
+    check_target(
+        target, backup_id=backup_id, consistent_at=backup.created_at, now=gb.context().now()
+    )
+    directory = Path(pgdata)
+    if directory.exists() and any(directory.iterdir()):
+        raise TargetExists(f"{pgdata} exists and is not empty; nothing was changed")
+    tools = Path(_server_bindir(bindir, backup))
+    started = gb.context().now()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        files = _lay_down(gb, backup, directory)
+        verify_data_directory(tools, directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    if os.geteuid() == 0:  # the server's user runs restore_command with this interpreter
+        _traversable(Path(sys.executable).resolve())
+    command = " ".join(
+        shlex.quote(part)
+        for part in (sys.executable, "-m", "gocdbackup.cli", "wal", "fetch", "%f", "%p")
+    )
+    command += f" --repo {shlex.quote(gb.url)}"
+    recovered = recover(
+        tools,
+        directory,
+        restore_command=command,
+        target=target.settings(),
+        env={"GOCDBACKUP_PASSWORD": gb._password.decode()},
+        database=backup.database.name,
+        user_name=backup.database.owner,
+        inspect=_inspector(backup.database.name),
+    )
+    return PhysicalRestoreReport(
+        backup_id=backup_id,
+        pgdata=str(directory),
+        target=target.describe(),
+        recovered_to=recovered.last_transaction_at,
+        lsn=recovered.lsn,
+        timeline=recovered.timeline,
+        goose_version=recovered.goose_version,
+        tables_checked=len(recovered.tables),
+        rows_checked=sum(rows for _, rows in recovered.tables),
+        files=files,
+        seconds=(gb.context().now() - started).total_seconds(),
+    )
+
+
+def _server_bindir(bindir: str | None, backup: BackupSet) -> str:
+    major = int(backup.point.server_version.split(".")[0])
+    chosen = bindir or embedded_bindir()
+    if chosen is None:
+        raise ConfigError("no PostgreSQL server binaries: pass bindir=DIR; nothing was changed")
+    tool = find_tool("postgres", major, prefer_major=major, bindir=chosen)
+    if tool.major != major:
+        raise PreconditionFailed(
+            f"backup {backup.id} is of PostgreSQL {major}; the binaries in {chosen} are "
+            f"{tool.major}: pass the directory of PostgreSQL {major}'s server; nothing was changed"
+        )
+    return str(Path(tool.path).parent)
+
+
+def _lay_down(gb: GocdBackup, backup: BackupSet, directory: Path) -> int:
+    writer = DirectoryWriter(directory)
+    check = TarCheck(sink=writer)
+    component = backup.component(BASE_KIND)
+    try:
+        for data in read_stream(gb.repository, component.chunks, gb.context(), phase="restore"):
+            check.feed(data)
+    finally:
+        writer.close()
+    result = check.finish()
+    if not result.ok:
+        raise IntegrityError(
+            f"backup {backup.id} does not match its manifest; nothing was kept",
+            problems=list(result.problems),
+        )
+    (directory / "backup_manifest").write_bytes(check.manifest)
+    return result.files
+
+
+def _inspector(database: str) -> Callable[[str], tuple[int | None, tuple[tuple[str, int], ...]]]:
+    def inspect(dsn: str) -> tuple[int | None, tuple[tuple[str, int], ...]]:
+        goose, tables = postgres_server(dsn).inspect(database)
+        return goose, tuple((t.name, t.rows) for t in tables)
+
+    return inspect
