@@ -8,9 +8,12 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+
+import attrs
 
 from gocdbackup._facade import GocdBackup
 from gocdbackup._wiring import __version__, postgres_server
@@ -72,12 +75,14 @@ def wal_verify(gb: GocdBackup) -> WalReport:
 def restore_physical(
     gb: GocdBackup,
     backup_id: str,
-    pgdata: str,
+    pgdata: str | None = None,
     *,
     confirm: str,
     target_time: datetime | None = None,
     target_lsn: str | None = None,
     bindir: str | None = None,
+    db: str | None = None,
+    replace: bool = False,
 ) -> PhysicalRestoreReport:
     """Lay the physical backup ``backup_id`` down into the new data directory ``pgdata``
     (checked against its manifest on the way, then by ``pg_verifybackup``), recover it to
@@ -88,7 +93,73 @@ def restore_physical(
     ``bindir`` holds the server binaries of the backup's major version (default: the embedded
     ones).  The server runs as an unprivileged user when we are root; it reads the repository
     through ``restore_command`` (``gocdbackup wal fetch``), with the passphrase in its
-    environment only."""
+    environment only.
+
+    Forensics (``db=DSN``): ``pgdata`` is a throwaway directory (default: a temporary one);
+    once recovered, the database is dumped from it into the repository as a logical backup
+    (labelled with the base backup and the target), restored into the database ``db`` names
+    with every check of a logical restore (a staging database, goose and row counts, an
+    existing one replaced only with ``replace=True``), and the throwaway server and directory
+    are removed: "gocdnext as it was at 14:03" in a scratch database."""
+    target = RecoveryTarget(time=target_time, lsn=target_lsn)
+    if db is not None:
+        return _forensics(
+            gb, backup_id, db, confirm=confirm, replace=replace, target=target, bindir=bindir
+        )
+    if pgdata is None:
+        raise ConfigError("give pgdata=DIR (a new data directory) or db=DSN; nothing was done")
+    return _recover(gb, backup_id, pgdata, confirm=confirm, target=target, bindir=bindir)
+
+
+def _forensics(
+    gb: GocdBackup,
+    backup_id: str,
+    db: str,
+    *,
+    confirm: str,
+    replace: bool,
+    target: RecoveryTarget,
+    bindir: str | None,
+) -> PhysicalRestoreReport:
+    database = gb.database(db)
+    if database.exists(database.name) and not replace:
+        raise TargetExists(
+            f"database {database.name!r} already exists; pass replace=True to overwrite it"
+        )
+    made: list[BackupSet] = []
+
+    def dump(dsn: str) -> None:
+        label = f"recovered from {backup_id} to {target.describe()}"
+        made.append(gb.backup(dsn, label=label))
+
+    scratch = tempfile.mkdtemp(prefix="gocdbackup-forensics-")
+    try:
+        report = _recover(
+            gb, backup_id, scratch, confirm=confirm, target=target, bindir=bindir, then=dump
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    logical = made[0]
+    restored = gb.restore(logical.id, database, confirm=logical.id, replace=replace)
+    return attrs.evolve(
+        report,
+        pgdata="",
+        database=restored.database,
+        logical_backup=logical.id,
+        seconds=report.seconds + restored.seconds,
+    )
+
+
+def _recover(
+    gb: GocdBackup,
+    backup_id: str,
+    pgdata: str,
+    *,
+    confirm: str,
+    target: RecoveryTarget,
+    bindir: str | None,
+    then: Callable[[str], None] | None = None,
+) -> PhysicalRestoreReport:
     if confirm != backup_id:
         raise ConfirmationMismatch(
             f"restoring needs confirm={backup_id!r} (got {confirm!r}); nothing was changed"
@@ -99,7 +170,6 @@ def restore_physical(
             f"backup {backup_id} is a logical backup: restore it into a database (db=DSN), "
             "not into a data directory; nothing was changed"
         )
-    target = RecoveryTarget(time=target_time, lsn=target_lsn)
     check_target(
         target, backup_id=backup_id, consistent_at=backup.created_at, now=gb.context().now()
     )
@@ -131,6 +201,7 @@ def restore_physical(
         database=backup.database.name,
         user_name=backup.database.owner,
         inspect=_inspector(backup.database.name),
+        then=then,
     )
     return PhysicalRestoreReport(
         backup_id=backup_id,

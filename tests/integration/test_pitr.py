@@ -187,3 +187,49 @@ def test_a_physical_backup_is_not_restored_into_a_database(history: History) -> 
         gb.restore(history.backup.id, history.archive.pg.dsn("x"), confirm=history.backup.id)
     report = gb.verify(history.backup.id, read_data=100)
     assert report.ok, report.summary()
+
+
+def test_forensics_recovers_into_a_database_through_a_throwaway_server(
+    history: History,
+) -> None:
+    """ "Show me gocdnext as it was at T": recovered in a throwaway server, then restored into
+    a database of the running server with a logical restore's checks."""
+    archive = history.archive
+    target = archive.pg.dsn("as_it_was")
+    report = restore_physical(
+        archive.gb(),
+        history.backup.id,
+        confirm=history.backup.id,
+        target_time=history.between,
+        db=target,
+    )
+    assert report.database == "as_it_was"
+    assert report.logical_backup is not None
+    with psycopg.connect(target) as conn:
+        rows = conn.execute("SELECT batch, count(*) FROM batches GROUP BY 1 ORDER BY 1").fetchall()
+    assert rows == [(1, 1000), (2, 1000)]
+    kept = archive.gb().get_backup(report.logical_backup)
+    assert kept.label == f"recovered from {history.backup.id} to {history.between.isoformat()}"
+    assert not list(Path("/tmp").glob("gocdbackup-forensics-*"))
+    with pytest.raises(TargetExists):
+        restore_physical(archive.gb(), history.backup.id, confirm=history.backup.id, db=target)
+
+
+def test_recovery_to_an_lsn(history: History) -> None:
+    archive = history.archive
+    with psycopg.connect(archive.pg.dsn(), autocommit=True) as conn:
+        conn.execute("INSERT INTO batches SELECT 6, g FROM generate_series(1, 7) g")
+        row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO batches SELECT 7, g FROM generate_series(1, 9) g")
+    archive.switch(rows=1)
+    target = archive.pg.dsn("at_lsn")
+    report = restore_physical(
+        archive.gb(), history.backup.id, confirm=history.backup.id, target_lsn=row[0], db=target
+    )
+    assert report.target == f"LSN {row[0]}"
+    with psycopg.connect(target) as conn:
+        counts = dict(
+            conn.execute("SELECT batch, count(*) FROM batches WHERE batch IN (6, 7) GROUP BY 1")
+        )
+    assert counts == {6: 7}

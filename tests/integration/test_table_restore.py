@@ -12,13 +12,14 @@ import sys
 from itertools import pairwise
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.postgres import PostgresServer
 from gocdbackup.errors import Cancelled, ConfigError, IntegrityError
-from gocdbackup.model import ProgressEvent
+from gocdbackup.model import Manifest, ProgressEvent
 from gocdbackup.model.archive_layout import LayoutScanner, frame_boundary
 from gocdbackup.model.pg_archive import read_toc
 from gocdbackup.ops.backup import DUMP_KIND
@@ -279,3 +280,20 @@ def test_a_dump_of_the_older_pg_dump_has_a_layout_too(tmp_path: Path) -> None:
     layout = scanner.finish()
     assert layout is not None, scanner.why
     assert len(layout.blocks) == 1
+
+
+def test_a_backup_without_a_layout_still_restores_as_one_stream(
+    pg: LocalPostgres, gocdnext_db: str, tmp_path: Path
+) -> None:
+    """Backups taken before layouts were recorded (their manifests have none)."""
+    gb = _gb(tmp_path)
+    backup = gb.backup(gocdnext_db)
+    older = attrs.evolve(
+        backup, components=tuple(attrs.evolve(c, layout=None) for c in backup.components)
+    )
+    gb.repository.write_manifest(Manifest(backup=older))
+    assert gb.get_backup(backup.id).component(DUMP_KIND).layout is None
+    target = pg.dsn(clone(pg) + "_old")
+    report = gb.restore(backup.id, target, confirm=backup.id, jobs=2)
+    assert report.method == "stream"
+    assert _fingerprint(target) == _fingerprint(gocdnext_db)

@@ -82,10 +82,13 @@ from gocdbackup.cli.options import (
 @click.option(
     "--target-time",
     metavar="TIME",
-    help="With --pgdata: recover to this time (ISO 8601 with its UTC offset, e.g. "
-    "2026-11-30T14:03:27+00:00); default: the end of the WAL archive.",
+    help="A physical backup: recover to this time (ISO 8601 with its UTC offset, e.g. "
+    "2026-11-30T14:03:27+00:00) into --pgdata, or with --db through a throwaway server into "
+    "that database; default: the end of the WAL archive.",
 )
-@click.option("--target-lsn", metavar="LSN", help="With --pgdata: recover to this WAL position.")
+@click.option(
+    "--target-lsn", metavar="LSN", help="A physical backup: recover to this WAL position."
+)
 @click.pass_obj
 def restore(
     state: State,
@@ -114,9 +117,15 @@ def restore(
 ) -> None:
     """Restore a backup into the database --db names (created if absent), or a physical
     backup into a new data directory (--pgdata), recovered to --target-time or --target-lsn."""
-    if pgdata is not None:
+    if pgdata is not None or target_time or target_lsn:
+        if pgdata is not None and db is not None:
+            raise click.UsageError("give --pgdata (a data directory) or --db, not both")
+        if pgdata is None and db is None:
+            raise click.UsageError("--target-time and --target-lsn need --pgdata or --db")
         _restore_physical(
             state,
+            db=db,
+            replace=replace,
             backup_id=backup_id,
             repo=repo,
             password_file=password_file,
@@ -127,8 +136,6 @@ def restore(
             target_lsn=target_lsn,
         )
         return
-    if target_time or target_lsn:
-        raise click.UsageError("--target-time and --target-lsn need --pgdata (a physical backup)")
     with handle_errors(state), progress_bar(state) as bar, ExitStack() as stack:
         key = k8s_key(secret_key_k8s, secret_key_file, kubeconfig, kube_context)
         gb = open_repo(state, repo, password_file, bar, pg_bindir=pg_bindir, transfers=transfers)
@@ -207,11 +214,13 @@ def restore(
 def _restore_physical(
     state: State,
     *,
+    db: str | None,
+    replace: bool,
     backup_id: str,
     repo: str,
     password_file: str | None,
     pg_bindir: str | None,
-    pgdata: str,
+    pgdata: str | None,
     confirm: str,
     target_time: str | None,
     target_lsn: str | None,
@@ -232,12 +241,15 @@ def _restore_physical(
             target_time=when,
             target_lsn=target_lsn,
             bindir=pg_bindir,
+            db=db,
+            replace=replace,
         )
 
     def human() -> None:
         reached = report.recovered_to.isoformat() if report.recovered_to else "no transaction"
+        where = report.pgdata or f"a throwaway server, then database {report.database!r}"
         out_console.print(
-            f"recovered {report.backup_id} into {report.pgdata} to {report.target}: the last "
+            f"recovered {report.backup_id} into {where} to {report.target}: the last "
             f"transaction replayed committed at {reached} (LSN {report.lsn}, timeline "
             f"{report.timeline}); {report.tables_checked} tables, {report.rows_checked:,} rows, "
             + (
@@ -247,9 +259,15 @@ def _restore_physical(
             ),
             highlight=False,
         )
-        out_console.print(
-            f"the data directory is stopped and ready: pg_ctl -D {report.pgdata} start",
-            highlight=False,
-        )
+        if report.logical_backup is not None:
+            out_console.print(
+                f"restored through logical backup {report.logical_backup} (kept in the repository)",
+                highlight=False,
+            )
+        else:
+            out_console.print(
+                f"the data directory is stopped and ready: pg_ctl -D {report.pgdata} start",
+                highlight=False,
+            )
 
     emit(state, report.summary(), human)

@@ -71,6 +71,10 @@ class PhysicalRestoreReport:
     rows_checked: int
     files: int
     seconds: float
+    #: forensics: the database the recovered one was restored into, through this logical
+    #: backup of it (kept in the repository)
+    database: str | None = None
+    logical_backup: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,11 @@ class PhysicalRestoreReport:
             "rows_checked": self.rows_checked,
             "files": self.files,
             "seconds": round(self.seconds, 3),
+            **(
+                {"database": self.database, "logical_backup": self.logical_backup}
+                if self.database is not None
+                else {}
+            ),
         }
 
     def _repr_html_(self) -> str:

@@ -127,8 +127,9 @@ def _restore(
     if backup.method == "physical":
         raise PreconditionFailed(
             f"backup {backup_id} is a physical base backup of a whole server: lay it down into "
-            "a new data directory (restore_physical / 'restore ID --pgdata DIR'); nothing was "
-            "changed"
+            "a new data directory (restore_physical / 'restore ID --pgdata DIR'), or recover it "
+            "into a database through a throwaway one (restore_physical(db=DSN) / 'restore ID "
+            "--db DSN --target-time T'); nothing was changed"
         )
     target = target or db.name
     exists = db.exists(target)

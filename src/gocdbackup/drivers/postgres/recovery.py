@@ -113,11 +113,13 @@ def recover(
     env: dict[str, str],
     database: str,
     inspect: Callable[[str], tuple[int | None, tuple[tuple[str, int], ...]]],
+    then: Callable[[str], None] | None = None,
     user_name: str = "postgres",
     timeout: float = 600.0,
 ) -> Recovered:
     """Start the server on ``pgdata`` to recover to ``target`` (``recovery_target_time`` or
-    ``_lsn``), wait for promotion, read it, stop it.  ``inspect(dsn)`` reads the schema
+    ``_lsn``), wait for promotion, read it, stop it (``then(dsn)`` runs before it stops: a
+    dump of the recovered database, say).  ``inspect(dsn)`` reads the schema
     version and the row counts of ``database``."""
     user = _system_user()
     sockets = Path(tempfile.mkdtemp(prefix="gocdbackup-recovery-"))
@@ -170,6 +172,8 @@ def recover(
                 ).fetchone()
             assert row is not None
             goose, tables = inspect(dsn)
+            if then is not None:
+                then(dsn)
         finally:
             _pg_ctl(bindir, user, env, "-D", str(pgdata), "-m", "fast", "-w", "stop")
         at = row[0]
