@@ -31,6 +31,7 @@ from gocdbackup._pitr import (
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._secrets import check_project_secrets, check_secrets, key_fingerprint, rotate_key
 from gocdbackup._status import drill_history, metrics, status
+from gocdbackup._wal_stream import WalStreamReport, stream_wal
 from gocdbackup.context import CancelToken, OpContext
 from gocdbackup.drivers.report_files import load_report, save_report, write_report_csv
 from gocdbackup.errors import (
@@ -169,6 +170,7 @@ __all__ = [
     "VerifyReport",
     "VolumeSnapshotFailed",
     "WalReport",
+    "WalStreamReport",
     "WrongPassword",
     "check_project_secrets",
     "check_secrets",
@@ -198,6 +200,7 @@ __all__ = [
     "save_report",
     "snapshot_artifacts",
     "status",
+    "stream_wal",
     "volume_snapshots",
     "wal_fetch",
     "wal_push",

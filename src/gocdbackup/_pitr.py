@@ -32,7 +32,7 @@ from gocdbackup.errors import (
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.base_backup import TarCheck
 from gocdbackup.model.pitr import PhysicalRestoreReport, RecoveryTarget, check_target
-from gocdbackup.model.wal import WalReport
+from gocdbackup.model.wal import WalReport, segment_number
 from gocdbackup.ops import wal
 from gocdbackup.ops.physical import BASE_KIND, take_physical_backup
 from gocdbackup.repository import read_stream
@@ -202,6 +202,7 @@ def _recover(
         user_name=backup.database.owner,
         inspect=_inspector(backup.database.name),
         then=then,
+        reach_segment=None if target.settings() else _archive_end(gb, backup),
     )
     return PhysicalRestoreReport(
         backup_id=backup_id,
@@ -216,6 +217,16 @@ def _recover(
         files=files,
         seconds=(gb.context().now() - started).total_seconds(),
     )
+
+
+def _archive_end(gb: GocdBackup, backup: BackupSet) -> int | None:
+    """The newest whole segment archived on the backup's timeline (None: none)."""
+    numbers = [
+        segment_number(name)[1]
+        for name in gb.repository.record_ids(wal.WAL_KIND)
+        if len(name) == 24 and segment_number(name)[0] == backup.point.timeline
+    ]
+    return max(numbers, default=None)
 
 
 def _server_bindir(bindir: str | None, backup: BackupSet) -> str:

@@ -14,11 +14,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gocdbackup import physical_backup, restore_physical
+from gocdbackup import physical_backup, restore_physical, wal_verify
 from gocdbackup.errors import ConfirmationMismatch, PreconditionFailed, TargetExists
 from gocdbackup.model.backup import BackupSet
+from gocdbackup.model.retention import RetentionPolicy
+from gocdbackup.model.wal import lsn_segment, segment_number
 from gocdbackup.ops.physical import BASE_KIND
-from gocdbackup.ops.wal import WAL_KIND
+from gocdbackup.ops.wal import WAL_KIND, prune_wal
 from tests.integration.archiving import Archive, archiving_server
 
 pytestmark = pytest.mark.integration
@@ -233,3 +235,26 @@ def test_recovery_to_an_lsn(history: History) -> None:
             conn.execute("SELECT batch, count(*) FROM batches WHERE batch IN (6, 7) GROUP BY 1")
         )
     assert counts == {6: 7}
+
+
+def test_retention_deletes_only_the_wal_no_physical_backup_needs(history: History) -> None:
+    """Run last in this module: it deletes the segments before the oldest base backup."""
+    gb = history.archive.gb()
+    repo = gb.repository
+    before = repo.record_ids(WAL_KIND)
+    oldest = min(
+        (b for b in gb.list_backups() if b.method == "physical"),
+        key=lambda b: lsn_segment(b.point.wal_lsn),
+    )
+    keep_from = lsn_segment(oldest.point.wal_lsn)
+    planned = prune_wal(repo, gb.list_backups(), ctx=gb.context(), dry_run=True)
+    assert planned
+    assert all(segment_number(n[:24])[1] < keep_from for n in planned)
+    assert repo.record_ids(WAL_KIND) == before  # a dry run
+    plan = gb.plan_retention(RetentionPolicy(keep_last=100))
+    gb.apply_retention(plan, confirm=plan.id)  # forgets nothing; prunes the WAL
+    after = repo.record_ids(WAL_KIND)
+    assert sorted(set(before) - set(after)) == sorted(planned)
+    assert wal_verify(gb).ok
+    report = restore_physical(gb, oldest.id, confirm=oldest.id, db=history.archive.pg.dsn("after"))
+    assert report.rows_checked > 0

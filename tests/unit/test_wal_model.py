@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gocdbackup.errors import ConfigError
-from gocdbackup.model.wal import check_archive, check_wal_name, segment_name, segment_number
+from gocdbackup.model.wal import (
+    check_archive,
+    check_wal_name,
+    lsn_segment,
+    prunable,
+    segment_name,
+    segment_number,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +71,25 @@ def test_timelines_are_checked_apart() -> None:
     assert [str(g) for g in report.gaps] == [f"timeline 2: segment {segment_name(2, 4)} is missing"]
     assert [t.timeline for t in report.timelines] == [1, 2]
     assert report.summary()["ok"] is False
+
+
+def test_lsn_to_segment() -> None:
+    assert lsn_segment("0/2000120") == 2
+    assert lsn_segment("1/0") == 256
+    assert lsn_segment("0/FFFFFF") == 0
+
+
+@given(st.integers(1, 3), st.integers(0, 600), st.integers(0, 600))
+def test_pruning_keeps_every_segment_from_the_oldest_backup_on(
+    timeline: int, count: int, keep_from: int
+) -> None:
+    names = [segment_name(timeline, n) for n in range(count)]
+    names += ["00000002.history", f"{segment_name(timeline, 3)}.00000028.backup"]
+    names += [f"{segment_name(timeline, 5)}.partial"]
+    doomed = set(prunable(names, keep_from))
+    for name in names:
+        if name.endswith(".history"):
+            assert name not in doomed
+            continue
+        number = segment_number(name[:24])[1]
+        assert (name in doomed) == (number < keep_from)

@@ -54,6 +54,27 @@ def segment_name(timeline: int, number: int, segment_bytes: int = DEFAULT_SEGMEN
     return f"{timeline:08X}{number // per:08X}{number % per:08X}"
 
 
+def lsn_segment(lsn: str, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> int:
+    """The number of the segment holding ``lsn`` (``X/Y``, PostgreSQL's notation)."""
+    high, low = lsn.split("/")
+    return ((int(high, 16) << 32) | int(low, 16)) // segment_bytes
+
+
+def prunable(
+    names: Sequence[str], keep_from: int, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+) -> list[str]:
+    """The WAL files (segments, their ``.partial`` and ``.backup`` files) of segments before
+    ``keep_from``, on any timeline: what no recovery from a base backup consistent in segment
+    ``keep_from`` or later reads.  Timelines' history files are always kept."""
+    out = []
+    for name in names:
+        if not _SEGMENT.match(name[:24]) or name.endswith(".history"):
+            continue
+        if segment_number(name[:24], segment_bytes)[1] < keep_from:
+            out.append(name)
+    return out
+
+
 @frozen(kw_only=True)
 class WalEntry:
     """One archived WAL file: its bytes are ``chunks`` (blobs of the repository)."""

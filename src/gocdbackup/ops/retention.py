@@ -14,6 +14,7 @@ from gocdbackup.model.retention import (
     retention_basis,
 )
 from gocdbackup.ops.catalog import list_backups
+from gocdbackup.ops.wal import prune_wal
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.retention")
@@ -35,7 +36,8 @@ def apply_retention(
     is what its policy decides for them. Forgetting deletes a backup's manifest only: the
     blobs it referenced stay until garbage collection removes those no manifest references.
     Cancellation is checked before each deletion; a cancelled apply has forgotten a prefix of
-    the plan, and planning again picks up the rest.
+    the plan, and planning again picks up the rest.  Then the archived WAL no remaining
+    physical backup needs is deleted (:func:`~gocdbackup.ops.wal.prune_wal`).
     """
     if confirm != plan.id:
         raise ConfirmationMismatch(
@@ -61,5 +63,7 @@ def apply_retention(
             repo.delete_manifest(backup_id)
             ctx.report("forget", n, total, unit="backups")
             log.info("forgot backup %s (plan %s)", backup_id, plan.id)
+        # the WAL archive follows the physical backups that remain
+        prune_wal(repo, list_backups(repo), ctx=ctx)
     log.info("retention plan %s applied: kept %d, forgot %d", plan.id, len(plan.keep), total)
     return forget

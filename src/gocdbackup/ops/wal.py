@@ -14,12 +14,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, IntegrityError, WalConflict, WalMissing
-from gocdbackup.model.backup import ChunkRef
-from gocdbackup.model.wal import WalEntry, WalReport, check_archive, check_wal_name
+from gocdbackup.model.backup import BackupSet, ChunkRef
+from gocdbackup.model.wal import (
+    DEFAULT_SEGMENT_BYTES,
+    WalEntry,
+    WalReport,
+    check_archive,
+    check_wal_name,
+    lsn_segment,
+    prunable,
+)
 from gocdbackup.repository import Repository, chunk_bytes, read_stream
 from gocdbackup.repository.repo import blob_key
 
@@ -30,10 +38,14 @@ WAL_KIND = "wal"
 
 def push_wal(repo: Repository, name: str, data: bytes, *, ctx: OpContext) -> bool:
     """Archive ``data`` as WAL file ``name``; True if stored now, False if it was archived
-    already with the same content.  :class:`WalConflict` if it was, with other content."""
+    already with the same content.  :class:`WalConflict` if it was, with other content
+    (except a ``.partial`` segment, which grows while it is streamed: the newer one replaces
+    it)."""
     check_wal_name(name)
     digest = hashlib.sha256(data).hexdigest()
     held = _entry(repo, name)
+    if held is not None and name.endswith(".partial") and held.sha256 != digest:
+        held = None
     if held is not None:
         if held.sha256 == digest and held.size == len(data):
             log.info("WAL file %s is archived already (same content)", name)
@@ -101,6 +113,39 @@ def verify_wal(repo: Repository, *, ctx: OpContext) -> WalReport:
         if entry is None or any(c.blob_id not in present for c in entry.chunks):
             damaged.append(name)
     return check_archive(names, damaged)
+
+
+def prune_wal(
+    repo: Repository, backups: Sequence[BackupSet], *, ctx: OpContext, dry_run: bool = False
+) -> list[str]:
+    """Delete (unless ``dry_run``) the archived WAL no physical backup in ``backups`` needs:
+    segments before the one where the oldest of them is consistent (each holds the WAL up to
+    that point itself).  Without a physical backup nothing is deleted.  The names."""
+    physical = [b for b in backups if b.method == "physical" and b.point.wal_lsn]
+    if not physical:
+        return []
+    names = repo.record_ids(WAL_KIND)
+    size = _segment_bytes(repo, names)
+    keep_from = min(lsn_segment(b.point.wal_lsn, size) for b in physical)
+    doomed = prunable(names, keep_from, size)
+    for n, name in enumerate(doomed, 1):
+        ctx.check()
+        if not dry_run:
+            repo.delete_record(WAL_KIND, name)
+        ctx.report("wal prune", n, len(doomed), unit="files")
+    if doomed and not dry_run:
+        log.info("deleted %d archived WAL file(s) no physical backup needs", len(doomed))
+    return doomed
+
+
+def _segment_bytes(repo: Repository, names: Sequence[str]) -> int:
+    """The server's WAL segment size: a whole segment's archived size (16 MiB by default)."""
+    for name in names:
+        if len(name) == 24:
+            entry = _entry(repo, name, strict=False)
+            if entry is not None and entry.size > 0:
+                return entry.size
+    return DEFAULT_SEGMENT_BYTES
 
 
 def wal_blobs(repo: Repository) -> set[str]:

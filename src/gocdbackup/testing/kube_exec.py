@@ -121,8 +121,9 @@ class PodExec:
             out(proc.stdout, STDOUT), out(proc.stderr, STDERR)
         )
         waiter: asyncio.Future[Any] = asyncio.ensure_future(cut.wait())
-        done, _ = await asyncio.wait({pumps, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if waiter in done:
+        await asyncio.wait({pumps, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        # the cut decides, not which of the two finished first: both may be done at once
+        if cut.is_set():
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             pumps.cancel()
@@ -186,6 +187,8 @@ async def _drop(ws: web.WebSocketResponse) -> None:
     transport = ws._req.transport if ws._req is not None else None
     if transport is not None:
         transport.abort()
+    else:  # no transport to abort: end it without a status all the same
+        await ws.close()
 
 
 Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]

@@ -28,8 +28,9 @@ from attrs import frozen
 from psycopg.conninfo import make_conninfo
 
 from gocdbackup.drivers.local_server import _system_user, _traversable, free_port
-from gocdbackup.drivers.postgres.tools import tool_messages
-from gocdbackup.errors import PostgresError, PreconditionFailed, ToolFailed
+from gocdbackup.drivers.postgres.tools import run_checked
+from gocdbackup.errors import PostgresError, PreconditionFailed
+from gocdbackup.model.wal import lsn_segment
 
 _POLL_SECONDS = 0.2
 #: the server's log of a recovery that failed, kept in the data directory
@@ -89,19 +90,7 @@ class DirectoryWriter:
 def verify_data_directory(bindir: Path, pgdata: Path) -> None:
     """``pg_verifybackup`` of a base backup laid down as a plain data directory (its files
     against ``backup_manifest``, and the WAL the backup needs)."""
-    proc = subprocess.run(
-        [str(bindir / "pg_verifybackup"), "--quiet", str(pgdata)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ToolFailed(
-            "pg_verifybackup",
-            proc.returncode,
-            proc.stderr,
-            messages=tool_messages("pg_verifybackup", proc.stderr),
-        )
+    run_checked([str(bindir / "pg_verifybackup"), "--quiet", str(pgdata)], tool="pg_verifybackup")
 
 
 def recover(
@@ -114,12 +103,16 @@ def recover(
     database: str,
     inspect: Callable[[str], tuple[int | None, tuple[tuple[str, int], ...]]],
     then: Callable[[str], None] | None = None,
+    reach_segment: int | None = None,
     user_name: str = "postgres",
     timeout: float = 600.0,
 ) -> Recovered:
     """Start the server on ``pgdata`` to recover to ``target`` (``recovery_target_time`` or
     ``_lsn``), wait for promotion, read it, stop it (``then(dsn)`` runs before it stops: a
-    dump of the recovered database, say).  ``inspect(dsn)`` reads the schema
+    dump of the recovered database, say).  With ``reach_segment`` (recovery to the archive's
+    end), replay must have reached that segment: PostgreSQL takes any failing
+    ``restore_command`` for the archive's end and promotes, so a recovery that stopped short
+    is refused here.  ``inspect(dsn)`` reads the schema
     version and the row counts of ``database``."""
     user = _system_user()
     sockets = Path(tempfile.mkdtemp(prefix="gocdbackup-recovery-"))
@@ -168,9 +161,16 @@ def recover(
             with psycopg.connect(dsn) as conn:
                 row = conn.execute(
                     "SELECT pg_last_xact_replay_timestamp(), pg_current_wal_lsn()::text,"
-                    " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+                    " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int,"
+                    " pg_last_wal_replay_lsn()::text"
                 ).fetchone()
             assert row is not None
+            if reach_segment is not None and lsn_segment(str(row[3])) < reach_segment:
+                raise PreconditionFailed(
+                    f"recovery stopped at {row[3]}, before the end of the WAL archive (segment "
+                    f"{reach_segment} and later are archived): fetching a segment failed; the "
+                    f"data directory was left as it is (the server's log: {pgdata / RECOVERY_LOG})"
+                )
             goose, tables = inspect(dsn)
             if then is not None:
                 then(dsn)

@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from attrs import frozen
 
-from gocdbackup.errors import ConfigError, GocdBackupError, ToolTooOld
+from gocdbackup.errors import ConfigError, GocdBackupError, ToolFailed, ToolTooOld
 
 log = logging.getLogger("gocdbackup.drivers.postgres.tools")
 
@@ -207,6 +207,15 @@ def one_line(text: str) -> str:
 def clip(text: str, limit: int) -> str:
     """``text``, cut to ``limit`` characters with an ellipsis if it is longer."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def run_checked(args: list[str], *, tool: str, env: dict[str, str] | None = None) -> None:
+    """Run ``args`` to its end; :class:`ToolFailed` (with its messages) unless it exits 0."""
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ToolFailed(
+            tool, proc.returncode, proc.stderr, messages=tool_messages(tool, proc.stderr)
+        )
 
 
 def tool_messages(tool: str, stderr: str) -> list[str]:
