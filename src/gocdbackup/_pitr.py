@@ -258,7 +258,6 @@ def _lay_down(gb: GocdBackup, backup: BackupSet, directory: Path) -> int:
             f"backup {backup.id} does not match its manifest; nothing was kept",
             problems=list(result.problems),
         )
-    (directory / "backup_manifest").write_bytes(check.manifest)
     return result.files
 
 
