@@ -321,6 +321,13 @@ class StoreNotFound(NotFound):
     code = "store_not_found"
 
 
+class VersioningOff(PreconditionFailed):
+    """A point-in-time operation on a store that keeps no versions (versioning never enabled,
+    or a filesystem store): there is no history to roll back to."""
+
+    code = "versioning_off"
+
+
 class EmptyStore(PreconditionFailed):
     """Rows would be retired against a store that holds no object at all; that needs the
     caller's word that the store is empty on purpose."""

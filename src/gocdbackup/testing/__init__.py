@@ -18,6 +18,10 @@ try gocdbackup on.  :func:`fill_sealed` gives a :class:`FakeDatabaseContents` se
 For Kubernetes: :class:`FakeKubeAPI`, a local API server the real ``kubernetes`` client talks
 to (it writes a kubeconfig), and :class:`FakeSecretStore`, the Secrets of one namespace in
 memory (a :class:`~gocdbackup.ports.SecretStore`).
+
+For the bucket's own history: :class:`FakeVersionedBucket`, a versioned bucket in memory (a
+:class:`~gocdbackup.ports_bucket.VersionedBucket`) whose writes and deletes are stamped by a
+clock.
 """
 
 from gocdbackup.drivers.gocdnext_fixture import (
@@ -37,6 +41,7 @@ from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
 from gocdbackup.testing.sealed import fill_sealed
 from gocdbackup.testing.secret_store import FakeSecretStore
 from gocdbackup.testing.stores import MemoryStore
+from gocdbackup.testing.versioned_bucket import FakeVersionedBucket
 
 __all__ = [
     "CANARY_NAME",
@@ -48,6 +53,7 @@ __all__ = [
     "FakePostgres",
     "FakeSecretStore",
     "FakeSnapshot",
+    "FakeVersionedBucket",
     "FixtureSpec",
     "LocalPostgres",
     "MemoryStore",
