@@ -23,6 +23,7 @@ from gocdbackup.cli import (
     runbook,
     secrets,
     secrets_escrow,
+    store,
     wal,
 )
 from gocdbackup.cli import sandbox as sandbox_cli
@@ -74,6 +75,9 @@ for _command in (
     k8s.k8s,
     # point in time
     wal.wal,
+    # the artefact bucket's own history
+    store.store,
+    store.restore_to_time_command,
     # gocdnext's database against its artefact store
     orphans.orphans,
     runbook.runbook,

@@ -98,3 +98,54 @@ class PhysicalRestoreReport:
 
     def _repr_html_(self) -> str:
         return kv_table(self.summary().items(), caption=f"Recovery of {self.backup_id}")
+
+
+@frozen(kw_only=True)
+class TimeRestoreReport:
+    """Database and artefact bucket brought to one instant (``restore_to_time``): the plan
+    (``dry_run``), or what was done, and the orphan scan of the pair afterwards."""
+
+    id: str
+    at: datetime
+    backup_id: str
+    #: the bucket's plan (``PitPlan.to_dict()``)
+    store_plan: dict[str, Any]
+    dry_run: bool = True
+    database: PhysicalRestoreReport | None = None
+    #: steps carried out in the bucket, by action, and the keys that failed with the reason
+    store_done: dict[str, int] | None = None
+    store_failed: dict[str, str] | None = None
+    #: the orphan scan of the pair afterwards: its counts by class, and its id
+    orphan_counts: dict[str, int] | None = None
+    orphan_report: str | None = None
+
+    @property
+    def missing_objects(self) -> int:
+        return (self.orphan_counts or {}).get("missing_object", 0)
+
+    @property
+    def clean(self) -> bool:
+        """Done, every key rolled, and no row of the recovered database lacks its object."""
+        return (
+            not self.dry_run
+            and not self.store_failed
+            and self.orphan_counts is not None
+            and self.missing_objects == 0
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": self.at.isoformat(),
+            "backup_id": self.backup_id,
+            "dry_run": self.dry_run,
+            "store_plan": self.store_plan,
+            "database": None if self.database is None else self.database.summary(),
+            "store_done": self.store_done,
+            "store_failed": [
+                {"key": k, "reason": v} for k, v in sorted((self.store_failed or {}).items())
+            ],
+            "orphans": self.orphan_counts,
+            "orphan_report": self.orphan_report,
+            "clean": self.clean,
+        }
