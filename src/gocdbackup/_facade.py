@@ -11,10 +11,16 @@ from typing import Any
 import attrs
 
 from gocdbackup import ops
-from gocdbackup._wiring import __version__, postgres_server, store_of
+from gocdbackup._key_slots import KeySlots
+from gocdbackup._wiring import (
+    __version__,
+    artifact_store,
+    postgres_server,
+    store_of,
+    versions_of,
+)
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.credentials import (
-    NEW_PASSWORD_ENV,
     application_key,
     given_key,
     resolve_password,
@@ -43,13 +49,14 @@ from gocdbackup.ops.discovery import discover_artifact_store
 from gocdbackup.ops.gc import DEFAULT_GRACE, collect_garbage
 from gocdbackup.ops.project_secrets import restore_project_secrets
 from gocdbackup.ops.retention import apply_retention, plan_retention
+from gocdbackup.ops.version_restore import restore_from_versions
 from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore
-from gocdbackup.repository import ChunkerParams, Repository, keyring
+from gocdbackup.repository import ChunkerParams, Repository
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
 
 
-class GocdBackup:
+class GocdBackup(KeySlots):
     """One repository, ready for backups, restores and checks.
 
     >>> gb = GocdBackup("s3://backups/gocdnext", password_file="/run/secrets/repo-pass")
@@ -179,7 +186,7 @@ class GocdBackup:
                 gocdnext, secret_key=secret_key, secret_key_file=secret_key_file
             )
         else:
-            store = store_of(artifacts, self.artifact_options)
+            store = artifact_store(artifacts, self.artifact_options)
         key = given_key(secret_key, secret_key_file)
         return ops.take_backup(
             self.repository,
@@ -236,16 +243,17 @@ class GocdBackup:
         secret_key_file: str | None = None,
         project_secrets: SecretStore | None = None,
         jobs: int | None = None,
+        store_from_versions: bool = False,
     ) -> RestoreReport:
         """Restore ``backup_id`` into the database ``db`` names (created if absent; an existing
-        one needs ``replace=True``).  ``confirm`` must repeat the backup id.  With
-        ``artifacts``, the backup's objects are written back into that store first.  ``jobs``
-        tables load at a time (default: the number of cores).  With gocdnext's application
-        key (``secret_key``, ``secret_key_file`` or ``$GOCDNEXT_SECRET_KEY``), a key other than
-        the one the backup was taken with is refused before anything is touched
-        (:class:`~gocdbackup.errors.KeyMismatch`), and the restored database's sealed values
-        are checked (``RestoreReport.secrets``).  With ``project_secrets``, the backup's
-        project Secrets are written into that namespace once the database is restored."""
+        one needs ``replace=True``); ``confirm`` repeats the backup id.  With ``artifacts``,
+        the backup's objects are written back into that store first (with
+        ``store_from_versions``, made current again from the bucket's own versions where it
+        keeps them).  ``jobs`` tables load at a time (default: the cores).  With gocdnext's key
+        (``secret_key``, ``secret_key_file`` or ``$GOCDNEXT_SECRET_KEY``) another key than the
+        backup's is refused before anything is touched, and the restored sealed values are
+        checked (``RestoreReport.secrets``).  ``project_secrets``: the backup's project
+        Secrets are written into that namespace once the database is restored."""
         key = given_key(secret_key, secret_key_file)
         if key is not None:
             secrets.check_backup_key(self.get_backup(backup_id), key)
@@ -270,6 +278,7 @@ class GocdBackup:
             transfers=self.transfers,
             check_secrets=check,
             jobs=jobs,
+            versions=versions_of(artifacts, self.artifact_options) if store_from_versions else None,
         )
         if project_secrets is None:
             return report
@@ -310,15 +319,23 @@ class GocdBackup:
         pipeline: str | None = None,
         run: str | None = None,
         prefix: str | None = None,
+        from_versions: bool = False,
     ) -> ArtifactRestore:
         """Write back the backup's objects (or those of one project, pipeline, run or key
-        prefix) into ``artifacts``, e.g. after someone deleted a release's artefacts."""
+        prefix) into ``artifacts``, e.g. after someone deleted a release's artefacts; with
+        ``from_versions``, made current again from the bucket's own versions where it keeps
+        the version the backup recorded (server-side, no bytes copied)."""
         index = self.artifact_index(backup_id)
         if index is None:
             raise ConfigError(f"backup {backup_id} was taken without artefacts")
         store = store_of(artifacts, self.artifact_options)
         assert store is not None
         only = select(project=project, pipeline=pipeline, run=run, prefix=prefix)
+        if from_versions:
+            bucket = versions_of(artifacts, self.artifact_options)
+            return restore_from_versions(
+                self.repository, index, bucket, store, ctx=self.context(), only=only
+            )
         return restore_artifacts(
             self.repository, index, store, ctx=self.context(), only=only, workers=self.transfers
         )
@@ -351,7 +368,7 @@ class GocdBackup:
         """Remove expired (and unreadable) lock files; live locks are never touched."""
         return remove_stale(self.repository.store, self._clock.now())
 
-    # -- pins and keys -----------------------------------------------------------------------
+    # -- pins (key slots: :class:`~gocdbackup._key_slots.KeySlots`) -----------------------------
 
     def pin(self, backup_id: str, *, reason: str) -> BackupSet:
         """Keep ``backup_id`` whatever the retention policy says."""
@@ -359,40 +376,3 @@ class GocdBackup:
 
     def unpin(self, backup_id: str) -> BackupSet:
         return ops.unpin_backup(self.repository, backup_id, ctx=self.context())
-
-    def list_keys(self) -> list[dict[str, Any]]:
-        """The key slots (never their contents); ``in_use`` marks the one that opened it."""
-        repo = self.repository
-        return [
-            {
-                "id": s.id,
-                "label": s.label,
-                "created_at": s.created_at.isoformat(),
-                "in_use": s.id == repo.slot_id,
-            }
-            for s in keyring.list_keys(repo)
-        ]
-
-    def add_key(
-        self,
-        *,
-        password: str | bytes | None = None,
-        password_file: str | Path | None = None,
-        label: str = "",
-    ) -> str:
-        """Add a key slot for another passphrase; its id."""
-        new = resolve_password(password, password_file, env=NEW_PASSWORD_ENV)
-        slot = keyring.add_key(self.repository, new, label=label, now=self._clock.now())
-        return slot.id
-
-    def remove_key(self, key_id: str) -> None:
-        keyring.remove_key(self.repository, key_id)
-
-    def change_password(
-        self, *, password: str | bytes | None = None, password_file: str | Path | None = None
-    ) -> str:
-        """Replace the passphrase this repository was opened with; the new key's id."""
-        new = resolve_password(password, password_file, env=NEW_PASSWORD_ENV)
-        slot = keyring.change_passphrase(self.repository, new, now=self._clock.now())
-        self._password = new
-        return slot.id

@@ -50,6 +50,13 @@ from gocdbackup.cli.options import (
     "(default: $GOCDBACKUP_ARTIFACTS).",
 )
 @click.option(
+    "--store-from-versions",
+    is_flag=True,
+    help="With --artifacts on a versioned bucket: make the versions the backup recorded "
+    "current again, server-side, instead of copying the objects from the repository (those "
+    "whose version is gone still come from the repository).",
+)
+@click.option(
     "--secret-key-file",
     type=click.Path(dir_okay=False),
     help="gocdnext's application key: refused if the backup was taken with another key, and "
@@ -104,6 +111,7 @@ def restore(
     replace: bool,
     confirm: str,
     artifacts: str | None,
+    store_from_versions: bool,
     secret_key_file: str | None,
     secret_key_k8s: str | None,
     secrets_namespace: str | None,
@@ -117,6 +125,8 @@ def restore(
 ) -> None:
     """Restore a backup into the database --db names (created if absent), or a physical
     backup into a new data directory (--pgdata), recovered to --target-time or --target-lsn."""
+    if store_from_versions and not artifacts:
+        raise click.UsageError("--store-from-versions needs --artifacts (the versioned bucket)")
     if pgdata is not None or target_time or target_lsn:
         if pgdata is not None and db is not None:
             raise click.UsageError("give --pgdata (a data directory) or --db, not both")
@@ -154,6 +164,7 @@ def restore(
             confirm=confirm,
             replace=replace,
             artifacts=artifacts,
+            store_from_versions=store_from_versions,
             secret_key=key,
             secret_key_file=secret_key_file,
             project_secrets=project_store(secrets_namespace, kubeconfig, kube_context),

@@ -276,6 +276,19 @@ class FilesystemVersions:
         raise self._refuse()
 
 
+def bucket_versioned(store: FsspecStore) -> bool:
+    """Whether an S3 store's bucket has versioning enabled (one request; False when it cannot
+    be told, e.g. access denied: the backup then records no version ids, as before)."""
+    if "s3" not in store.protocols:
+        return False
+    bucket = store.root.partition("/")[0]
+    try:
+        answer = store.fs.call_s3("get_bucket_versioning", Bucket=bucket)
+    except Exception:
+        return False
+    return bool(answer.get("Status") == "Enabled")
+
+
 def open_versioned(
     url: str, storage_options: dict[str, Any] | None = None, *, transfers: int = 32
 ) -> VersionedBucket:

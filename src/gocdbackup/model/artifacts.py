@@ -214,10 +214,13 @@ class ArtifactRestore:
     written: int
     skipped: int  # already present with the right content
     bytes_written: int
+    #: of ``written``: made current again from the bucket's own versions (no bytes copied)
+    from_versions: int = 0
 
     def summary(self) -> dict[str, int]:
         return {
             "written": self.written,
             "skipped": self.skipped,
             "bytes_written": self.bytes_written,
+            "from_versions": self.from_versions,
         }

@@ -27,7 +27,9 @@ from gocdbackup.ops.artifact_restore import restore_artifacts
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS
 from gocdbackup.ops.backup import DUMP_KIND
 from gocdbackup.ops.table_restore import load_by_tables
+from gocdbackup.ops.version_restore import restore_from_versions
 from gocdbackup.ports import ObjectStore, Postgres
+from gocdbackup.ports_bucket import VersionedBucket
 from gocdbackup.repository import Repository
 
 log = logging.getLogger("gocdbackup.ops.restore")
@@ -55,6 +57,7 @@ def restore_backup(
     transfers: int = DEFAULT_WORKERS,
     check_secrets: Callable[[str], SecretsCheck] | None = None,
     jobs: int | None = None,
+    versions: VersionedBucket | None = None,
 ) -> RestoreReport:
     """Restore ``backup_id`` into database ``target`` (default: the one ``db`` names), under a
     shared repository lock (retention and garbage collection wait).  See :func:`_restore`.
@@ -69,7 +72,8 @@ def restore_backup(
 
     With ``artifacts``, the objects of the backup's artefact index are written back into that
     store first (objects already there with the right content are skipped), so that no restored
-    row references an object that is not there."""
+    row references an object that is not there; with ``versions`` (the same bucket, versioned),
+    from the bucket's own versions where it keeps the version the backup recorded."""
     if jobs is not None and jobs < 1:
         raise ConfigError(f"jobs must be at least 1 (got {jobs}); nothing was changed")
     if confirm != backup_id:
@@ -88,6 +92,7 @@ def restore_backup(
             transfers=transfers,
             check_secrets=check_secrets,
             jobs=default_jobs() if jobs is None else jobs,
+            versions=versions,
         )
 
 
@@ -108,6 +113,7 @@ def _restore(
     transfers: int,
     check_secrets: Callable[[str], SecretsCheck] | None = None,
     jobs: int = 1,
+    versions: VersionedBucket | None = None,
 ) -> RestoreReport:
     """Order of work, so that a bad backup or a failed restore never costs the target anything:
 
@@ -143,7 +149,9 @@ def _restore(
             problems=[f"missing blob {m}" for m in missing],
         )
     objects = (
-        _restore_objects(repo, backup, artifacts, ctx, transfers) if artifacts is not None else None
+        _restore_objects(repo, backup, artifacts, ctx, transfers, versions=versions)
+        if artifacts is not None
+        else None
     )
     started = ctx.now()
     info = backup.database
@@ -217,7 +225,13 @@ def _restore(
 
 
 def _restore_objects(
-    repo: Repository, backup: BackupSet, store: ObjectStore, ctx: OpContext, transfers: int
+    repo: Repository,
+    backup: BackupSet,
+    store: ObjectStore,
+    ctx: OpContext,
+    transfers: int,
+    *,
+    versions: VersionedBucket | None,
 ) -> ArtifactRestore:
     index = load_index(repo, backup, ctx)
     if index is None:
@@ -232,4 +246,6 @@ def _restore_objects(
             "nothing was changed",
             problems=[f"missing blob {m}" for m in missing],
         )
+    if versions is not None:
+        return restore_from_versions(repo, index, versions, store, ctx=ctx, workers=transfers)
     return restore_artifacts(repo, index, store, ctx=ctx, workers=transfers)
