@@ -20,7 +20,12 @@ from gocdbackup._wiring import __version__, postgres_server
 from gocdbackup.drivers.local_server import _traversable
 from gocdbackup.drivers.postgres import PostgresServer
 from gocdbackup.drivers.postgres.physical import PgPhysical
-from gocdbackup.drivers.postgres.recovery import DirectoryWriter, recover, verify_data_directory
+from gocdbackup.drivers.postgres.recovery import (
+    DirectoryWriter,
+    combine_backups,
+    recover,
+    verify_data_directory,
+)
 from gocdbackup.drivers.postgres.tools import embedded_bindir, find_tool
 from gocdbackup.errors import (
     ConfigError,
@@ -38,15 +43,33 @@ from gocdbackup.ops.physical import BASE_KIND, take_physical_backup
 from gocdbackup.repository import read_stream
 
 
-def physical_backup(gb: GocdBackup, db: str | PostgresServer, *, label: str = "") -> BackupSet:
+def physical_backup(
+    gb: GocdBackup, db: str | PostgresServer, *, label: str = "", incremental: bool = False
+) -> BackupSet:
     """A physical base backup of the whole server ``db`` names (pg_basebackup, with the WAL
     it needs), checked against its manifest before it is committed.  With the WAL archive
-    (``archive_command``: ``gocdbackup wal push``), it can be recovered to any later time."""
+    (``archive_command``: ``gocdbackup wal push``), it can be recovered to any later time.
+    ``incremental`` (PostgreSQL 17+, ``summarize_wal = on``): only what changed since the
+    newest physical backup in the repository, which it builds on (``BackupSet.parent``)."""
     server = gb.database(db)
     if not isinstance(server, PostgresServer):
         raise ConfigError("a physical backup needs a PostgreSQL server (a DSN); nothing was done")
+    parent = None
+    if incremental:
+        physical = [b for b in gb.list_backups() if b.method == "physical"]
+        if not physical:
+            raise PreconditionFailed(
+                "an incremental backup builds on a physical one, and the repository holds "
+                "none: take a full one first (backup --physical); nothing was backed up"
+            )
+        parent = max(physical, key=lambda b: b.created_at)
     return take_physical_backup(
-        gb.repository, PgPhysical(server), ctx=gb.context(), label=label, tool_version=__version__()
+        gb.repository,
+        PgPhysical(server),
+        ctx=gb.context(),
+        label=label,
+        tool_version=__version__(),
+        parent=parent,
     )
 
 
@@ -180,7 +203,7 @@ def _recover(
     started = gb.context().now()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        files = _lay_down(gb, backup, directory)
+        files = _lay_down_chain(gb, backup, directory, tools)
         verify_data_directory(tools, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -259,6 +282,40 @@ def _lay_down(gb: GocdBackup, backup: BackupSet, directory: Path) -> int:
             problems=list(result.problems),
         )
     return result.files
+
+
+def _chain(gb: GocdBackup, backup: BackupSet) -> list[BackupSet]:
+    """``backup`` and the backups it builds on, the full one first."""
+    chain = [backup]
+    while chain[-1].parent is not None:
+        parent = chain[-1].parent
+        if parent not in {b.id for b in gb.list_backups()}:
+            raise IntegrityError(
+                f"backup {chain[-1].id} builds on {parent}, which is not in the repository; "
+                "nothing was changed"
+            )
+        chain.append(gb.get_backup(parent))
+    return chain[::-1]
+
+
+def _lay_down_chain(gb: GocdBackup, backup: BackupSet, directory: Path, tools: Path) -> int:
+    """Lay ``backup`` down into ``directory``; an incremental one with the backups it builds
+    on, each into a directory of its own beside it, combined by pg_combinebackup."""
+    chain = _chain(gb, backup)
+    if len(chain) == 1:
+        return _lay_down(gb, backup, directory)
+    parts = Path(tempfile.mkdtemp(prefix=".gocdbackup-parts-", dir=directory.parent))
+    try:
+        laid = []
+        for number, part in enumerate(chain):
+            where = parts / str(number)
+            where.mkdir(mode=0o700)
+            files = _lay_down(gb, part, where)
+            laid.append(where)
+        combine_backups(tools, laid, directory)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    return files
 
 
 def _inspector(database: str) -> Callable[[str], tuple[int | None, tuple[tuple[str, int], ...]]]:

@@ -244,9 +244,10 @@ class PhysicalSource(Protocol):
     @property
     def name(self) -> str: ...  # the database whose schema version the backup records
 
-    def base_backup(self) -> AbstractContextManager[BaseStream]:
-        """A tar of the data directory with the WAL it needs and, last, its manifest; the
-        exit of the tool is checked when the context is left after reading to the end."""
+    def base_backup(self, incremental: bytes | None = None) -> AbstractContextManager[BaseStream]:
+        """A tar of the data directory with the WAL it needs and, last, its manifest (only
+        what changed since the backup whose manifest is ``incremental``, if given); the exit
+        of the tool is checked when the context is left after reading to the end."""
         ...
 
     def physical_facts(

@@ -83,7 +83,9 @@ class Archive:
 
 
 @contextmanager
-def archiving_server(password: str | None = None) -> Iterator[Archive]:
+def archiving_server(
+    password: str | None = None, extra: dict[str, str] | None = None
+) -> Iterator[Archive]:
     user = _system_user()
     base = Path(tempfile.mkdtemp(prefix="gocdbackup-wal-"))
     # what this process writes into the repository (a backup's blobs and their directories),
@@ -106,7 +108,12 @@ def archiving_server(password: str | None = None) -> Iterator[Archive]:
                 *("--password-file", str(base / "password")),
             ]
         )
-        settings = {"wal_level": "replica", "archive_mode": "on", "archive_command": command}
+        settings = {
+            "wal_level": "replica",
+            "archive_mode": "on",
+            "archive_command": command,
+            **(extra or {}),
+        }
         with LocalPostgres.start(settings=settings, password=password) as pg:
             with psycopg.connect(pg.dsn(), autocommit=True) as conn:
                 conn.execute("CREATE TABLE batches (batch int, n int)")

@@ -70,6 +70,7 @@ def backup_sets(draw: st.DrawFn) -> BackupSet:
         status=draw(st.sampled_from(BackupStatus)),
         label=draw(text),
         pin=draw(st.none() | text),
+        parent=draw(st.none() | text),
         tool_version=draw(text),
         key_check=draw(
             st.none()
@@ -134,7 +135,7 @@ def test_any_missing_required_field_is_a_typed_error(
     backup: BackupSet, data: st.DataObject
 ) -> None:
     doc = Manifest(backup=backup).to_dict()
-    optional = {"pin", "artifacts", "key"}  # optional fields may be absent
+    optional = {"pin", "artifacts", "key", "parent"}  # optional fields may be absent
     key = data.draw(st.sampled_from(sorted(set(doc) - optional)))
     del doc[key]
     with pytest.raises(UnsupportedFormat):

@@ -446,3 +446,20 @@ def test_plan_reads_well_in_a_notebook() -> None:
         "keep": True,
         "reasons": ["a"],
     }
+
+
+def test_a_kept_incremental_keeps_the_chain_it_builds_on() -> None:
+    import attrs
+
+    full = mk("a-full", utc(2026, 11, 1))
+    inc1 = attrs.evolve(mk("b-inc1", utc(2026, 11, 2)), parent="a-full")
+    inc2 = attrs.evolve(mk("c-inc2", utc(2026, 11, 3)), parent="b-inc1")
+    other = mk("d-full", utc(2026, 10, 1))
+    plan = decide_retention(
+        [full, inc1, inc2, other], RetentionPolicy(keep_last=1), now=utc(2026, 11, 4)
+    )
+    got = reasons(plan)
+    assert plan.keep == ("c-inc2", "b-inc1", "a-full")
+    assert got["b-inc1"] == ("base of c-inc2",)
+    assert got["a-full"] == ("base of b-inc1",)
+    assert plan.forget == ("d-full",)

@@ -116,6 +116,12 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     "database: with the WAL archive ('gocdbackup wal push' as archive_command) it recovers "
     "to any later time ('restore ID --pgdata DIR --target-time T').",
 )
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="With --physical (PostgreSQL 17+, summarize_wal = on): only what changed since the "
+    "newest physical backup in the repository, restored together with it.",
+)
 @secret_key_k8s_option
 @project_secrets_options
 @kube_options
@@ -148,9 +154,12 @@ def backup(
     artifacts_claim: str | None,
     transfers: int,
     physical: bool,
+    incremental: bool,
 ) -> None:
     """Back up the database (and its artefact store, and the project Secrets of gocdnext's
     Kubernetes secrets backend) into the repository."""
+    if incremental and not physical:
+        raise click.UsageError("--incremental is for physical backups: add --physical")
     if physical and (artifacts or k8s_namespace or secrets_namespace or secret_key_file):
         raise click.UsageError(
             "--physical backs up a server given by --db; it takes no --artifacts, "
@@ -171,7 +180,7 @@ def backup(
         if physical:
             if db is None:
                 raise click.UsageError("--physical needs --db DSN (the server to back up)")
-            b = physical_backup(gb, db, label=label)
+            b = physical_backup(gb, db, label=label, incremental=incremental)
             emit(state, b.summary(), lambda: _print_backup_line(b))
             return
         if (quiesce or snapshot_pvc) and k8s_namespace is None:

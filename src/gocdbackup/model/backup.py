@@ -174,6 +174,8 @@ class BackupSet:
     volume_snapshot: VolumeSnapshotInfo | None = None
     #: gocdnext's newest run in the snapshot (None: no run, or not a gocdnext database)
     newest_run: RunMark | None = None
+    #: an incremental physical backup: the backup it builds on (restored together with it)
+    parent: str | None = None
 
     def component(self, kind: str) -> Component:
         for c in self.components:
@@ -219,6 +221,8 @@ class BackupSet:
             "stored_bytes": self.stored_bytes,
             "dedup_ratio": round(self.dedup_ratio, 4),
             "pin": self.pin,
+            "method": self.method,
+            **({"parent": self.parent} if self.parent is not None else {}),
             **({"artifacts": dict(self.artifacts)} if self.artifacts else {}),
             **(
                 {"key_fingerprint": self.key_check.fingerprint}

@@ -88,6 +88,7 @@ class Manifest:
                     }
                 }
             ),
+            **({} if b.parent is None else {"parent": b.parent}),
             "point": _point_to_dict(b.point),
             "database": _db_to_dict(b.database),
             "components": [_component_to_dict(c) for c in b.components],
@@ -154,6 +155,7 @@ def _backup_from_dict(d: Any) -> BackupSet:
         kube_secrets=_kube_secrets_from_dict(d.get("kube_secrets")),
         volume_snapshot=_snapshot_from_dict(d.get("volume_snapshot")),
         newest_run=_run_from_dict(d.get("newest_run")),
+        parent=_opt(d, "parent", str),
         point=_point_from_dict(_mapping(d["point"], "point")),
         database=_db_from_dict(_mapping(d["database"], "database")),
         components=tuple(

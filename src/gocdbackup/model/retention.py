@@ -206,6 +206,16 @@ def _slot_reasons(
                 reasons[backup.id].append(f"{name} slot {period}")
 
 
+def _keep_parents(ordered: Sequence[BackupSet], reasons: dict[str, list[str]]) -> None:
+    """An incremental physical backup is restored together with the backups it builds on:
+    each kept one keeps its parent, and so on down to the full one (``"base of <id>"``)."""
+    parents = {b.id: b.parent for b in ordered if b.parent is not None}
+    for b in ordered:  # newest first: a child is seen before its parent
+        parent = parents.get(b.id)
+        if reasons[b.id] and parent in reasons and f"base of {b.id}" not in reasons[parent]:
+            reasons[parent].append(f"base of {b.id}")
+
+
 def decide_retention(
     backups: Sequence[BackupSet], policy: RetentionPolicy, *, now: datetime
 ) -> RetentionPlan:
@@ -225,7 +235,8 @@ def decide_retention(
     Always kept, whatever the policy: a pinned backup (``"pinned: <reason>"``), the newest
     DONE backup (``"newest successful"``) and a RUNNING backup (``"running"``). FAILED and
     CANCELLED backups are forgotten unless pinned (``"not successful"``); a DONE backup
-    nothing keeps is forgotten with ``"no slot"``. A kept backup lists every reason that
+    nothing keeps is forgotten with ``"no slot"``. A kept incremental physical backup keeps
+    the backups it builds on (``"base of <id>"``). A kept backup lists every reason that
     applies. Decisions are ordered newest first.
     """
     if now.tzinfo is None or now.utcoffset() is None:
@@ -253,6 +264,7 @@ def decide_retention(
             if b.created_at >= cutoff:
                 reasons[b.id].append(label)
     _slot_reasons(done, policy, reasons)
+    _keep_parents(ordered, reasons)
     decisions = []
     for b in ordered:
         why = reasons[b.id]

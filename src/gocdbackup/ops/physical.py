@@ -10,6 +10,7 @@ directory: it reads files, not a stream.)
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 
@@ -22,11 +23,26 @@ from gocdbackup.model.base_backup import TarCheck
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest
 from gocdbackup.ports import BaseStream, PhysicalSource
-from gocdbackup.repository import Repository, chunk_stream, store_stream
+from gocdbackup.repository import Repository, chunk_stream, read_stream, store_stream
 
 log = logging.getLogger("gocdbackup.ops.physical")
 
 BASE_KIND = "postgres_base"
+#: the base backup's manifest on its own (an incremental backup builds on it)
+BASE_MANIFEST_KIND = "postgres_base_manifest"
+
+
+def base_manifest(repo: Repository, backup: BackupSet, ctx: OpContext) -> bytes:
+    """The ``backup_manifest`` of physical backup ``backup``: its own component, or (backups
+    taken before it was kept apart) read from the end of the tar."""
+    kinds = {c.kind for c in backup.components}
+    if BASE_MANIFEST_KIND in kinds:
+        chunks = backup.component(BASE_MANIFEST_KIND).chunks
+        return b"".join(read_stream(repo, chunks, ctx, phase="read manifest"))
+    check = TarCheck()
+    for data in read_stream(repo, backup.component(BASE_KIND).chunks, ctx, phase="read manifest"):
+        check.feed(data)
+    return check.manifest
 
 
 def take_physical_backup(
@@ -36,17 +52,20 @@ def take_physical_backup(
     ctx: OpContext,
     label: str = "",
     tool_version: str = "",
+    parent: BackupSet | None = None,
 ) -> BackupSet:
     """Back up the server ``source`` names with pg_basebackup; the new :class:`BackupSet`
     (``method == "physical"``) once its manifest is committed.  Nothing is listed unless the
-    stream matched its manifest."""
+    stream matched its manifest.  With ``parent`` (a physical backup of the same server), an
+    incremental one: only what changed since ``parent``, restored together with it."""
+    prior = None if parent is None else base_manifest(repo, parent, ctx)
     started = ctx.now()
     backup_id = make_backup_id(started, os.urandom(3).hex())
     log.info("physical backup %s of the server of %s started", backup_id, source.name)
     check = TarCheck()
     with repo.lock("shared", "backup", ctx.clock) as lock:
         known = repo.blob_sizes()
-        with source.base_backup() as stream:
+        with source.base_backup(prior) as stream:
             component = store_stream(
                 repo,
                 chunk_stream(_Checked(stream, check), repo.chunker),
@@ -74,6 +93,14 @@ def take_physical_backup(
         point = attrs.evolve(
             point, snapshot_id=f"base backup from {result.wal_ranges[0].start_lsn}"
         )
+        manifest = store_stream(
+            repo,
+            chunk_stream(io.BytesIO(check.manifest), repo.chunker),
+            kind=BASE_MANIFEST_KIND,
+            known=known,
+            ctx=ctx,
+            phase="base backup",
+        )
         ctx.check()
         backup = BackupSet(
             id=backup_id,
@@ -81,7 +108,8 @@ def take_physical_backup(
             label=label,
             point=point,
             database=database,
-            components=(component,),
+            components=(component, manifest),
+            parent=None if parent is None else parent.id,
             timings=Timings(
                 started_at=started,
                 finished_at=ctx.now(),

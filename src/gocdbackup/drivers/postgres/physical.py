@@ -10,13 +10,15 @@ the server until the end (``wal_keep_size``, or a WAL archive).
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gocdbackup.drivers.postgres.tools import PgTool, tool_messages
-from gocdbackup.errors import ToolFailed
+from gocdbackup.errors import PreconditionFailed, ToolFailed
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo
 
 if TYPE_CHECKING:
@@ -47,12 +49,44 @@ class BaseBackupStream:
         return n
 
 
+def _check_incremental(server: PostgresServer, major: int) -> None:
+    if major < 17:
+        raise PreconditionFailed(
+            f"incremental base backups need PostgreSQL 17 or later (this server is {major}); "
+            "take a full one (without --incremental); nothing was backed up"
+        )
+    with server.connect() as conn, server.translating():
+        row = conn.execute("SELECT current_setting('summarize_wal')").fetchone()
+    if row is None or row[0] != "on":
+        raise PreconditionFailed(
+            "incremental base backups need the server's summarize_wal = on (ALTER SYSTEM SET "
+            "summarize_wal = on; SELECT pg_reload_conf()), then a full base backup to build "
+            "on; nothing was backed up"
+        )
+
+
 @contextmanager
-def base_backup(server: PostgresServer) -> Iterator[BaseBackupStream]:
-    """Run pg_basebackup against ``server``; once the consumer has read the stream to its end,
+def base_backup(
+    server: PostgresServer, incremental: bytes | None = None
+) -> Iterator[BaseBackupStream]:
+    """Run pg_basebackup against ``server`` (with ``incremental``, the manifest of the backup
+    to build on: only what changed since); once the consumer has read the stream to its end,
     a non-zero exit raises :class:`ToolFailed`."""
     major = server.server_major()
     tool = server.find_tool("pg_basebackup", major, prefer_major=major)
+    with tempfile.TemporaryDirectory(prefix="gocdbackup-incremental-") as scratch:
+        extra = []
+        if incremental is not None:
+            _check_incremental(server, major)
+            path = Path(scratch) / "backup_manifest"
+            path.write_bytes(incremental)
+            extra = [f"--incremental={path}"]
+        with _run(server, tool, extra) as stream:
+            yield stream
+
+
+@contextmanager
+def _run(server: PostgresServer, tool: PgTool, extra: list[str]) -> Iterator[BaseBackupStream]:
     args = [
         tool.path,
         f"--dbname={server.tool_conninfo()}",
@@ -61,6 +95,7 @@ def base_backup(server: PostgresServer) -> Iterator[BaseBackupStream]:
         "--wal-method=fetch",
         "--checkpoint=fast",
         "--no-password",
+        *extra,
     ]
     with server.run_tool(
         args, env=server.tool_env(), stdout=subprocess.PIPE, tool="pg_basebackup"
@@ -85,8 +120,8 @@ class PgPhysical:
     def name(self) -> str:
         return self.server.name
 
-    def base_backup(self) -> Any:
-        return base_backup(self.server)
+    def base_backup(self, incremental: bytes | None = None) -> Any:
+        return base_backup(self.server, incremental)
 
     def physical_facts(
         self, *, end_lsn: str, timeline: int, tool_version: str

@@ -93,6 +93,15 @@ def verify_data_directory(bindir: Path, pgdata: Path) -> None:
     run_checked([str(bindir / "pg_verifybackup"), "--quiet", str(pgdata)], tool="pg_verifybackup")
 
 
+def combine_backups(bindir: Path, parts: list[Path], output: Path) -> None:
+    """``pg_combinebackup`` of a full base backup and the incrementals built on it (each laid
+    down as a plain directory, the full one first) into the empty directory ``output``."""
+    run_checked(
+        [str(bindir / "pg_combinebackup"), *map(str, parts), "--output", str(output)],
+        tool="pg_combinebackup",
+    )
+
+
 def recover(
     bindir: Path,
     pgdata: Path,
