@@ -151,3 +151,32 @@ def _give_to_server_user(base: Path) -> None:
         entry = pwd.getpwnam(user)
         for path in [base, *base.rglob("*")]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def test_the_stream_survives_a_server_restart(tmp_path: Path) -> None:
+    """pg_receivewal reconnects after the server comes back; segments switched before and
+    after the restart are all archived, with no gap."""
+    with LocalPostgres.start(password=PASSWORD, settings={"wal_level": "replica"}) as pg:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE batches (batch int, n int)")
+        gb = GocdBackup.init(f"file://{tmp_path}/repo", password=REPO_PASSWORD, scrypt_n=2**12)
+        stop = threading.Event()
+        result: list[object] = []
+        worker = threading.Thread(
+            target=lambda: result.append(stream_wal(gb, pg.dsn(), slot="restart_slot", stop=stop))
+        )
+        worker.start()
+        try:
+            _streaming(pg, "restart_slot")
+            _wait_for(gb, _switch(pg, 1))
+            pg.restart()
+            _streaming(pg, "restart_slot")  # the receiver is back on its slot
+            after = [_switch(pg, n) for n in (2, 3)]
+            for name in after:
+                _wait_for(gb, name)
+        finally:
+            stop.set()
+            worker.join(60)
+        assert result, "the stream did not return"
+        report = wal_verify(gb)
+        assert report.ok, report

@@ -213,6 +213,23 @@ class LocalPostgres:
             params["password"] = pw
         return make_conninfo(**params)
 
+    def restart(self) -> None:
+        """Stop the server (fast: sessions are ended) and start it again, on the same port
+        with the same settings: what clients see when an operator restarts PostgreSQL."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.base / "server.log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
+
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             try:
