@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 
 from gocdbackup._facade import GocdBackup
+from gocdbackup._wal_hooks import fetch_file, push_file
 from gocdbackup._wiring import __version__, postgres_server
 from gocdbackup.drivers.local_server import _traversable
 from gocdbackup.drivers.postgres import PostgresServer
@@ -77,17 +78,13 @@ def wal_push(gb: GocdBackup, path: str, *, name: str | None = None) -> bool:
     """Archive the WAL file at ``path`` (as ``name``, default: its file name); True if stored
     now, False if it was archived already with the same content
     (:class:`~gocdbackup.errors.WalConflict` if with other content)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the WAL file {path!r}: {exc.strerror}") from exc
-    return wal.push_wal(gb.repository, name or os.path.basename(path), data, ctx=gb.context())
+    return push_file(gb.repository, path, ctx=gb.context(), name=name)
 
 
 def wal_fetch(gb: GocdBackup, name: str, dest: str) -> int:
     """Write archived WAL file ``name`` to ``dest``; its size
     (:class:`~gocdbackup.errors.WalMissing` if it is not archived)."""
-    return wal.fetch_wal(gb.repository, name, dest, ctx=gb.context())
+    return fetch_file(gb.repository, name, dest, ctx=gb.context())
 
 
 def wal_verify(gb: GocdBackup) -> WalReport:

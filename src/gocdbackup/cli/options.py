@@ -1,10 +1,9 @@
-"""The click options several commands share (repository, database, artefact store, quarantine,
-grace window, transfers), the parsing of option values (durations, percentages, storage
-options), and opening the library with what the options gave."""
+"""The click options several commands share (database, artefact store, quarantine, grace
+window, transfers; the repository's are in :mod:`gocdbackup.cli.flags`), the parsing of
+option values (durations, percentages), and opening the library with what the options gave."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import timedelta
@@ -14,6 +13,7 @@ import click
 
 from gocdbackup import GocdBackup, Reconciler, kube_postgres, kube_secret_key, kube_secrets
 from gocdbackup.cli.common import ProgressBar, State
+from gocdbackup.cli.flags import repo_options, storage_options
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext.kube_secrets import NAME_TEMPLATE
 from gocdbackup.model.durations import parse_duration
@@ -46,26 +46,6 @@ def to_percent(value: str) -> float:
     return percent
 
 
-def storage_options(values: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true, objects) is used as such."""
-    options: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item.split('=')[0]!r}=…")
-        try:
-            options[key] = json.loads(raw)
-        except ValueError:
-            options[key] = raw
-    return options
-
-
-def _remember_storage_options(
-    ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> None:
-    ctx.ensure_object(State).storage_options = storage_options(values)
-
-
 def _remember_artifact_options(
     ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> None:
@@ -73,33 +53,6 @@ def _remember_artifact_options(
 
 
 # -- shared options ----------------------------------------------------------------------------
-
-
-def repo_options(fn: F) -> F:
-    fn = click.option(
-        "--storage-option",
-        "storage_option",
-        multiple=True,
-        metavar="KEY=VALUE",
-        expose_value=False,
-        callback=_remember_storage_options,
-        help="An fsspec storage option for --repo, e.g. endpoint_url=http://minio:9000 "
-        "(repeatable; never printed).",
-    )(fn)
-    fn = click.option(
-        "--password-file",
-        type=click.Path(dir_okay=False),
-        help="File holding the repository passphrase; without it the passphrase itself is "
-        "read from $GOCDBACKUP_PASSWORD.",
-    )(fn)
-    return click.option(
-        "--repo",
-        envvar="GOCDBACKUP_REPO",
-        required=True,
-        metavar="URL",
-        help="Repository URL: file:///…, s3://bucket/prefix, gs://…, memory://… "
-        "(default: $GOCDBACKUP_REPO).",
-    )(fn)
 
 
 def artifact_options(fn: F) -> F:
@@ -373,3 +326,6 @@ def database_of(
         k8s_namespace, k8s_release, pod=k8s_pod, kubeconfig=kubeconfig, context=kube_context
     )
     return stack.enter_context(postgres)
+
+
+__all__ = ["repo_options", "storage_options"]  # from gocdbackup.cli.flags, used with these

@@ -18,76 +18,17 @@ import threading
 
 import click
 
-from gocdbackup import stream_wal, wal_fetch, wal_push, wal_verify
+from gocdbackup import stream_wal, wal_verify
 from gocdbackup.cli.common import (
     EXIT_FAILED,
     JsonCommand,
     State,
     emit,
-    fail,
     handle_errors,
     out_console,
 )
 from gocdbackup.cli.options import db_option, open_repo, repo_options
-from gocdbackup.errors import WalMissing
-
-#: what ``wal fetch`` exits with on a failure other than "not archived": above 125, which
-#: PostgreSQL takes as a reason to abort recovery, not as the end of the archive
-EXIT_ABORT_RECOVERY = 126
-
-
-@click.group()
-def wal() -> None:
-    """PostgreSQL's WAL archive in the repository: archive_command (push), restore_command
-    (fetch), and the check for gaps (verify)."""
-
-
-@wal.command("push", cls=JsonCommand)
-@click.argument("path")
-@click.option("--name", help="Archive it under this name (default: PATH's file name).")
-@repo_options
-@click.pass_obj
-def push(
-    state: State, *, path: str, name: str | None, repo: str, password_file: str | None
-) -> None:
-    """Archive the WAL file PATH (archive_command: 'gocdbackup wal push %p ...'); a file
-    archived already with the same content succeeds, with other content fails."""
-    with handle_errors(state):
-        gb = open_repo(state, repo, password_file)
-        stored = wal_push(gb, path, name=name)
-    label = name or path.rsplit("/", 1)[-1]
-
-    def human() -> None:
-        verb = "archived" if stored else "already archived (same content):"
-        out_console.print(f"{verb} {label}", highlight=False)
-
-    emit(state, {"name": label, "stored": stored}, human)
-
-
-@wal.command("fetch", cls=JsonCommand)
-@click.argument("name")
-@click.argument("dest")
-@repo_options
-@click.pass_obj
-def fetch(state: State, *, name: str, dest: str, repo: str, password_file: str | None) -> None:
-    """Write archived WAL file NAME to DEST (restore_command: 'gocdbackup wal fetch %f %p
-    ...'); exits 1 when NAME is not archived, as PostgreSQL expects at the archive's end, and
-    126 on any other error (the repository unreachable or damaged), which makes PostgreSQL
-    abort the recovery instead of taking it for the archive's end."""
-    try:
-        gb = open_repo(state, repo, password_file)
-        size = wal_fetch(gb, name, dest)
-    except WalMissing as exc:
-        fail(state, exc)  # exit 1: the archive's end, as PostgreSQL expects
-    except click.ClickException:
-        raise
-    except Exception as exc:
-        fail(state, exc, EXIT_ABORT_RECOVERY)
-
-    def human() -> None:
-        out_console.print(f"restored {name} ({size:,} bytes)", highlight=False)
-
-    emit(state, {"name": name, "size": size}, human)
+from gocdbackup.cli.wal_hooks import wal
 
 
 @wal.command("verify", cls=JsonCommand)
@@ -159,3 +100,6 @@ def stream(
         )
 
     emit(state, report.summary(), human)
+
+
+__all__ = ["wal"]  # the group of gocdbackup.cli.wal_hooks, with verify and stream added here
