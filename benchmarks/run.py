@@ -1,7 +1,7 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-        [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal]
+        [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal|bucket-pit]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
@@ -15,18 +15,21 @@ another embedded server); ``--only drill`` just the restore drill, per step, on 
 dataset (against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB
 (against a plain restore of the same backup; both on another embedded server);
 ``--only wal`` just WAL push (one process per segment, as archive_command runs it) against
-``cp`` of the same real segments; ``--only postgres`` the PostgreSQL ones; ``--only restore``
-just the restores (against ``pg_restore -j2`` on the gocdnext-shaped database and on one large
-table with two indexes, each phase's time, and peak memory at two sizes).
+``cp`` of the same real segments; ``--only bucket-pit`` just a versioned bucket of 10,000
+versions on moto S3 rolled back to a point in time, against ``s3-pit-restore`` on its twin (no
+database); ``--only postgres`` the PostgreSQL ones; ``--only restore`` just the restores
+(against ``pg_restore -j2`` on the gocdnext-shaped database and on one large table with two
+indexes, each phase's time, and peak memory at two sizes).
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
 Each benchmark compares against a baseline measured in this same run (plain pg_dump and
 pg_restore with the same binaries, the same pg_dump run locally rather than in a pod, s5cmd
 or rclone copying the same objects, s3fs listing the same bucket, a bare loop of the same
-AES-GCM calls over the same values in memory, a plain restore of the same backup, or the same
-measurement at another size), except the demo dataset's drill, against a fixed 60 s target;
-nothing asserts a wall-clock limit.
+AES-GCM calls over the same values in memory, a plain restore of the same backup,
+s3-pit-restore rolling back a twin of the same bucket, or the same measurement at another
+size), except the demo dataset's drill, against a fixed 60 s target; nothing asserts a
+wall-clock limit.
 Targets are reported as met or not, and the exit status stays 0 either way.
 """
 
@@ -49,6 +52,7 @@ import attrs
 import _db
 import bench_artifacts
 import bench_backup
+import bench_bucket_pit
 import bench_dedup
 import bench_drill
 import bench_kube
@@ -64,7 +68,17 @@ from gocdbackup.testing import LocalPostgres
 FULL_DB = "gocdnext"
 HALF_DB = "gocdnext_half"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("postgres", "lifecycle", "artifacts", "orphans", "secrets", "kube", "drill", "wal")
+SECTIONS = (
+    "postgres",
+    "lifecycle",
+    "artifacts",
+    "orphans",
+    "secrets",
+    "kube",
+    "drill",
+    "wal",
+    "bucket-pit",
+)
 #: ``--only restore``: the PostgreSQL section's databases and backup, then only the restores
 CHOICES = (*SECTIONS, "restore")
 
@@ -140,6 +154,14 @@ def run_all(
         wal_results, wal_meta = bench_wal.run(workdir, repeat)
         results += wal_results
         meta["wal"] = wal_meta
+    if "bucket-pit" in sections:
+        _section(
+            f"13. bucket point in time: a versioned bucket of {bench_bucket_pit.VERSIONS:,}"
+            " versions on moto S3 rolled back (dry run + rollback) vs s3-pit-restore"
+        )
+        pit_results, pit_meta = bench_bucket_pit.run(workdir)
+        results += pit_results
+        meta["bucket_pit"] = pit_meta
     return results, meta
 
 
@@ -230,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=CHOICES,
         help="run only the PostgreSQL benchmarks (1-5), the lifecycle ones (6), the"
         " artefact-store ones (7), the orphan-reconciliation ones (8), the secrets ones (9),"
-        " the Kubernetes exec ones (10), the restore drill ones (11), WAL push (12), or only"
-        " the restores (2)",
+        " the Kubernetes exec ones (10), the restore drill ones (11), WAL push (12), the bucket"
+        " point in time (13), or only the restores (2)",
     )
     args = parser.parse_args(argv)
     sections = (args.only,) if args.only else SECTIONS

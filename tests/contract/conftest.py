@@ -81,6 +81,26 @@ def unique_bucket() -> str:
     return f"ct-{uuid.uuid4().hex[:16]}"
 
 
+def s3_bucket(server: Server, *, versioned: bool = True) -> tuple[FsspecStore, list[str]]:
+    """A new bucket on moto (versioning enabled unless told otherwise), a store on it, and
+    the CLI's words for it (``--artifacts URL --artifacts-option endpoint_url=…``)."""
+    bucket = unique_bucket()
+    options = {"endpoint_url": server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
+    store = FsspecStore(f"s3://{bucket}", options)
+    store.fs.mkdir(bucket)
+    if versioned:
+        store.fs.call_s3(
+            "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+    words = [
+        "--artifacts",
+        f"s3://{bucket}",
+        "--artifacts-option",
+        f"endpoint_url={server.endpoint}",
+    ]
+    return store, words
+
+
 # -- servers ----------------------------------------------------------------------------------
 
 

@@ -11,28 +11,13 @@ from typing import Any
 
 from gocdbackup.drivers.fsspec_store import FsspecStore
 
-from .conftest import S3_KEY, S3_SECRET, Server, unique_bucket
+from .conftest import Server, s3_bucket, unique_bucket
 from .test_bucket_pit import next_second
 from .test_orphans_s3 import cli
 
 
 def _bucket(server: Server, *, versioned: bool) -> tuple[FsspecStore, list[str]]:
-    bucket = unique_bucket()
-    store = FsspecStore(
-        f"s3://{bucket}", {"endpoint_url": server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
-    )
-    store.fs.mkdir(bucket)
-    if versioned:
-        store.fs.call_s3(
-            "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
-    where = [
-        "--artifacts",
-        f"s3://{bucket}",
-        "--artifacts-option",
-        f"endpoint_url={server.endpoint}",
-    ]
-    return store, where
+    return s3_bucket(server, versioned=versioned)
 
 
 def _json(done: Any) -> Any:

@@ -21,7 +21,7 @@ from gocdbackup.testing import (
     fill_store,
 )
 
-from .conftest import S3_KEY, S3_SECRET, Server, unique_bucket
+from .conftest import S3_KEY, S3_SECRET, Server, s3_bucket, unique_bucket
 from .test_orphans_s3 import cli
 
 
@@ -45,13 +45,9 @@ def _refs(store: FsspecStore, n: int) -> list[ObjectRef]:
 
 
 def test_artefacts_come_back_from_the_buckets_versions(moto_server: Server, tmp_path: Path) -> None:
-    bucket = unique_bucket()
+    store, _ = s3_bucket(moto_server)
+    bucket = store.root
     options = {"endpoint_url": moto_server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
-    store = FsspecStore(f"s3://{bucket}", options)
-    store.fs.mkdir(bucket)
-    store.fs.call_s3(
-        "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-    )
     refs = _refs(store, 4)
     db = FakePostgres(
         "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 1}, objects=refs)}
@@ -84,20 +80,8 @@ def test_artefacts_come_back_from_the_buckets_versions(moto_server: Server, tmp_
 def test_the_cli_restores_a_database_with_its_artefacts_from_versions(
     moto_server: Server, gocdnext_db: str, pg: LocalPostgres, repo_url: str, repo_env: str
 ) -> None:
-    bucket = unique_bucket()
-    options = {"endpoint_url": moto_server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
-    store = FsspecStore(f"s3://{bucket}", options)
-    store.fs.mkdir(bucket)
-    store.fs.call_s3(
-        "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-    )
+    store, where = s3_bucket(moto_server)
     fill_store(gocdnext_db, store)
-    where = [
-        "--artifacts",
-        f"s3://{bucket}",
-        "--artifacts-option",
-        f"endpoint_url={moto_server.endpoint}",
-    ]
     assert cli("init", "--repo", repo_url).returncode == 0
     made = cli("--json", "backup", "--repo", repo_url, "--db", gocdnext_db, *where)
     assert made.returncode == 0, made.stderr

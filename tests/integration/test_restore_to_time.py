@@ -22,7 +22,7 @@ from gocdbackup import physical_backup
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.testing import FixtureSpec, build_gocdnext_fixture, fill_store
 from tests.conftest import SECRET_KEY
-from tests.contract.conftest import S3_KEY, S3_SECRET, Server, moto_server, unique_bucket
+from tests.contract.conftest import S3_KEY, S3_SECRET, Server, moto_server, s3_bucket
 from tests.integration.archiving import Archive, archiving_server
 
 pytestmark = pytest.mark.integration
@@ -85,18 +85,8 @@ def installation(moto_server: Server) -> Iterator[tuple[Archive, FsspecStore, li
         build_gocdnext_fixture(
             dsn, FixtureSpec(projects=1, runs_per_pipeline=4), secret_key=SECRET_KEY
         )
-        bucket = unique_bucket()
-        options = {"endpoint_url": moto_server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
-        store = FsspecStore(f"s3://{bucket}", options)
-        store.fs.mkdir(bucket)
-        store.fs.call_s3(
-            "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        store, where = s3_bucket(moto_server)
         fill_store(dsn, store)
-        where = [
-            *("--artifacts", f"s3://{bucket}"),
-            *("--artifacts-option", f"endpoint_url={moto_server.endpoint}"),
-        ]
         yield archive, store, where
 
 

@@ -33,6 +33,14 @@ from gocdbackup.model.render import human_bytes
 from gocdbackup.model.store_audit import CHECKS, StoreAudit
 from gocdbackup.ops.bucket_pit import PitResult
 
+_server_side_transfers = click.option(
+    "--transfers",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    help="Server-side copies in flight at once.",
+)
+
 
 @click.group(cls=JsonGroup)
 def store() -> None:
@@ -118,13 +126,7 @@ def _print_pit(result: PitResult) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be done, and the plan id.")
 @click.option("--confirm", metavar="PLAN_ID", help="Repeat the plan id the dry run printed.")
-@click.option(
-    "--transfers",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    help="Server-side copies in flight at once.",
-)
+@_server_side_transfers
 @click.pass_obj
 def store_restore_to_time(
     state: State,
@@ -215,13 +217,7 @@ def _print_time_restore(report: TimeRestoreReport) -> None:
 @click.option("--dry-run", is_flag=True, help="Only the plan and its id.")
 @click.option("--confirm", metavar="PLAN_ID", help="Repeat the plan id the dry run printed.")
 @click.option("--replace", is_flag=True, help="Replace the database --db names if it exists.")
-@click.option(
-    "--transfers",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    help="Server-side copies in flight at once.",
-)
+@_server_side_transfers
 @click.pass_obj
 def restore_to_time_command(
     state: State,

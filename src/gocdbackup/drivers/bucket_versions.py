@@ -69,10 +69,10 @@ def run_all(
     return result
 
 
-class S3Versions:
-    """One S3 bucket (or a prefix in it) and its versions."""
+class BucketRoot:
+    """One bucket (or a prefix in it) of a store: keys relative to the store's root."""
 
-    def __init__(self, store: FsspecStore, *, transfers: int = 32) -> None:
+    def __init__(self, store: FsspecStore, *, transfers: int) -> None:
         self._store = store
         self.fs = store.fs
         self.bucket, _, self.root = store.root.partition("/")
@@ -83,13 +83,20 @@ class S3Versions:
         return self._store.url
 
     def __repr__(self) -> str:
-        return f"S3Versions({self.url!r})"
+        return f"{type(self).__name__}({self.url!r})"
 
     def _full(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
 
     def _relative(self, key: str) -> str:
         return key[len(self.root) + 1 :] if self.root else key
+
+
+class S3Versions(BucketRoot):
+    """One S3 bucket (or a prefix in it) and its versions."""
+
+    def __init__(self, store: FsspecStore, *, transfers: int = 32) -> None:
+        super().__init__(store, transfers=transfers)
 
     def _get(self, method: str) -> tuple[dict[str, Any] | None, str]:
         """``method``'s answer, or None and the error code."""
@@ -296,6 +303,10 @@ def open_versioned(
     options = dict(storage_options or {})
     if url.startswith(("s3://", "s3a://")):
         options["version_aware"] = True
+        # botocore's pool holds 10 connections: as many as copies in flight, or they queue
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", max(transfers, 10))
+        options["config_kwargs"] = config
     store = FsspecStore(url, options)
     if "s3" in store.protocols:
         return S3Versions(store, transfers=transfers)

@@ -13,7 +13,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from gocdbackup.drivers.bucket_versions import run_all
+from gocdbackup.drivers.bucket_versions import BucketRoot, run_all
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.listing import modified_at
 from gocdbackup.errors import ConfigError, StorageError, StoreNotFound
@@ -33,27 +33,11 @@ def _time(value: str | None) -> datetime | None:
     return modified_at({"updated": value}) if value else None
 
 
-class GcsVersions:
+class GcsVersions(BucketRoot):
     """One GCS bucket (or a prefix in it) and its generations."""
 
     def __init__(self, store: FsspecStore, *, transfers: int = 16) -> None:
-        self._store = store
-        self.fs = store.fs
-        self.bucket, _, self.root = store.root.partition("/")
-        self.transfers = transfers
-
-    @property
-    def url(self) -> str:
-        return self._store.url
-
-    def __repr__(self) -> str:
-        return f"GcsVersions({self.url!r})"
-
-    def _full(self, key: str) -> str:
-        return f"{self.root}/{key}" if self.root else key
-
-    def _relative(self, key: str) -> str:
-        return key[len(self.root) + 1 :] if self.root else key
+        super().__init__(store, transfers=transfers)
 
     def _call(self, what: str, *args: Any, **kwargs: Any) -> Any:
         try:

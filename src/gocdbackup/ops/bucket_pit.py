@@ -21,8 +21,9 @@ from gocdbackup.model.bucket_versions import (
 from gocdbackup.model.store_audit import versioning_advice
 from gocdbackup.ports_bucket import VersionedBucket
 
-#: steps handed to the store at once (its driver runs each batch concurrently)
-BATCH = 500
+#: steps handed to the store at once (its driver runs each batch concurrently; a delete
+#: batch is one DeleteObjects request)
+BATCH = 1000
 
 
 @frozen(kw_only=True)

@@ -113,7 +113,7 @@ class FakeVersionedBucket:
             step.version or ""
         )
 
-    def restore(self, steps: Sequence[PitStep]) -> dict[str, str]:
+    def _copy(self, steps: Sequence[PitStep], into: FakeVersionedBucket) -> dict[str, str]:
         self.requests += len(steps)
         failed = {}
         for step in steps:
@@ -121,8 +121,11 @@ class FakeVersionedBucket:
             if step.key in self.fail or data is None:
                 failed[step.key] = self.fail.get(step.key, "NoSuchVersion")
                 continue
-            self.write(step.key, data)
+            into.write(step.key, data)
         return failed
+
+    def restore(self, steps: Sequence[PitStep]) -> dict[str, str]:
+        return self._copy(steps, self)
 
     def delete(self, keys: Sequence[str]) -> dict[str, str]:
         self.requests += 1
@@ -136,12 +139,4 @@ class FakeVersionedBucket:
 
     def copy_into(self, steps: Sequence[PitStep], other: VersionedBucket) -> dict[str, str]:
         assert isinstance(other, FakeVersionedBucket)
-        self.requests += len(steps)
-        failed = {}
-        for step in steps:
-            data = self._content(step)
-            if step.key in self.fail or data is None:
-                failed[step.key] = self.fail.get(step.key, "NoSuchVersion")
-                continue
-            other.write(step.key, data)
-        return failed
+        return self._copy(steps, other)
