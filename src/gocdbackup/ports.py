@@ -1,19 +1,16 @@
 """L1: the ports every use case talks to, split by who uses them: :class:`ObjectStore` (the
 repository and the artefact store), :class:`Postgres` (generic PostgreSQL: backup and restore)
 and :class:`GocdnextData` (gocdnext's rows: artefacts, orphans, discovery).  Drivers and the
-fakes in ``gocdbackup.testing`` implement them; callers can supply their own."""
+fakes in ``gocdbackup.testing`` implement them; callers can supply their own.  The store's
+port lives in :mod:`gocdbackup.ports_store` and is re-exported here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Any, Protocol
 
-from attrs import frozen
-
 from gocdbackup.context import OpContext
-from gocdbackup.errors import ObjectMissing
 from gocdbackup.gocdnext.secrets import EncryptedColumn
 from gocdbackup.model.artifacts import ObjectRef
 from gocdbackup.model.backup import ConsistencyPoint, DatabaseInfo, RunMark, TableRows
@@ -21,100 +18,7 @@ from gocdbackup.model.drill import RunLogs
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.project_secrets import KubeSecret
 from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue
-
-
-@frozen(kw_only=True)
-class ObjectInfo:
-    key: str
-    size_bytes: int
-    #: when the object was last written, where the store says (None where it does not)
-    modified_at: datetime | None = None
-    #: the store's id of this version of the object, where it has one: an S3 VersionId
-    #: (version-aware stores on versioned buckets), a GCS generation
-    version: str | None = None
-
-
-class ObjectStore(Protocol):
-    """A flat key → bytes store (a directory, a bucket, a prefix in a bucket)."""
-
-    @property
-    def url(self) -> str:
-        """Where it is, safe to show (no credentials)."""
-        ...
-
-    def read(self, key: str) -> bytes:
-        """The whole object; :class:`~gocdbackup.errors.ObjectMissing` if absent."""
-        ...
-
-    def write(self, key: str, data: bytes) -> None:
-        """Create or replace ``key`` atomically: readers see the old or the new bytes, never a
-        mix."""
-        ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def location_exists(self) -> bool:
-        """Whether the store's location is there at all: the directory of a file store, the
-        bucket of an object store (an existing but empty one counts).  A mistyped URL is
-        told apart from an empty store by this."""
-        ...
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in one listing pass."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; deleting a missing key is not an error."""
-        ...
-
-    def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in
-        ascending key order (Python ``str`` order, which is UTF-8 byte order), streamed page
-        by page: memory stays bounded whatever the store's size.  Unlike :meth:`list` it
-        hides nothing but this library's own temporary files."""
-        ...
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        """``key``'s size, write time and version now, or None if there is no such object."""
-        ...
-
-    def open_read(
-        self, key: str, size_hint: int | None = None, version: str | None = None
-    ) -> AbstractContextManager[DumpStream]:
-        """A stream of ``key``'s bytes (for objects too big to hold in memory);
-        :class:`~gocdbackup.errors.ObjectMissing` if absent.  ``size_hint`` (the size a
-        listing reported) lets a store fetch small objects in one request; ``version`` (an
-        :attr:`ObjectInfo.version` the listing reported) asks for that version of the object,
-        where the store can (stores without versions read the current object)."""
-        ...
-
-    def read_many(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
-        """The whole content of each ``(key, version)`` in ``wanted`` (small objects; the
-        version as in :meth:`open_read`), fetched concurrently where the store can: one call
-        for many small objects.  Keys that do not exist are absent from the answer; any other
-        failure raises."""
-        ...
-
-    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
-        """Create or replace ``key`` from ``chunks``, atomically (readers never see a partial
-        object, and a failure leaves the old object); the number of bytes written."""
-        ...
-
-
-def read_each(store: ObjectStore, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
-    """:meth:`ObjectStore.read_many` one object at a time, for stores that cannot do better."""
-    out = {}
-    for key, version in wanted:
-        try:
-            with store.open_read(key, None, version) as stream:
-                out[key] = stream.read()
-        except ObjectMissing:
-            continue
-    return out
-
-
-class DumpStream(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
+from gocdbackup.ports_store import DumpStream, ObjectInfo, ObjectStore, read_each
 
 
 class Snapshot(Protocol):
@@ -395,3 +299,18 @@ class DrillData(Protocol):
         """(rows, seconds) of what the dashboard's main views read: every project's pipelines
         with their latest run and its stages' and jobs' statuses."""
         ...
+
+
+__all__ = [
+    "BaseStream",
+    "DrillData",
+    "DumpStream",
+    "GocdnextData",
+    "ObjectInfo",
+    "ObjectStore",
+    "PhysicalSource",
+    "Postgres",
+    "SecretStore",
+    "Snapshot",
+    "read_each",
+]

@@ -233,6 +233,16 @@ class TestObjectStoreContract:
         store.delete("data")
         assert keys(store.list()) == ["data/aa/obj"]
 
+    def test_delete_many_removes_exactly_those_keys(self, store: ObjectStore) -> None:
+        objects = fill(store)
+        extra = [f"run/r{i}/job/j/obj{i}" for i in range(150)]  # more than a GCS batch
+        for key in extra:
+            store.write(key, key.encode())
+        gone = [*extra, "config.json", "never/written"]  # a missing key is no error
+        store.delete_many(gone)
+        assert keys(store.list()) == sorted(set(objects) - {"config.json"})
+        store.delete_many([])
+
     # -- keys and urls -----------------------------------------------------------------------
 
     @pytest.mark.parametrize(

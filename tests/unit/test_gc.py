@@ -116,6 +116,19 @@ def test_gc_deletes_only_old_unreferenced_blobs(
     assert list(store.list(LOCKS_PREFIX)) == []
 
 
+def test_gc_deletes_in_batches_of_a_thousand(
+    repo: Repository, store: MemoryStore, ctx: OpContext
+) -> None:
+    """2,500 unreferenced blobs go in three requests (S3's DeleteObjects takes 1,000 keys)."""
+    for n in range(2500):
+        repo.put_blob(f"{n:064x}", b"x")
+    store.delete_batches.clear()
+    done = collect_garbage(repo, ctx=ctx, grace=timedelta(0), dry_run=False)
+    assert done.deleted == 2500
+    assert store.delete_batches == [1000, 1000, 500]
+    assert list(repo.blobs()) == []
+
+
 def test_gc_refuses_with_an_unreadable_manifest(
     repo: Repository, store: MemoryStore, db: FakePostgres, ctx: OpContext
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import fsspec
 import stamina
 
-from gocdbackup.drivers import listing
+from gocdbackup.drivers import bulk_delete, listing
 from gocdbackup.drivers.fsspec_backends import (
     atomic_write,
     atomic_write_stream,
@@ -40,6 +40,7 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.keys import check_object_key
 from gocdbackup.ports import ObjectInfo, read_each
+from gocdbackup.ports_store import delete_each
 
 log = logging.getLogger("gocdbackup.drivers.store")
 
@@ -363,6 +364,25 @@ class FsspecStore:
                 return  # a missing key, or a "directory" that is no object: nothing to delete
 
         self._call("delete", key, rm)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        paths = [self._path(key) for key in keys]
+        if "s3" in self.protocols:
+            batch, delete = bulk_delete.S3_BATCH, bulk_delete.s3
+        elif "gs" in self.protocols or "gcs" in self.protocols:
+            batch, delete = bulk_delete.GCS_BATCH, bulk_delete.gcs
+        else:
+            delete_each(self, keys)
+            return
+        for start in range(0, len(paths), batch):
+            part = paths[start : start + batch]
+            failed = self._call("delete", keys[start], partial(delete, self.fs, part))
+            if failed:
+                first, why = next(iter(failed.items()))
+                raise StorageError(
+                    f"delete at {self._url}: {len(failed)} object(s) could not be deleted, "
+                    f"e.g. {relative(first, self.root)!r} ({why})"
+                )
 
 
 class _TranslatingReader:

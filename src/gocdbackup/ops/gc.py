@@ -15,6 +15,8 @@ from gocdbackup.repository import Repository
 log = logging.getLogger("gocdbackup.ops.gc")
 
 DEFAULT_GRACE = timedelta(hours=24)
+#: blobs deleted per request (S3's DeleteObjects takes 1,000 keys)
+DELETE_BATCH = 1000
 
 
 def referenced_blobs(repo: Repository, ctx: OpContext) -> set[str]:
@@ -59,13 +61,13 @@ def collect_garbage(
         if dry_run:
             return GcResult(plan=plan, dry_run=True, deleted=0, deleted_bytes=0)
         deleted = deleted_bytes = 0
-        for n, blob in enumerate(plan.delete):
+        for start in range(0, len(plan.delete), DELETE_BATCH):
             ctx.check()
-            if n % 100 == 0:
-                lock.check()
-            repo.delete_blob(blob.blob_id)
-            deleted += 1
-            deleted_bytes += blob.size_bytes
+            lock.check()
+            batch = plan.delete[start : start + DELETE_BATCH]
+            repo.delete_blobs([blob.blob_id for blob in batch])  # S3: one request
+            deleted += len(batch)
+            deleted_bytes += sum(blob.size_bytes for blob in batch)
             ctx.report("gc", deleted, len(plan.delete), unit="blobs")
     log.info("garbage collection deleted %d blobs (%d bytes)", deleted, deleted_bytes)
     return GcResult(plan=plan, dry_run=False, deleted=deleted, deleted_bytes=deleted_bytes)

@@ -164,9 +164,10 @@ def purge_quarantine(
     for c in due:
         prefix = f"{QUARANTINE_PREFIX}{c['id']}/"
         keys = [i.key for i in store.list(prefix)]
-        for key in sorted(keys, key=lambda k: k.endswith("/cleanup.json")):  # record last
-            ctx.check()
-            store.delete(key)
+        record = [k for k in keys if k.endswith("/cleanup.json")]
+        ctx.check()
+        store.delete_many([k for k in keys if not k.endswith("/cleanup.json")])
+        store.delete_many(record)  # the record last: an interrupted purge can be run again
     summary["applied"] = True
     log.info("purged %s", summary)
     return summary

@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from gocdbackup.context import Clock
@@ -151,6 +151,10 @@ class Repository:
 
     def delete_blob(self, blob_id: str) -> None:
         self.store.delete(blob_key(blob_id))
+
+    def delete_blobs(self, blob_ids: Sequence[str]) -> None:
+        """Delete many blobs in as few requests as the store allows."""
+        self.store.delete_many([blob_key(b) for b in blob_ids])
 
     def blob_sizes(self) -> dict[str, int]:
         """Every stored blob id with its stored size, in one listing pass."""

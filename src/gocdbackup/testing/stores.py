@@ -34,6 +34,8 @@ class MemoryStore:
         self.versioned = versioned
         self._lock = threading.Lock()
         self.writes = 0
+        #: the size of each :meth:`delete_many` request
+        self.delete_batches: list[int] = []
         self.lists: list[str] = []
         #: ``(prefix, start_after)`` of every :meth:`scan` call
         self.scans: list[tuple[str, str]] = []
@@ -117,6 +119,14 @@ class MemoryStore:
             self.objects.pop(key, None)
             self.modified.pop(key, None)
             self.versions.pop(key, None)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """As S3 does: one request per 1,000 keys (``delete_batches`` records their sizes)."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            self.delete_batches.append(len(batch))
+            for key in batch:
+                self.delete(key)
 
     @contextmanager
     def open_read(
