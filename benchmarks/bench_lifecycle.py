@@ -323,7 +323,7 @@ def run_gc(repeat: int, *, blobs: int = BLOBS, manifests: int = MANIFESTS) -> li
             " Repository.open + collect_garbage on the memory store",
         ),
         Result(
-            f"GC deleting {deletes:,} blobs ÷ one bare LIST of data/",
+            f"GC deleting {wet['outcome']['deleted']:,} blobs ÷ one bare LIST of data/",
             wet_s,
             floor,
             ratio(wet_s, floor),
@@ -355,7 +355,7 @@ def run_gc(repeat: int, *, blobs: int = BLOBS, manifests: int = MANIFESTS) -> li
             target=READS_TARGET,
             note=f"reads of data/ {data_reads}; lease reads: dry run"
             f" {dry['requests'].get('read locks', 0)}, deleting run"
-            f" {wet['requests'].get('read locks', 0)} (lock check every 100 deletions)",
+            f" {wet['requests'].get('read locks', 0)} (lock check every 1,000 deletions)",
         ),
         Result(
             f"GC delete requests for {wet['outcome']['deleted']:,} blobs",
