@@ -4,14 +4,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from gocdbackup.context import CancelToken, OpContext, ProgressSink
 from gocdbackup.drivers.bucket_versions import open_versioned
 from gocdbackup.errors import ConfigError
+from gocdbackup.model.batch_manifest import (
+    MANIFEST_PREFIX,
+    BatchRollback,
+    check_job_identity,
+    job_document,
+    manifest_rows,
+    read_manifest,
+)
 from gocdbackup.model.store_audit import CHECKS, StoreAudit, audit_findings
-from gocdbackup.ops.bucket_pit import PitResult, apply_store_rollback, plan_store_rollback
+from gocdbackup.ops.bucket_pit import (
+    PitResult,
+    apply_store_rollback,
+    plan_store_rollback,
+    run_manifest,
+)
 from gocdbackup.ports_bucket import VersionedBucket
 
 Bucket = str | VersionedBucket
@@ -93,3 +108,82 @@ def restore_store_to_time(
             )
         return PitResult(plan=plan, done={}, failed={}, dry_run=True)
     return apply_store_rollback(bucket, when, confirm=confirm, ctx=ctx, into=target)
+
+
+def _s3_location(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise ConfigError(f"{url}: S3 Batch Operations runs on S3 buckets only (s3://…)")
+    bucket, _, root = url[len("s3://") :].partition("/")
+    return bucket, root.strip("/")
+
+
+def emit_batch_rollback(
+    store: str,
+    at: datetime | str,
+    *,
+    confirm: str,
+    manifest_path: str,
+    account_id: str,
+    role_arn: str,
+    storage_options: dict[str, Any] | None = None,
+    transfers: int = 32,
+    progress: ProgressSink | None = None,
+) -> BatchRollback:
+    """The rollback of ``store`` (an S3 URL) to ``at`` with its copies handed to S3 Batch
+    Operations: the plan is checked against ``confirm`` as in :func:`restore_store_to_time`,
+    the keys to delete are deleted here, and the copies are written as a Batch Operations
+    manifest (``manifest_path``) and job (``manifest_path + ".job.json"``) to submit.  Once
+    the job has run, the same rollback plans nothing more."""
+    when = as_time(at)
+    bucket_name, root = _s3_location(store)
+    check_job_identity(account_id, role_arn)  # before anything is done
+    bucket = versioned(store, storage_options, transfers=transfers)
+    ctx = OpContext.using(progress, cancel=CancelToken(), clock=OpContext().clock)
+    result = apply_store_rollback(bucket, when, confirm=confirm, ctx=ctx, copies=False)
+    manifest = "".join(manifest_rows(bucket_name, root, result.plan.work())).encode()
+    manifest_key = f"{MANIFEST_PREFIX}{result.plan.id}.csv"
+    job_path = f"{manifest_path}.job.json"
+    document = job_document(
+        plan_id=result.plan.id,
+        bucket=bucket_name,
+        manifest_key=manifest_key,
+        manifest=manifest,
+        account_id=account_id,
+        role_arn=role_arn,
+    )
+    Path(manifest_path).write_bytes(manifest)
+    Path(job_path).write_text(json.dumps(document, indent=2) + "\n")
+    return BatchRollback(
+        plan_id=result.plan.id,
+        bucket=bucket_name,
+        manifest_key=manifest_key,
+        manifest_path=manifest_path,
+        job_path=job_path,
+        copies=manifest.count(b"\n"),
+        deleted=result.done.get("delete", 0),
+        failed=result.failed,
+    )
+
+
+def run_batch_manifest(
+    manifest_path: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    transfers: int = 32,
+    progress: ProgressSink | None = None,
+) -> PitResult:
+    """Do here what the S3 Batch Operations job of :func:`emit_batch_rollback` does: copy
+    every version the manifest lists onto its key (for MinIO, or to check a manifest)."""
+    try:
+        text = Path(manifest_path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the manifest {manifest_path!r}: {exc.strerror}") from exc
+    rows = read_manifest(text)
+    buckets = {b for b, _, _ in rows}
+    if len(buckets) > 1:
+        raise ConfigError(f"the manifest names {len(buckets)} buckets; a rollback has one")
+    if not rows:
+        raise ConfigError(f"the manifest {manifest_path!r} lists nothing")
+    bucket = versioned(f"s3://{buckets.pop()}", storage_options, transfers=transfers)
+    ctx = OpContext.using(progress, cancel=CancelToken(), clock=OpContext().clock)
+    return run_manifest(bucket, [(k, v) for _, k, v in rows], ctx=ctx)

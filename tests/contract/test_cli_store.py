@@ -4,9 +4,11 @@ that carries it out (run as printed), a stale or mistyped id, and bad input."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gocdbackup.drivers.fsspec_store import FsspecStore
@@ -112,3 +114,56 @@ def test_restore_to_time_refuses_bad_input(moto_server: Server) -> None:
     )
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr
+
+
+def test_a_rollback_handed_to_s3_batch_operations_and_run_here(
+    moto_server: Server, tmp_path: Path
+) -> None:
+    """The copies go to a Batch Operations manifest and job (the deletes are done at once);
+    the local executor runs the same manifest; the bucket ends as it was at T, and the
+    printed commands run as printed."""
+    store, where = _bucket(moto_server, versioned=True)
+    store.write("a", b"a1")
+    store.write("dir/b c", b"b1")  # a key that needs URL-encoding in the manifest
+    next_second()
+    at = datetime.now(UTC).isoformat()
+    next_second()
+    store.write("a", b"a2")
+    store.delete("dir/b c")
+    store.write("new", b"n1")
+    args = ["store", "restore-to-time", *where, "--time", at]
+    plan = _json(cli("--json", *args, "--dry-run"))
+    manifest = tmp_path / "rollback.csv"
+    batch = [
+        *("--emit-batch-manifest", str(manifest)),
+        *("--batch-account", "123456789012"),
+        *("--batch-role", "arn:aws:iam::123456789012:role/gocdbackup-batch"),
+    ]
+    bad = cli(*args, "--confirm", plan["id"], *batch[:2], "--batch-account", "12", *batch[4:])
+    assert bad.returncode == 1
+    assert "not an AWS account id" in bad.stderr
+    assert store.exists("new")  # nothing was done
+
+    emitted = cli(*args, "--confirm", plan["id"], *batch)
+    assert emitted.returncode == 3, emitted.stderr
+    assert not store.exists("new")  # deleted here
+    assert store.read("a") == b"a2"  # the copies are the job's
+    lines = manifest.read_text().splitlines()
+    assert sorted(lines)[0].split(",")[1] == "a"
+    assert any(",dir/b%20c," in line for line in lines)
+    job = json.loads((tmp_path / "rollback.csv.job.json").read_text())
+    assert job["Operation"]["S3PutObjectCopy"]["TargetResource"] == f"arn:aws:s3:::{store.root}"
+    assert job["Manifest"]["Location"]["ETag"] == hashlib.md5(manifest.read_bytes()).hexdigest()
+    printed = [
+        line.strip()
+        for line in emitted.stderr.splitlines()
+        if line.strip().startswith(("aws ", "gocdbackup "))
+    ]
+    assert printed[0].startswith(f"aws s3api put-object --bucket {store.root} --key ")
+    assert printed[1].startswith("aws s3control create-job --account-id 123456789012")
+
+    ran = cli("store", "run-manifest", str(manifest), *where[2:])  # the job, done here
+    assert ran.returncode == 0, ran.stderr
+    assert {i.key: store.read(i.key) for i in store.list("")} == {"a": b"a1", "dir/b c": b"b1"}
+    check = cli(*shlex.split(printed[2])[1:])  # nothing is left to do
+    assert check.returncode == 0, check.stderr

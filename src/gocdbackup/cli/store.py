@@ -9,7 +9,12 @@ import sys
 import click
 from rich.table import Table
 
-from gocdbackup._store_pit import audit_store, restore_store_to_time
+from gocdbackup._store_pit import (
+    audit_store,
+    emit_batch_rollback,
+    restore_store_to_time,
+    run_batch_manifest,
+)
 from gocdbackup._time_restore import restore_to_time
 from gocdbackup.cli.common import (
     EXIT_FAILED,
@@ -27,7 +32,13 @@ from gocdbackup.cli.common import (
     out_console,
     progress_bar,
 )
-from gocdbackup.cli.options import db_option, open_repo, repo_options, store_option
+from gocdbackup.cli.options import (
+    artifact_options,
+    db_option,
+    open_repo,
+    repo_options,
+    store_option,
+)
 from gocdbackup.model.pitr import TimeRestoreReport
 from gocdbackup.model.render import human_bytes
 from gocdbackup.model.store_audit import CHECKS, StoreAudit
@@ -127,6 +138,15 @@ def _print_pit(result: PitResult) -> None:
 @click.option("--dry-run", is_flag=True, help="Only say what would be done, and the plan id.")
 @click.option("--confirm", metavar="PLAN_ID", help="Repeat the plan id the dry run printed.")
 @_server_side_transfers
+@click.option(
+    "--emit-batch-manifest",
+    "manifest",
+    type=click.Path(dir_okay=False),
+    help="With --confirm, on S3: delete here, and write the copies as an S3 Batch "
+    "Operations manifest (FILE) and job (FILE.job.json) to submit instead of copying.",
+)
+@click.option("--batch-account", metavar="ID", help="The AWS account the job runs in.")
+@click.option("--batch-role", metavar="ARN", help="The IAM role the job runs as.")
 @click.pass_obj
 def store_restore_to_time(
     state: State,
@@ -137,10 +157,20 @@ def store_restore_to_time(
     dry_run: bool,
     confirm: str | None,
     transfers: int,
+    manifest: str | None,
+    batch_account: str | None,
+    batch_role: str | None,
 ) -> None:
     """Make the bucket hold what it held at --time: each key's version current then becomes
     current again (server-side copy; newer versions stay as history), keys created later are
     deleted (a delete marker: their bytes stay a version).  Dry run first, then --confirm."""
+    if manifest is not None and confirm is not None and not dry_run:
+        if into is not None or not batch_account or not batch_role:
+            raise click.UsageError(
+                "--emit-batch-manifest needs --batch-account and --batch-role, and no --into"
+            )
+        _emit_batch(state, artifacts, at, confirm, manifest, batch_account, batch_role)
+        return
     with handle_errors(state), progress_bar(state) as bar:
         result = restore_store_to_time(
             artifacts,
@@ -169,6 +199,66 @@ def store_restore_to_time(
     next_steps(state, left)
     if result.failed or (result.dry_run and not dry_run and result.plan.work()):
         # keys failed, or (no --dry-run, no --confirm) only the plan was shown: not done
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _emit_batch(  # noqa: PLR0917 - the command's own values, passed on once
+    state: State, store: str, at: str, confirm: str, manifest: str, account: str, role: str
+) -> None:
+    with handle_errors(state), progress_bar(state) as bar:
+        done = emit_batch_rollback(
+            store,
+            at,
+            confirm=confirm,
+            manifest_path=manifest,
+            account_id=account,
+            role_arn=role,
+            storage_options=state.artifact_options,
+            progress=bar if bar.enabled else None,
+        )
+    upload, submit = done.commands(account)
+    again = command_line(
+        state.argv, drop=("--emit-batch-manifest", "--batch-account", "--batch-role")
+    )
+    left: Left = [
+        (f"upload the manifest of {done.copies:,} copies", upload),
+        ("submit the S3 Batch Operations job", submit),
+        ("once the job has finished, check that nothing is left (it plans nothing)", again),
+    ]
+    if done.failed:
+        left.insert(0, (f"{len(done.failed):,} delete(s) failed; run this again", None))
+    emit(
+        state,
+        {**done.to_dict(), "left": left_document(left)},
+        lambda: out_console.print(
+            f"{done.plan_id}: {done.deleted:,} key(s) deleted here; {done.copies:,} copies "
+            f"written to {done.manifest_path} and {done.job_path}",
+            highlight=False,
+            markup=False,
+        ),
+    )
+    next_steps(state, left)
+    sys.exit(EXIT_INCOMPLETE)  # the copies are the job's to do
+
+
+@store.command(name="run-manifest", cls=JsonCommand)
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@artifact_options
+@_server_side_transfers
+@click.pass_obj
+def run_manifest_command(state: State, *, manifest: str, transfers: int) -> None:
+    """Copy every version an --emit-batch-manifest manifest lists onto its key, here: what the
+    S3 Batch Operations job does (for MinIO, or where Batch Operations is not wanted)."""
+    with handle_errors(state), progress_bar(state) as bar:
+        result = run_batch_manifest(
+            manifest,
+            storage_options=state.artifact_options,
+            transfers=transfers,
+            progress=bar if bar.enabled else None,
+        )
+    emit(state, result.to_dict(), lambda: _print_pit(result))
+    if result.failed:
+        next_steps(state, [("copies failed; run it again", command_line(state.argv))])
         sys.exit(EXIT_INCOMPLETE)
 
 

@@ -66,6 +66,11 @@ def _same_content(a: ObjectVersion, b: ObjectVersion) -> bool:
     )
 
 
+#: gocdbackup's own keys in a bucket (the orphan quarantine, batch manifests): a rollback
+#: neither plans nor touches them
+OWN_PREFIX = ".gocdbackup-"
+
+
 class PitAction(enum.Enum):
     RESTORE = "restore"  # make the version current at T current again (server-side copy)
     DELETE = "delete"  # the key did not exist at T (a delete marker: the bytes stay a version)
@@ -136,13 +141,15 @@ def plan_rollback(
     key): copy each object live at ``at`` unless the same content is there already.  The id
     covers the store, the instant and the version every listed key must end at, so a plan
     half carried out keeps its id (resume with the same ``--confirm``), and a bucket changed
-    since the plan gets another."""
+    since the plan gets another.  gocdbackup's own keys (:data:`OWN_PREFIX`) are left out."""
     digest = hashlib.sha256(f"{store}\n{into_url or ''}\n{at.isoformat()}\n".encode())
     steps: list[PitStep] = []
     keys = 0
     for history in histories:
-        keys += 1
         key = history[0].key
+        if key.startswith(OWN_PREFIX):
+            continue
+        keys += 1
         then = live_at(history, at)
         digest.update(f"{key}\0{then.version if then else '-'}\n".encode())
         if into is not None:

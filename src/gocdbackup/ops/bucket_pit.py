@@ -111,10 +111,12 @@ def apply_store_rollback(
     confirm: str,
     ctx: OpContext,
     into: VersionedBucket | None = None,
+    copies: bool = True,
 ) -> PitResult:
     """Carry out the plan to ``at`` once ``confirm`` repeats its id.  The bucket is listed
     again and planned afresh: steps already done drop out (running it again resumes), and a
-    bucket changed since the dry run plans another id, which is refused."""
+    bucket changed since the dry run plans another id, which is refused.  ``copies=False``
+    leaves the restores to someone else (an S3 Batch Operations job) and only deletes."""
     fresh = plan_store_rollback(bucket, at, ctx=ctx, into=into)
     if confirm != fresh.id:
         raise ConfirmationMismatch(
@@ -130,6 +132,8 @@ def apply_store_rollback(
             PitAction.RESTORE: bucket.restore,
             PitAction.DELETE: lambda steps: bucket.delete([s.key for s in steps]),
         }
+        if not copies:
+            del actions[PitAction.RESTORE]
     else:
         target = into
         actions = {PitAction.COPY: lambda steps: bucket.copy_into(steps, target)}
@@ -146,3 +150,21 @@ def apply_store_rollback(
             finished += len(batch)
             ctx.report("roll back", finished, len(work), unit="objects", message=action.value)
     return PitResult(plan=fresh, done=done, failed=failed)
+
+
+def run_manifest(
+    bucket: VersionedBucket, rows: list[tuple[str, str]], *, ctx: OpContext
+) -> PitResult:
+    """What S3 Batch Operations does with a rollback's manifest (``S3PutObjectCopy`` of each
+    listed version onto its key), done here: ``rows`` are ``(key, version)`` relative to
+    ``bucket``.  The same server-side copies as an in-process rollback."""
+    steps = [PitStep(key=k, action=PitAction.RESTORE, version=v) for k, v in rows]
+    failed: dict[str, str] = {}
+    for start in range(0, len(steps), BATCH):
+        ctx.check()
+        failed.update(bucket.restore(steps[start : start + BATCH]))
+        ctx.report("roll back", min(start + BATCH, len(steps)), len(steps), unit="objects")
+    plan = PitPlan(
+        id="manifest", store=bucket.url, at=ctx.now(), steps=tuple(steps), keys=len(steps)
+    )
+    return PitResult(plan=plan, done={"restore": len(steps) - len(failed)}, failed=failed)
