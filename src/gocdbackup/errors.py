@@ -279,42 +279,6 @@ class Cancelled(GocdBackupError):
     code = "cancelled"
 
 
-__all__ = [
-    "AuthenticationFailed",
-    "BackupNotFound",
-    "Cancelled",
-    "ConfigError",
-    "ConfirmationMismatch",
-    "DatabaseNotFound",
-    "DatabaseUnreachable",
-    "DriverError",
-    "EmptyStore",
-    "GocdBackupError",
-    "IntegrityError",
-    "KeyMismatch",
-    "NotFound",
-    "OutOfOrder",
-    "PermissionDenied",
-    "PostgresError",
-    "PreconditionFailed",
-    "ReportMismatch",
-    "RepositoryExists",
-    "RepositoryNotFound",
-    "RestoreMismatch",
-    "ScanInterrupted",
-    "StorageError",
-    "StoreNotFound",
-    "TargetExists",
-    "ToolFailed",
-    "ToolTooOld",
-    "TransientStorageError",
-    "UnsupportedFormat",
-    "WalConflict",
-    "WalMissing",
-    "WrongPassword",
-]
-
-
 class StoreNotFound(NotFound):
     """An artefact store location (a directory, a bucket) that does not exist."""
 
@@ -322,10 +286,19 @@ class StoreNotFound(NotFound):
 
 
 class VersioningOff(PreconditionFailed):
-    """A point-in-time operation on a store that keeps no versions (versioning never enabled,
-    or a filesystem store): there is no history to roll back to."""
+    """A point-in-time operation on a store that keeps no versions to roll back to."""
 
     code = "versioning_off"
+
+
+class ShardsMissing(PreconditionFailed):
+    """A detached backup cannot be committed: some of its shards (``missing``) are not done."""
+
+    code = "shards_missing"
+
+    def __init__(self, message: str, missing: list[int]) -> None:
+        super().__init__(message)
+        self.missing, self.problems = missing, [f"shard {n} is not done" for n in missing]
 
 
 class EmptyStore(PreconditionFailed):
@@ -350,9 +323,6 @@ class ObjectMissing(NotFound):
     def __init__(self, key: str) -> None:
         super().__init__(f"object {key!r} does not exist")
         self.key = key
-
-
-__all__ += ["ObjectMissing"]
 
 
 # -- the application key's escrow ----------------------------------------------------------------
@@ -392,4 +362,9 @@ class PaperFormError(ConfigError):
         self.label = label
 
 
-__all__ += ["EscrowDamaged", "EscrowLocked", "EscrowMismatch", "PaperFormError"]
+#: every error class above (all derive from GocdBackupError)
+__all__ = sorted(  # noqa: PLE0605 - built from the classes, so none is ever left out
+    name
+    for name, value in dict(globals()).items()
+    if isinstance(value, type) and issubclass(value, GocdBackupError)
+)

@@ -19,6 +19,7 @@ from gocdbackup.cli import (
     runbook,
     secrets,
     secrets_escrow,
+    shard,
     store,
     wal,
 )
@@ -29,6 +30,7 @@ for _command in (
     # backups: write them, read them, keep them
     backup.init,
     backup.backup,
+    shard.shard,
     catalog.list_,
     catalog.show,
     restore.restore,

@@ -17,11 +17,17 @@ from gocdbackup import (
     snapshot_artifacts,
     volume_snapshots,
 )
+from gocdbackup._shards import backup_detached, backup_sharded
 from gocdbackup.cli.common import (
     JsonCommand,
+    Left,
     State,
+    carried,
+    command_line,
     emit,
     handle_errors,
+    left_document,
+    next_steps,
     out_console,
     progress_bar,
 )
@@ -122,6 +128,19 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     help="With --physical (PostgreSQL 17+, summarize_wal = on): only what changed since the "
     "newest physical backup in the repository, restored together with it.",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="With --artifacts: copy the artefacts in this many worker processes (each with its "
+    "own connections), or with --detach, plan this many shards.",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With --artifacts: dump the database, plan the artefact shards and stop; each shard "
+    "is copied by 'shard run' (a Kubernetes Indexed Job's pods), then 'shard finish'.",
+)
 @secret_key_k8s_option
 @project_secrets_options
 @kube_options
@@ -155,9 +174,16 @@ def backup(
     transfers: int,
     physical: bool,
     incremental: bool,
+    shards: int | None,
+    detach: bool,
 ) -> None:
     """Back up the database (and its artefact store, and the project Secrets of gocdnext's
     Kubernetes secrets backend) into the repository."""
+    if (shards or detach) and not (artifacts and db):
+        raise click.UsageError("--shards and --detach need --db DSN and --artifacts URL")
+    if (shards and shards > 1) or detach:
+        _sharded(state, repo, password_file, db, artifacts, shards or 1, detach, label, transfers)
+        return
     if incremental and not physical:
         raise click.UsageError("--incremental is for physical backups: add --physical")
     if physical and (artifacts or k8s_namespace or secrets_namespace or secret_key_file):
@@ -242,6 +268,56 @@ def _forget_on_error(
         return False
 
     return leave
+
+
+def _sharded(  # noqa: PLR0917 - the command's own values, passed on once
+    state: State,
+    repo: str,
+    password_file: str | None,
+    db: str | None,
+    artifacts: str | None,
+    shards: int,
+    detach: bool,
+    label: str,
+    transfers: int,
+) -> None:
+    assert db is not None
+    assert artifacts is not None
+    with handle_errors(state), progress_bar(state) as bar:
+        gb = open_repo(state, repo, password_file, bar, transfers=transfers)
+        if not detach:
+            b = backup_sharded(gb, db, artifacts=artifacts, shards=shards, label=label)
+            emit(state, b.summary(), lambda: _print_backup_line(b))
+            return
+        plan = backup_detached(gb, db, artifacts=artifacts, shards=shards, label=label)
+    backup_id = plan.backup.id
+    words = carried(state.argv, "--repo", "--password-file", "--storage-option")
+    extra = carried(state.argv, "--artifacts-option")
+    left: Left = [
+        (
+            f"each of the {shards} shard(s), anywhere (an Indexed Job of {shards} completions "
+            "sets the index)",
+            command_line([], add=("shard", "run", backup_id, "--index", "0", *words, *extra)),
+        ),
+        ("then commit it", command_line([], add=("shard", "finish", backup_id, *words))),
+    ]
+    doc = {
+        "id": backup_id,
+        "status": "awaiting_shards",
+        "shards": shards,
+        "store": plan.store,
+        "left": left_document(left),
+    }
+    emit(
+        state,
+        doc,
+        lambda: out_console.print(
+            f"backup {backup_id}: database dumped, {shards} artefact shard(s) planned; "
+            "not listed until every shard is done and it is finished",
+            highlight=False,
+        ),
+    )
+    next_steps(state, left)
 
 
 def _print_backup_line(b: BackupSet) -> None:

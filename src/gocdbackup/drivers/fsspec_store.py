@@ -31,6 +31,7 @@ from gocdbackup.drivers.fsspec_backends import (
     redact_url,
 )
 from gocdbackup.drivers.listing import is_temp, modified_at, relative, version_of
+from gocdbackup.drivers.store_reader import TranslatingReader
 from gocdbackup.errors import (
     ConfigError,
     GocdBackupError,
@@ -59,6 +60,7 @@ class FsspecStore:
             raise ConfigError("a repository URL is required (repo=URL or GOCDBACKUP_REPO)")
         self._url = redact_url(url)
         fs_url, options, userinfo = credentials_from_url(url, storage_options)
+        self._args = (fs_url, options)  # what a pickled copy is rebuilt from
         try:
             self.fs, root = fsspec.core.url_to_fs(fs_url, **options)
         except (ValueError, ImportError) as exc:
@@ -85,6 +87,10 @@ class FsspecStore:
 
     def __repr__(self) -> str:
         return f"FsspecStore({self._url!r})"
+
+    def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
+        """Pickled (for a worker process) as its URL and options, never its connections."""
+        return (type(self), self._args)
 
     def _path(self, key: str) -> str:
         check_object_key(key)
@@ -130,7 +136,7 @@ class FsspecStore:
     @contextmanager
     def open_read(
         self, key: str, size_hint: int | None = None, version: str | None = None
-    ) -> Iterator[_TranslatingReader]:
+    ) -> Iterator[TranslatingReader]:
         path, pinned = self._versioned(self._path(key), version)
         with self._translated("read", key):
             if self.local:
@@ -142,7 +148,7 @@ class FsspecStore:
                 extra: dict[str, Any] = {} if size_hint is None else {"size": size_hint}
                 raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK, **extra, **pinned)
         try:
-            yield _TranslatingReader(raw, self, key)
+            yield TranslatingReader(raw, self, key)
         finally:
             with suppress(Exception):
                 raw.close()
@@ -383,16 +389,3 @@ class FsspecStore:
                     f"delete at {self._url}: {len(failed)} object(s) could not be deleted, "
                     f"e.g. {relative(first, self.root)!r} ({why})"
                 )
-
-
-class _TranslatingReader:
-    """A read stream whose vendor errors arrive as gocdbackup errors."""
-
-    def __init__(self, raw: Any, store: FsspecStore, key: str) -> None:
-        self._raw = raw
-        self._store = store
-        self._key = key
-
-    def read(self, n: int = -1, /) -> bytes:
-        with self._store._translated("read", self._key):
-            return bytes(self._raw.read(n))

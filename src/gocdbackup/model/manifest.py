@@ -369,3 +369,8 @@ def _time(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError("timestamps must carry a UTC offset")
     return parsed
+
+
+#: one component as JSON, for records that keep components outside a manifest (shards)
+component_to_dict = _component_to_dict
+component_from_dict = _component_from_dict

@@ -72,7 +72,7 @@ def backup_artifacts(
     repo: Repository,
     refs: list[ObjectRef],
     store: ObjectStore,
-    db: GocdnextData,
+    db: GocdnextData | None,
     *,
     previous: ArtifactIndex | None,
     known: dict[str, int],
@@ -89,7 +89,8 @@ def backup_artifacts(
     streamed in parallel, their SHA-256 and size checked against the database's record while
     they stream, at the version the listing saw where the store keeps versions.  An object
     that vanished is "expired during backup" if gocdnext has retired its row meanwhile, else
-    "missing".
+    "missing" (without ``db``: "missing", for the caller to check later, as the last step of a
+    sharded backup does).
     """
     immutable = previous.immutable() if previous else {}
     reusable = previous.by_content() if previous else {}
@@ -129,7 +130,7 @@ def backup_artifacts(
     finally:
         if journal is not None:
             journal.flush()  # what an interrupted run copied, for the next run to reuse
-    entries.extend(_absent_entries(absent, db))
+    entries.extend(absent_entries(absent, db))
     index = ArtifactIndex(entries=tuple(sorted(entries, key=lambda e: e.ref.key)))
     log.info("artefacts: %s", index.counts())
     return index
@@ -338,9 +339,14 @@ def _pieces(
         yield chunk_stream(stream, repo.chunker)
 
 
-def _absent_entries(absent: list[ObjectRef], db: GocdnextData) -> list[ArtifactEntry]:
+def absent_entries(absent: list[ObjectRef], db: GocdnextData | None) -> list[ArtifactEntry]:
+    """Entries for objects not found in the store: "expired during backup" where gocdnext
+    has retired the row since the snapshot, else "missing" (all "missing" without ``db``)."""
     if not absent:
         return []
+    if db is None:
+        finding = "not in the store"
+        return [ArtifactEntry(ref=r, outcome=Outcome.MISSING, finding=finding) for r in absent]
     now = db.object_rows_now(r.key for r in absent)
     out = []
     for ref in absent:

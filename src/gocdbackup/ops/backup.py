@@ -108,7 +108,7 @@ def take_backup(
                 if artifacts is not None and gocdnext is not None
                 else []
             )
-            database, component, dump_seconds = _dump(repo, snap, known, ctx)
+            database, component, dump_seconds = dump_database(repo, snap, known, ctx)
             # read in the same snapshot, still held (after the dump: pg_dump takes its locks
             # first, as it does without gocdnext's rows)
             newest = gocdnext.newest_run(snap.snapshot_id) if gocdnext is not None else None
@@ -185,7 +185,7 @@ def store_marker(url: str, listed_at: datetime, index: ArtifactIndex) -> str:
     return marker
 
 
-def _dump(
+def dump_database(
     repo: Repository, snap: Snapshot, known: dict[str, int], ctx: OpContext
 ) -> tuple[DatabaseInfo, Component, float]:
     """Stream pg_dump at ``snap`` into ``repo`` while counting rows in the same snapshot."""

@@ -9,6 +9,7 @@ from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, PreconditionFailed
 from gocdbackup.model.gc import GcResult, plan_gc
 from gocdbackup.ops.artifact_index import artifact_chunks
+from gocdbackup.ops.shards import pending_blobs
 from gocdbackup.ops.wal import wal_blobs
 from gocdbackup.repository import Repository
 
@@ -41,6 +42,7 @@ def referenced_blobs(repo: Repository, ctx: OpContext) -> set[str]:
                 f"backup {backup_id} is unreadable ({exc}); garbage collection refuses to "
                 "run until 'gocdbackup verify' is clean"
             ) from exc
+    out.update(pending_blobs(repo, ctx))  # detached backups waiting for their shards
     return out
 
 
