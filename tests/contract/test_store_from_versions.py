@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from gocdbackup import GocdBackup
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.testing import (
     FakeDatabaseContents,
     FakeGocdnext,
     FakePostgres,
     LocalPostgres,
+    artifact_objects,
     fill_store,
 )
 
@@ -25,30 +24,11 @@ from .conftest import S3_KEY, S3_SECRET, Server, s3_bucket, unique_bucket
 from .test_orphans_s3 import cli
 
 
-def _refs(store: FsspecStore, n: int) -> list[ObjectRef]:
-    refs = []
-    for i in range(n):
-        data = os.urandom(2000 + i)
-        key = f"run/r{i}/job/j{i}/0b5c2a7e-1111-4aaa-8aaa-00000000000{i}"
-        store.write(key, data)
-        refs.append(
-            ObjectRef(
-                kind=ObjectKind.ARTIFACT,
-                key=key,
-                row_id=str(i),
-                status="ready",
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
-        )
-    return refs
-
-
 def test_artefacts_come_back_from_the_buckets_versions(moto_server: Server, tmp_path: Path) -> None:
     store, _ = s3_bucket(moto_server)
     bucket = store.root
     options = {"endpoint_url": moto_server.endpoint, "key": S3_KEY, "secret": S3_SECRET}
-    refs = _refs(store, 4)
+    refs = artifact_objects(store, 4, size=2000)
     db = FakePostgres(
         "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 1}, objects=refs)}
     )

@@ -5,8 +5,6 @@ what an unsharded one would."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from datetime import timedelta
 
 import pytest
@@ -28,32 +26,14 @@ from gocdbackup.testing import (
     FakeGocdnext,
     FakePostgres,
     MemoryStore,
+    artifact_objects,
 )
-
-
-def _objects(store: MemoryStore, n: int) -> list[ObjectRef]:
-    refs = []
-    for i in range(n):
-        data = os.urandom(1000 + i)
-        key = f"run/r{i % 7}/job/j{i}/{i:08x}"
-        store.write(key, data)
-        refs.append(
-            ObjectRef(
-                kind=ObjectKind.ARTIFACT,
-                key=key,
-                row_id=str(i),
-                status="ready",
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
-        )
-    return refs
 
 
 @pytest.fixture
 def setup(clock: FakeClock) -> tuple[FakePostgres, FakeGocdnext, MemoryStore]:
     objects = MemoryStore("memory://artifacts", clock=clock)
-    refs = _objects(objects, 40)
+    refs = artifact_objects(objects, 40)
     db = FakePostgres(
         "gocdnext", {"gocdnext": FakeDatabaseContents(tables={"public.runs": 5}, objects=refs)}
     )

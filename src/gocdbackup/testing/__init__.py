@@ -33,7 +33,12 @@ from gocdbackup.drivers.gocdnext_fixture import (
 )
 from gocdbackup.drivers.gocdnext_fixture import build as build_gocdnext_fixture
 from gocdbackup.drivers.local_server import LocalPostgres
-from gocdbackup.testing.contents import FakeDatabaseContents, fake_dump, parse_fake_dump
+from gocdbackup.testing.contents import (
+    FakeDatabaseContents,
+    artifact_objects,
+    fake_dump,
+    parse_fake_dump,
+)
 from gocdbackup.testing.context import FakeClock, RecordingProgress
 from gocdbackup.testing.databases import FakeGocdnext, FakePostgres, FakeSnapshot
 from gocdbackup.testing.kube import FakeKubeAPI
@@ -59,6 +64,7 @@ __all__ = [
     "MemoryStore",
     "RecordingProgress",
     "Sandbox",
+    "artifact_objects",
     "build_gocdnext_fixture",
     "decrypt_gocdnext",
     "encrypt_gocdnext",

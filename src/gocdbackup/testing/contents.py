@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from attrs import define, evolve, field
 
 from gocdbackup.errors import IntegrityError
 from gocdbackup.gocdnext.secrets import ENCRYPTED_COLUMNS
-from gocdbackup.model.artifacts import ObjectRef
+from gocdbackup.model.artifacts import ObjectKind, ObjectRef
 from gocdbackup.model.backup import RunMark
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.secrets import SealedValue
+from gocdbackup.ports_store import ObjectStore
 
 _ALL_ENCRYPTED = [c.name for c in ENCRYPTED_COLUMNS]
 #: the tables whose encrypted column gocdnext declares NOT NULL (the others may hold a NULL)
@@ -82,3 +84,25 @@ def parse_fake_dump(data: bytes) -> FakeDatabaseContents:
     n = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 4], "big")
     header = json.loads(data[len(_MAGIC) + 4 : len(_MAGIC) + 4 + n])
     return FakeDatabaseContents(tables=dict(header["tables"]), goose=header["goose"])
+
+
+def artifact_objects(store: ObjectStore, n: int, *, size: int = 1000) -> list[ObjectRef]:
+    """``n`` artefacts of random bytes (``size`` and up) written into ``store`` under
+    gocdnext's layout, and the ready rows that reference them (their true sizes and
+    SHA-256): ``FakeDatabaseContents(objects=...)`` for a backup of a fake installation."""
+    refs = []
+    for i in range(n):
+        data = os.urandom(size + i)
+        key = f"run/r{i % 7}/job/j{i}/{i:08x}"
+        store.write(key, data)
+        refs.append(
+            ObjectRef(
+                kind=ObjectKind.ARTIFACT,
+                key=key,
+                row_id=str(i),
+                status="ready",
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return refs
