@@ -4,33 +4,45 @@ a moto S3 server, then its timing and memory as one JSON line on stdout.
 Usage::
 
     python _artifacts_child.py backup  ENDPOINT REPO_DIR REFS_JSONL
+    python _artifacts_child.py sharded ENDPOINT REPO_DIR REFS_JSONL SHARDS
     python _artifacts_child.py restore ENDPOINT REPO_DIR BACKUP_ID BUCKET
 
 ``backup`` runs :func:`gocdbackup.ops.take_backup` with a :class:`FakeGocdnext` whose rows
 reference the objects of ``REFS_JSONL`` (one ``{"key", "size", "sha256", ...}`` per line) in
-the bucket ``src``, into the file repository ``REPO_DIR`` (created on first use); ``restore``
-loads that backup's artefact index and runs :func:`restore_artifacts` into ``BUCKET``.
+the bucket ``src``, into the file repository ``REPO_DIR`` (created on first use); ``sharded``
+backs up the same way through :func:`gocdbackup._shards.backup_sharded` (``--shards``: the
+database dumped here, the objects copied by ``SHARDS`` spawned worker processes, committed
+here); ``restore`` loads that backup's artefact index and runs :func:`restore_artifacts` into
+``BUCKET``.
 
 The peak is the kernel's high-water mark of this process (``VmHWM``), reset just before the
 timed call (``/proc/self/clear_refs``), as in ``_backup_child.py``.  The CPU time is this
-process's (user + system, every thread) during the timed call.
+process's (user + system, every thread) during the timed call; a sharded backup adds its worker
+processes' (``RUSAGE_CHILDREN``, once the pool has joined them) and the time of its steps (the
+dump and shard plan, the workers, the commit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from _rss import reset_peak, status_kib
+from gocdbackup import _shards
+from gocdbackup._facade import GocdBackup
 from gocdbackup.context import OpContext
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.model.artifacts import ObjectKind, ObjectRef
+from gocdbackup.model.progress import ProgressEvent
+from gocdbackup.ops import shards as shard_ops
 from gocdbackup.ops import take_backup
 from gocdbackup.ops.artifact_index import load_index
 from gocdbackup.ops.artifact_restore import restore_artifacts
@@ -100,9 +112,8 @@ def _measured(fn: Callable[[], T]) -> tuple[T, dict[str, Any]]:
     }
 
 
-def backup(endpoint: str, repo_dir: Path, refs_path: Path) -> dict[str, Any]:
-    refs = load_refs(refs_path)
-    db = FakePostgres(
+def fake_db(refs: list[ObjectRef]) -> FakePostgres:
+    return FakePostgres(
         "gocdnext",
         {
             "gocdnext": FakeDatabaseContents(
@@ -110,6 +121,11 @@ def backup(endpoint: str, repo_dir: Path, refs_path: Path) -> dict[str, Any]:
             )
         },
     )
+
+
+def backup(endpoint: str, repo_dir: Path, refs_path: Path) -> dict[str, Any]:
+    refs = load_refs(refs_path)
+    db = fake_db(refs)
     repo = open_repo(repo_dir)
     store = FsspecStore(f"s3://{SOURCE_BUCKET}", s3_options(endpoint))
     rows = FakeGocdnext(db)
@@ -118,6 +134,90 @@ def backup(endpoint: str, repo_dir: Path, refs_path: Path) -> dict[str, Any]:
     )
     return {
         **m,
+        "backup_id": result.id,
+        "artifacts": dict(result.artifacts),
+        "size_bytes": result.size_bytes,
+        "stored_bytes": result.stored_bytes,
+    }
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timing(owner: Any, name: str, marks: dict[str, float], start: list[float]) -> None:
+    """Wrap ``owner.name`` (in this process only: spawned workers import their own) so that
+    ``marks`` gets when it was called and when it returned, in seconds since ``start[0]``."""
+    inner = getattr(owner, name)
+
+    def timed_call(*args: Any, **kw: Any) -> Any:
+        marks[f"{name}_called"] = time.perf_counter() - start[0]
+        try:
+            return inner(*args, **kw)
+        finally:
+            marks[f"{name}_returned"] = time.perf_counter() - start[0]
+
+    setattr(owner, name, timed_call)
+
+
+def _worker_startup(repo_dir: Path, endpoint: str) -> float:
+    """What a shard worker does before copying, in a spawned process: the repository opened,
+    the S3 filesystem made (s3fs, aiobotocore imported); this process's CPU so far."""
+    Repository.open(FsspecStore(f"file://{repo_dir}"), PASSPHRASE)
+    FsspecStore(f"s3://{SOURCE_BUCKET}", s3_options(endpoint)).fs  # noqa: B018 - made on use
+    return _cpu()
+
+
+def worker_startup(repo_dir: Path, endpoint: str, shards: int) -> dict[str, Any]:
+    """The fixed cost of the sharded backup's pool, measured apart: ``shards`` spawned
+    processes started and made ready to copy (no request sent), then joined."""
+    start = time.perf_counter()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=shards, mp_context=spawn) as pool:
+        cpu = list(pool.map(_worker_startup, [repo_dir] * shards, [endpoint] * shards))
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu}
+
+
+def sharded(endpoint: str, repo_dir: Path, refs_path: Path, shards: int) -> dict[str, Any]:
+    refs = load_refs(refs_path)
+    db = fake_db(refs)
+    open_repo(repo_dir)  # an empty repository, as ``backup`` creates it
+    startup = worker_startup(repo_dir, endpoint, shards)
+    start = [time.perf_counter()]
+    marks: dict[str, float] = {}
+    shard_done: list[float] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "shards":
+            shard_done.append(time.perf_counter() - start[0])
+
+    gb = GocdBackup(
+        f"file://{repo_dir}",
+        password=PASSPHRASE,
+        artifact_options=s3_options(endpoint),
+        progress=progress,
+    )
+    _timing(_shards, "backup_detached", marks, start)  # the dump and the shard plan
+    _timing(shard_ops, "finish_shards", marks, start)  # the commit
+    children = _children_cpu()
+
+    def run() -> Any:
+        start[0] = time.perf_counter()
+        return _shards.backup_sharded(
+            gb,
+            db,
+            artifacts=f"s3://{SOURCE_BUCKET}",
+            shards=shards,
+            gocdnext=FakeGocdnext(db),
+        )
+
+    result, m = _measured(run)
+    return {
+        **m,
+        "workers_cpu_seconds": _children_cpu() - children,
+        "worker_startup": startup,
+        "steps": {**marks, "shard_done": shard_done},
         "backup_id": result.id,
         "artifacts": dict(result.artifacts),
         "size_bytes": result.size_bytes,
@@ -151,6 +251,11 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("endpoint")
     b.add_argument("repo_dir", type=Path)
     b.add_argument("refs", type=Path)
+    s = sub.add_parser("sharded")
+    s.add_argument("endpoint")
+    s.add_argument("repo_dir", type=Path)
+    s.add_argument("refs", type=Path)
+    s.add_argument("shards", type=int)
     r = sub.add_parser("restore")
     r.add_argument("endpoint")
     r.add_argument("repo_dir", type=Path)
@@ -159,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.mode == "backup":
         out = backup(args.endpoint, args.repo_dir, args.refs)
+    elif args.mode == "sharded":
+        out = sharded(args.endpoint, args.repo_dir, args.refs, args.shards)
     else:
         out = restore(args.endpoint, args.repo_dir, args.backup_id, args.bucket)
     print(json.dumps(out))

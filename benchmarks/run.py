@@ -107,8 +107,8 @@ def run_all(
         }
     if "artifacts" in sections:
         _section(
-            f"7. artefact store: {bench_artifacts.OBJECTS:,} objects on moto S3, full and"
-            " incremental backup, restore"
+            f"7. artefact store: {bench_artifacts.OBJECTS:,} objects on moto S3, full backup"
+            f" (also with --shards {bench_artifacts.SHARDS}), incremental backup, restore"
         )
         art_results, art_meta = bench_artifacts.run(workdir)
         results += art_results

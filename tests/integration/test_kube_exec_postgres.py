@@ -107,11 +107,6 @@ def test_backup_and_restore_through_exec(
     assert counts(pg.dsn("restored_exec")) == counts(gocdnext_db)
 
 
-@pytest.mark.skip(
-    reason="hangs intermittently (2 of the last 3 full runs): the client waits on a websocket "
-    "FakeKubeAPI should have dropped after the cut, with its event loop idle; under "
-    "investigation, see CHANGELOG and the session note"
-)
 def test_a_cut_exec_stream_lists_nothing_and_says_why(
     gocdnext_db: str, cluster: FakeKubeAPI, tmp_path: Path
 ) -> None:

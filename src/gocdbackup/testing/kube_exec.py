@@ -54,10 +54,25 @@ class PodExec:
         #: the channel protocols this API server speaks, preferred first (an older server:
         #: v4 only, which cannot end a command's stdin)
         self.protocols: tuple[str, ...] = PROTOCOLS
+        #: what went wrong inside the fake (a stream it had to drop), for a test to look at
+        self.faults: list[str] = []
 
     async def run(self, request: web.Request, ns: str, pod: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=self.protocols, max_msg_size=0)
         await ws.prepare(request)
+        try:
+            await self._exec(ws, request, ns, pod)
+        except BaseException as exc:
+            # a fault of the fake itself (or its task cancelled): end the stream, so that a
+            # client is never left waiting on a connection nothing will write to again
+            self.faults.append(f"exec in {ns}/{pod}: {exc!r}")
+            await _drop(ws)
+            raise
+        return ws
+
+    async def _exec(
+        self, ws: web.WebSocketResponse, request: web.Request, ns: str, pod: str
+    ) -> None:
         argv = request.query.getall("command", [])
         self.commands.append(list(argv))
         env = {**os.environ, **self.env.get((ns, pod), {})}
@@ -75,14 +90,13 @@ class PodExec:
             await ws.send_bytes(bytes([STDERR]) + f"exec: {exc.strerror}\n".encode())
             await ws.send_bytes(_exit_status(126))
             await ws.close()
-            return ws
+            return
         cut = await self._pump(ws, proc, wants_stdin)
         if cut:
-            return ws
+            return
         code = await proc.wait()
         await ws.send_bytes(_exit_status(code))
         await ws.close()
-        return ws
 
     async def _pump(
         self, ws: web.WebSocketResponse, proc: asyncio.subprocess.Process, wants_stdin: bool
@@ -124,13 +138,19 @@ class PodExec:
         await asyncio.wait({pumps, waiter}, return_when=asyncio.FIRST_COMPLETED)
         # the cut decides, not which of the two finished first: both may be done at once
         if cut.is_set():
+            await _drop(ws)  # first: the client is released whatever follows
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             pumps.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pumps
+            # read both pipes to their end before waiting: on Python 3.11 Process.wait()
+            # returns only once every pipe is closed, and a pipe whose reader is over its
+            # limit stops reading, so without this the wait (and the handler) never ends
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    await stream.read()
             await proc.wait()
-            await _drop(ws)
         else:
             waiter.cancel()
         if reader is not None:
