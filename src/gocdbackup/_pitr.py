@@ -131,6 +131,24 @@ def restore_physical(
     return _recover(gb, backup_id, pgdata, confirm=confirm, target=target, bindir=bindir)
 
 
+def check_physical_restore(
+    gb: GocdBackup, backup_id: str, *, target_time: datetime | None, bindir: str | None
+) -> None:
+    """What :func:`restore_physical` checks before it touches anything (a physical backup,
+    a target it can reach, server binaries of its major version), for callers that must
+    know before doing other work first."""
+    backup = gb.get_backup(backup_id)
+    if backup.method != "physical":
+        raise PreconditionFailed(f"backup {backup_id} is not a physical backup")
+    check_target(
+        RecoveryTarget(time=target_time),
+        backup_id=backup_id,
+        consistent_at=backup.created_at,
+        now=gb.context().now(),
+    )
+    _server_bindir(bindir, backup)
+
+
 def _forensics(
     gb: GocdBackup,
     backup_id: str,

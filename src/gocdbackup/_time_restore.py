@@ -11,10 +11,15 @@ from typing import Any
 import attrs
 
 from gocdbackup._facade import GocdBackup
-from gocdbackup._pitr import restore_physical
+from gocdbackup._pitr import check_physical_restore, restore_physical
 from gocdbackup._reconciler import Reconciler
 from gocdbackup._store_pit import Bucket, as_time, versioned
-from gocdbackup.errors import ConfirmationMismatch, PreconditionFailed, TargetExists
+from gocdbackup.errors import (
+    ConfirmationMismatch,
+    GocdBackupError,
+    PreconditionFailed,
+    TargetExists,
+)
 from gocdbackup.model.backup import BackupSet
 from gocdbackup.model.pitr import TimeRestoreReport
 from gocdbackup.ops.bucket_pit import apply_store_rollback, plan_store_rollback
@@ -78,12 +83,32 @@ def restore_to_time(
             f"database {database.name!r} already exists; pass replace=True to overwrite it; "
             "nothing was changed"
         )
+    check_physical_restore(gb, backup.id, target_time=when, bindir=bindir)
+    started = ctx.now()
     rolled = apply_store_rollback(bucket, when, confirm=plan.id, ctx=ctx)
     if rolled.failed:
         return _done(report, rolled.done, rolled.failed)
-    recovered = restore_physical(
-        gb, backup.id, confirm=backup.id, target_time=when, db=db, replace=replace, bindir=bindir
-    )
+    try:
+        recovered = restore_physical(
+            gb,
+            backup.id,
+            confirm=backup.id,
+            target_time=when,
+            db=db,
+            replace=replace,
+            bindir=bindir,
+        )
+    except GocdBackupError as exc:
+        # the bucket is at T and the database is not: say how to finish, and how to undo
+        undo = (started - timedelta(seconds=1)).isoformat()
+        halfway = GocdBackupError(
+            f"{exc}. The bucket {bucket.url} was rolled to {when.isoformat()}, the database "
+            "was not: run the same restore-to-time again to finish it, or roll the bucket "
+            f"back to before this run with 'gocdbackup store restore-to-time --artifacts "
+            f"{bucket.url} --time {undo} --dry-run' (then its --confirm)"
+        )
+        halfway.code = exc.code
+        raise halfway from exc
     store = artifacts if isinstance(artifacts, str) else bucket.url
     scan = Reconciler(db, store, artifact_options=options, pg_bindir=bindir).scan(
         grace=timedelta(0)

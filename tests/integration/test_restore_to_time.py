@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shlex
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,13 +21,18 @@ import pytest
 
 from gocdbackup import physical_backup
 from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.ops.wal import WAL_KIND
 from gocdbackup.testing import FixtureSpec, build_gocdnext_fixture, fill_store
 from tests.conftest import SECRET_KEY
 from tests.contract.conftest import S3_KEY, S3_SECRET, Server, moto_server, s3_bucket
-from tests.integration.archiving import Archive, archiving_server
+from tests.integration.archiving import CLI, Archive, archiving_server
 
 pytestmark = pytest.mark.integration
 __all__ = ["moto_server"]  # the fixture, for the tests below
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
 
 
 def next_second() -> None:
@@ -171,3 +177,45 @@ def test_restore_to_time_refuses_what_it_cannot_do(
     assert replaced.returncode == 1
     assert "already exists" in replaced.stderr
     assert "nothing was changed" in replaced.stderr
+
+
+def test_a_database_that_cannot_be_recovered_leaves_the_way_back(
+    installation: tuple[Archive, FsspecStore, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What can be checked before the bucket moves is checked first; a recovery that fails
+    after the bucket was rolled says so, with the command that rolls the bucket back."""
+    archive, store, where = installation
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("PGPASSWORD", "rtt-server-pw")
+    dsn = archive.pg.dsn("gocdnext")
+    physical_backup(archive.gb(), dsn)
+    next_second()
+    at = datetime.now(UTC).isoformat()
+    next_second()
+    _new_artifact(dsn, store, "later")
+    archive.switch(rows=1)
+    latest = {i.key: store.read(i.key) for i in store.list("")}
+    args = ["restore-to-time", at, "--db", archive.pg.dsn("gocdnext_at_t"), *where]
+    plan = json.loads(archive.cli("--json", *args, "--dry-run").stdout)["id"]
+
+    early = archive.cli(*args, "--confirm", plan, "--pg-bindir", str(archive.base))
+    assert early.returncode == 1  # no server binaries there: refused before anything moved
+    assert {i.key: store.read(i.key) for i in store.list("")} == latest
+
+    gb = archive.gb()  # the WAL the recovery needs is lost
+    for name in gb.repository.record_ids(WAL_KIND):
+        gb.repository.delete_record(WAL_KIND, name)
+    archive.share_repository()
+    halfway = archive.cli(*args, "--confirm", plan)
+    assert halfway.returncode == 1
+    assert "was rolled to" in halfway.stderr
+    assert "later" not in {i.key.split("/")[1] for i in store.list("run/")}  # rolled to T
+    undo = halfway.stderr.split("'gocdbackup ")[-1].split("'")[0]
+    undo_args = shlex.split(" ".join(undo.split()))  # as printed, line breaks aside
+    shown = run("--json", *undo_args, *where[2:])
+    assert shown.returncode == 0, (undo_args, shown.stdout, shown.stderr)
+    rollback = json.loads(shown.stdout)
+    done = run(*undo_args[:-1], *where[2:], "--confirm", rollback["id"])
+    assert done.returncode == 0, done.stderr
+    assert {i.key: store.read(i.key) for i in store.list("")} == latest
