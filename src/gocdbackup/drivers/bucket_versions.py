@@ -8,15 +8,14 @@ are told apart by the service's error code, never by their text."""
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import fsspec.asyn
-
+from gocdbackup.drivers.bucket_common import BucketRoot, error_code, run_all
 from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.gcs_versions import GcsVersions
 from gocdbackup.drivers.listing import modified_at
 from gocdbackup.errors import ConfigError, StorageError, StoreNotFound, VersioningOff
 from gocdbackup.model.bucket_versions import ObjectVersion, PitStep
@@ -26,70 +25,6 @@ from gocdbackup.ports_bucket import VersionedBucket
 _PAGE = 1000
 _COPY_LIMIT = 5 * 2**30  # CopyObject's limit; above it the copy goes part by part
 _MISSING_BUCKET = {"NoSuchBucket", "404"}
-
-
-def error_code(exc: BaseException) -> str:
-    """The service's error code behind ``exc`` (botocore keeps it in ``response``), or the
-    exception's type name."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
-        status = getattr(seen, "code", None)  # gcsfs's HttpError: the HTTP status
-        if isinstance(status, int):
-            return str(status)
-        seen = seen.__cause__ or seen.__context__
-    return type(exc).__name__
-
-
-def run_all(
-    loop: Any, jobs: Sequence[tuple[str, Callable[[], Awaitable[Any]]]], width: int
-) -> dict[str, str]:
-    """Run ``jobs`` (key, coroutine factory) ``width`` at a time on the filesystem's loop;
-    the keys that failed, with their error code."""
-
-    async def everything() -> dict[str, str]:
-        gate = asyncio.Semaphore(width)
-        failed: dict[str, str] = {}
-
-        async def one(key: str, make: Callable[[], Awaitable[Any]]) -> None:
-            async with gate:
-                try:
-                    await make()
-                except Exception as exc:
-                    failed[key] = error_code(exc)
-
-        await asyncio.gather(*(one(k, m) for k, m in jobs))
-        return failed
-
-    result: dict[str, str] = fsspec.asyn.sync(loop, everything)
-    return result
-
-
-class BucketRoot:
-    """One bucket (or a prefix in it) of a store: keys relative to the store's root."""
-
-    def __init__(self, store: FsspecStore, *, transfers: int) -> None:
-        self._store = store
-        self.fs = store.fs
-        self.bucket, _, self.root = store.root.partition("/")
-        self.transfers = transfers
-
-    @property
-    def url(self) -> str:
-        return self._store.url
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
-
-    def _full(self, key: str) -> str:
-        return f"{self.root}/{key}" if self.root else key
-
-    def _relative(self, key: str) -> str:
-        return key[len(self.root) + 1 :] if self.root else key
 
 
 class S3Versions(BucketRoot):
@@ -311,8 +246,6 @@ def open_versioned(
     if "s3" in store.protocols:
         return S3Versions(store, transfers=transfers)
     if "gs" in store.protocols or "gcs" in store.protocols:
-        from gocdbackup.drivers.gcs_versions import GcsVersions  # noqa: PLC0415
-
         return GcsVersions(store, transfers=transfers)
     if store.local:
         return FilesystemVersions(store)

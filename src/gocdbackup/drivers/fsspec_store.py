@@ -148,7 +148,7 @@ class FsspecStore:
                 extra: dict[str, Any] = {} if size_hint is None else {"size": size_hint}
                 raw = self.fs.open(path, "rb", block_size=_STREAM_BLOCK, **extra, **pinned)
         try:
-            yield TranslatingReader(raw, self, key)
+            yield TranslatingReader(raw, self._translated, key)
         finally:
             with suppress(Exception):
                 raw.close()

@@ -13,7 +13,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from gocdbackup.drivers.bucket_versions import BucketRoot, run_all
+from gocdbackup.drivers.bucket_common import BucketRoot, run_all
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.listing import modified_at
 from gocdbackup.errors import ConfigError, StorageError, StoreNotFound
