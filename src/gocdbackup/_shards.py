@@ -9,9 +9,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from gocdbackup._facade import GocdBackup
-from gocdbackup._wiring import __version__, artifact_store, store_of
+from gocdbackup._wiring import __version__, artifact_store
 from gocdbackup.context import OpContext
-from gocdbackup.drivers.postgres import GocdnextTables
 from gocdbackup.errors import ConfigError, GocdBackupError
 from gocdbackup.model.artifacts import ArtifactIndex
 from gocdbackup.model.backup import BackupSet
@@ -25,7 +24,7 @@ def _gocdnext(gb: GocdBackup, db: str | Postgres, gocdnext: GocdnextData | None)
     if gocdnext is not None:
         return gocdnext
     if isinstance(db, str):
-        return GocdnextTables(gb._server(db))
+        return gb._gocdnext_data(db)
     raise ConfigError("a sharded backup reads gocdnext's rows: pass gocdnext= (GocdnextData)")
 
 
@@ -116,33 +115,31 @@ def backup_sharded(
     with its own connections and event loop; committed when every shard is done.  If a
     worker fails, the backup stays pending with the shards that finished (finish it with
     :func:`run_shard` for the others and :func:`finish_shards`)."""
-    store = store_of(artifacts, gb.artifact_options)
+    store = artifact_store(artifacts, gb.artifact_options)  # read by every worker
+    assert store is not None
     repo_store = gb.repository.store
-    if "memory" in str(getattr(store, "url", "")) or repo_store.url.startswith("memory://"):
+    if store.url.startswith("memory://") or repo_store.url.startswith("memory://"):
         raise ConfigError(
             "worker processes cannot reach an in-memory store: use a file://, s3:// or gs:// "
             "repository and artefact store (or shards=1)"
         )
+    data = _gocdnext(gb, db, gocdnext)
     plan = backup_detached(
         gb,
         db,
-        artifacts=artifacts,
+        artifacts=store,
         shards=shards,
         label=label,
-        gocdnext=gocdnext,
+        gocdnext=data,
         fail_on_missing=fail_on_missing,
     )
     backup_id = plan.backup.id
     ctx = gb.context()
-    shard_store = artifact_store(artifacts, gb.artifact_options)
-    assert shard_store is not None
     failures: list[str] = []
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=shards, mp_context=spawn) as pool:
         futures = {
-            pool.submit(
-                _worker, repo_store, gb._password, backup_id, n, shard_store, gb.transfers
-            ): n
+            pool.submit(_worker, repo_store, gb._password, backup_id, n, store, gb.transfers): n
             for n in range(shards)
         }
         for done, future in enumerate(as_completed(futures), start=1):
@@ -156,6 +153,4 @@ def backup_sharded(
             f"backup {backup_id}: {len(failures)} shard(s) failed ({'; '.join(failures)}); "
             "the others are kept: run the failed ones again (shard run), then shard finish"
         )
-    return ops.finish_shards(
-        gb.repository, backup_id, ctx=ctx, gocdnext=_gocdnext(gb, db, gocdnext)
-    )
+    return ops.finish_shards(gb.repository, backup_id, ctx=ctx, gocdnext=data)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gocdbackup.context import CancelToken, OpContext, ProgressSink
+from gocdbackup.context import CancelToken, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.bucket_versions import open_versioned
 from gocdbackup.errors import ConfigError
 from gocdbackup.model.batch_manifest import (
@@ -39,6 +39,10 @@ def versioned(
     if isinstance(store, str):
         return open_versioned(store, storage_options, transfers=transfers)
     return store
+
+
+def _context(progress: ProgressSink | None, cancel: CancelToken | None = None) -> OpContext:
+    return OpContext.using(progress, cancel=cancel or CancelToken(), clock=SystemClock())
 
 
 def as_time(value: datetime | str, what: str = "the time") -> datetime:
@@ -98,7 +102,7 @@ def restore_store_to_time(
     when = as_time(at)
     bucket = versioned(store, storage_options, transfers=transfers)
     target = None if into is None else versioned(into, storage_options, transfers=transfers)
-    ctx = OpContext.using(progress, cancel=cancel or CancelToken(), clock=OpContext().clock)
+    ctx = _context(progress, cancel)
     if dry_run or confirm is None:
         plan = plan_store_rollback(bucket, when, ctx=ctx, into=target)
         if not dry_run:
@@ -138,7 +142,7 @@ def emit_batch_rollback(
     bucket_name, root = _s3_location(store)
     check_job_identity(account_id, role_arn)  # before anything is done
     bucket = versioned(store, storage_options, transfers=transfers)
-    ctx = OpContext.using(progress, cancel=CancelToken(), clock=OpContext().clock)
+    ctx = _context(progress)
     result = apply_store_rollback(bucket, when, confirm=confirm, ctx=ctx, copies=False)
     manifest = "".join(manifest_rows(bucket_name, root, result.plan.work())).encode()
     manifest_key = f"{MANIFEST_PREFIX}{result.plan.id}.csv"
@@ -185,5 +189,5 @@ def run_batch_manifest(
     if not rows:
         raise ConfigError(f"the manifest {manifest_path!r} lists nothing")
     bucket = versioned(f"s3://{buckets.pop()}", storage_options, transfers=transfers)
-    ctx = OpContext.using(progress, cancel=CancelToken(), clock=OpContext().clock)
+    ctx = _context(progress)
     return run_manifest(bucket, [(k, v) for _, k, v in rows], ctx=ctx)

@@ -60,7 +60,8 @@ def live_at(history: list[ObjectVersion], at: datetime) -> ObjectVersion | None:
     return None if version is None or version.deleted else version
 
 
-def _same_content(a: ObjectVersion, b: ObjectVersion) -> bool:
+def same_content(a: ObjectVersion, b: ObjectVersion) -> bool:
+    """The same bytes: the same version, or the same content tag and size."""
     return a.version == b.version or (
         a.etag is not None and a.etag == b.etag and a.size_bytes == b.size_bytes
     )
@@ -156,7 +157,7 @@ def plan_rollback(
             if then is None:
                 continue
             there = into.get(key)
-            same = there is not None and _same_content(there, then)
+            same = there is not None and same_content(there, then)
             action = PitAction.UNCHANGED if same else PitAction.COPY
             steps.append(
                 PitStep(key=key, action=action, version=then.version, size_bytes=then.size_bytes)
@@ -166,7 +167,7 @@ def plan_rollback(
         if then is None:
             if now is not None:
                 steps.append(PitStep(key=key, action=PitAction.DELETE))
-        elif now is not None and _same_content(now, then):
+        elif now is not None and same_content(now, then):
             steps.append(PitStep(key=key, action=PitAction.UNCHANGED, version=then.version))
         else:
             steps.append(

@@ -50,6 +50,31 @@ class PitResult:
         }
 
 
+def run_in_batches(
+    run: Callable[[Sequence[PitStep]], dict[str, str]],
+    steps: Sequence[PitStep],
+    *,
+    ctx: OpContext,
+    phase: str = "roll back",
+    total: int | None = None,
+    before: int = 0,
+    message: str = "",
+) -> dict[str, str]:
+    """``run`` (a bucket's restore, delete or copy) over ``steps``, :data:`BATCH` at a time,
+    cancellable and reported between batches (``before`` of ``total`` done already); the
+    keys that failed, with the store's reason."""
+    failed: dict[str, str] = {}
+    for start in range(0, len(steps), BATCH):
+        ctx.check()
+        batch = steps[start : start + BATCH]
+        failed.update(run(batch))
+        done = before + start + len(batch)
+        ctx.report(
+            phase, done, len(steps) if total is None else total, unit="objects", message=message
+        )
+    return failed
+
+
 def _check_time(bucket: VersionedBucket, at: datetime, ctx: OpContext) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ConfigError(f"the time {at.isoformat()} has no time zone; give one (e.g. +00:00)")
@@ -141,14 +166,12 @@ def apply_store_rollback(
     finished = 0
     for action, run in actions.items():
         steps = [s for s in work if s.action is action]
-        for start in range(0, len(steps), BATCH):
-            ctx.check()
-            batch = steps[start : start + BATCH]
-            bad = run(batch)
-            failed.update(bad)
-            done[action.value] += len(batch) - len(bad)
-            finished += len(batch)
-            ctx.report("roll back", finished, len(work), unit="objects", message=action.value)
+        bad = run_in_batches(
+            run, steps, ctx=ctx, total=len(work), before=finished, message=action.value
+        )
+        failed.update(bad)
+        done[action.value] = len(steps) - len(bad)
+        finished += len(steps)
     return PitResult(plan=fresh, done=done, failed=failed)
 
 
@@ -159,11 +182,7 @@ def run_manifest(
     listed version onto its key), done here: ``rows`` are ``(key, version)`` relative to
     ``bucket``.  The same server-side copies as an in-process rollback."""
     steps = [PitStep(key=k, action=PitAction.RESTORE, version=v) for k, v in rows]
-    failed: dict[str, str] = {}
-    for start in range(0, len(steps), BATCH):
-        ctx.check()
-        failed.update(bucket.restore(steps[start : start + BATCH]))
-        ctx.report("roll back", min(start + BATCH, len(steps)), len(steps), unit="objects")
+    failed = run_in_batches(bucket.restore, steps, ctx=ctx)
     plan = PitPlan(
         id="manifest", store=bucket.url, at=ctx.now(), steps=tuple(steps), keys=len(steps)
     )

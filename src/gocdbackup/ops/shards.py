@@ -11,6 +11,7 @@ counts the blobs of pending backups as referenced (:func:`pending_blobs`)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from gocdbackup.errors import (
     ShardsMissing,
 )
 from gocdbackup.model.artifacts import ArtifactEntry, ArtifactIndex, ObjectRef, Outcome
-from gocdbackup.model.backup import BackupSet, BackupStatus, Component, Timings
+from gocdbackup.model.backup import BackupSet, BackupStatus, Timings
 from gocdbackup.model.ids import make_backup_id
 from gocdbackup.model.manifest import Manifest, component_from_dict, component_to_dict
 from gocdbackup.model.shards import ShardPlan, refs_from_jsonl, refs_jsonl, split
@@ -46,7 +47,8 @@ DONE = "shard_done"  # records/shard_done/<backup id>.<n>: a finished shard's in
 REFS_KIND = "shard_refs"
 
 
-def _journal_id(backup_id: str, shard: int) -> str:
+def _shard_id(backup_id: str, shard: int) -> str:
+    """A shard's name: its done record's id and its journal's."""
     return f"{backup_id}.{shard}"
 
 
@@ -77,7 +79,7 @@ def start_detached(
         parts = [
             store_stream(
                 repo,
-                chunk_stream(_Bytes(refs_jsonl(part)), repo.chunker),
+                chunk_stream(io.BytesIO(refs_jsonl(part)), repo.chunker),
                 kind=f"{REFS_KIND}:{n}",
                 known=known,
                 ctx=ctx,
@@ -118,10 +120,6 @@ def read_plan(repo: Repository, backup_id: str) -> ShardPlan:
     return ShardPlan.from_json(raw)
 
 
-def _component(plan: ShardPlan, kind: str) -> Component:
-    return plan.backup.component(kind)
-
-
 def done_shards(repo: Repository, backup_id: str) -> list[int]:
     prefix = f"{backup_id}."
     return sorted(int(i[len(prefix) :]) for i in repo.record_ids(DONE) if i.startswith(prefix))
@@ -144,7 +142,7 @@ def run_shard(
         raise PreconditionFailed(
             f"backup {backup_id} has shards 0 to {plan.shards - 1}, not {shard}"
         )
-    record = f"{backup_id}.{shard}"
+    record = _shard_id(backup_id, shard)
     with repo.lock("shared", "backup", ctx.clock) as lock:
         existing = repo.read_record(DONE, record)
         if existing is not None:
@@ -153,7 +151,7 @@ def run_shard(
             return index
         known = repo.blob_sizes()
         raw = b"".join(
-            checked_stream(repo, _component(plan, f"{REFS_KIND}:{shard}"), ctx, phase="shard")
+            checked_stream(repo, plan.backup.component(f"{REFS_KIND}:{shard}"), ctx, phase="shard")
         )
         refs = refs_from_jsonl(raw)
         previous, _ = reusable_index(repo, list_backups(repo), ctx)
@@ -165,7 +163,7 @@ def run_shard(
             previous=previous,
             known=known,
             ctx=ctx,
-            journal=Journal(repo, _journal_id(backup_id, shard)),
+            journal=Journal(repo, _shard_id(backup_id, shard)),
             workers=workers,
         )
         part = store_index(repo, index, known, ctx)
@@ -198,7 +196,7 @@ def finish_shards(
         entries: list[ArtifactEntry] = []
         absent: list[ObjectRef] = []
         for shard in range(plan.shards):
-            raw = repo.read_record(DONE, f"{backup_id}.{shard}")
+            raw = repo.read_record(DONE, _shard_id(backup_id, shard))
             assert raw is not None
             for entry in _load_part(repo, raw, ctx).entries:
                 if entry.outcome is Outcome.MISSING and gocdnext is not None:
@@ -233,9 +231,9 @@ def finish_shards(
 
 def _forget_plan(repo: Repository, plan: ShardPlan) -> None:
     backup_id = plan.backup.id
-    delete_journals(repo, [_journal_id(backup_id, n) for n in range(plan.shards)])
+    delete_journals(repo, [_shard_id(backup_id, n) for n in range(plan.shards)])
     for shard in range(plan.shards):
-        repo.delete_record(DONE, f"{backup_id}.{shard}")
+        repo.delete_record(DONE, _shard_id(backup_id, shard))
     repo.delete_record(PENDING, backup_id)
 
 
@@ -249,7 +247,7 @@ def pending_blobs(repo: Repository, ctx: OpContext) -> set[str]:
             for component in plan.backup.components:
                 out.update(c.blob_id for c in component.chunks)
             for shard in done_shards(repo, backup_id):
-                raw = repo.read_record(DONE, f"{backup_id}.{shard}")
+                raw = repo.read_record(DONE, _shard_id(backup_id, shard))
                 if raw is None:
                     continue
                 part = component_from_dict(json.loads(raw))
@@ -261,15 +259,3 @@ def pending_blobs(repo: Repository, ctx: OpContext) -> set[str]:
                 "refuses to run until it is finished or removed"
             ) from exc
     return out
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._at = 0
-
-    def read(self, n: int = -1, /) -> bytes:
-        end = len(self._data) if n < 0 else self._at + n
-        out = bytes(self._data[self._at : end])
-        self._at += len(out)
-        return out

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from gocdbackup.context import OpContext
 from gocdbackup.model.artifacts import ArtifactIndex, ArtifactRestore
-from gocdbackup.model.bucket_versions import ObjectVersion, PitAction, PitStep
+from gocdbackup.model.bucket_versions import ObjectVersion, PitAction, PitStep, same_content
 from gocdbackup.ops.artifact_restore import Selector, restore_artifacts
 from gocdbackup.ops.artifacts import DEFAULT_WORKERS
-from gocdbackup.ops.bucket_pit import BATCH
+from gocdbackup.ops.bucket_pit import run_in_batches
 from gocdbackup.ports import ObjectStore
 from gocdbackup.ports_bucket import VersionedBucket
 from gocdbackup.repository import Repository
@@ -30,13 +30,6 @@ def _listing(
         if version.latest:
             current[version.key] = version
     return current, kept
-
-
-def _same(now: ObjectVersion | None, then: ObjectVersion) -> bool:
-    return now is not None and (
-        now.version == then.version
-        or (then.etag is not None and now.etag == then.etag and now.size_bytes == then.size_bytes)
-    )
 
 
 def restore_from_versions(
@@ -61,7 +54,8 @@ def restore_from_versions(
     for e in entries:
         key = e.ref.key
         then = kept.get(key, {}).get(e.version or "")
-        if then is not None and _same(current.get(key), then):
+        now = current.get(key)
+        if then is not None and now is not None and same_content(now, then):
             skipped += 1  # that version, or a copy of it, is current
         elif then is not None:
             steps.append(
@@ -71,17 +65,9 @@ def restore_from_versions(
             )
         else:
             by_bytes.add(key)
-    failed: dict[str, str] = {}
-    for start in range(0, len(steps), BATCH):
-        ctx.check()
-        failed.update(bucket.restore(steps[start : start + BATCH]))
-        ctx.report(
-            "restore-artifacts",
-            start + len(steps[start : start + BATCH]),
-            len(steps),
-            unit="objects",
-            message="from versions",
-        )
+    failed = run_in_batches(
+        bucket.restore, steps, ctx=ctx, phase="restore-artifacts", message="from versions"
+    )
     by_bytes |= set(failed)
     copied = (
         restore_artifacts(
