@@ -269,7 +269,8 @@ def sessions(conn: psycopg.Connection[Any], name: str) -> list[tuple[str, str]]:
         (str(state), str(query))
         for state, query in conn.execute(
             "SELECT state, query FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            # client sessions only: an autovacuum worker may visit the database any time
+            " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
             (name,),
         )
     ]
