@@ -1,7 +1,8 @@
 """Run every benchmark against one embedded PostgreSQL 18 and print the summary table.
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
-        [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal|bucket-pit]
+        [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal|bucket-pit
+                |inventory]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
@@ -10,16 +11,17 @@ keys, a scan of 20,000 objects on a moto S3 server, peak memory at two sizes; no
 ``--only secrets`` just ``secrets check`` and key rotation over 100,000 sealed values (a small
 database of its own on a second embedded server); ``--only kube`` just the dump of a
 gocdnext-shaped database of at least 300 MB streamed from a fake Kubernetes pod over exec
-against a local pg_dump of it, and the backups through either (a database of its own on
-another embedded server); ``--only drill`` just the restore drill, per step, on the demo's
-dataset (against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB
-(against a plain restore of the same backup; both on another embedded server);
-``--only wal`` just WAL push (one process per segment, as archive_command runs it) against
-``cp`` of the same real segments; ``--only bucket-pit`` just a versioned bucket of 10,000
-versions on moto S3 rolled back to a point in time, against ``s3-pit-restore`` on its twin (no
-database); ``--only postgres`` the PostgreSQL ones; ``--only restore`` just the restores
-(against ``pg_restore -j2`` on the gocdnext-shaped database and on one large table with two
-indexes, each phase's time, and peak memory at two sizes).
+against a local pg_dump of it, and the backups through either (a database of its own on another
+embedded server); ``--only drill`` just the restore drill, per step, on the demo's dataset
+(against a fixed 60 s target) and on a gocdnext-shaped database of at least 300 MB (against a
+plain restore of the same backup; both on another embedded server); ``--only wal`` just WAL
+push (one process per segment, as archive_command runs it) against ``cp`` of the same real
+segments; ``--only inventory`` just an orphan scan of 1,000,000 keys from an S3 inventory
+against the same scan listing the bucket; ``--only bucket-pit`` just a versioned bucket of
+10,000 versions on moto S3 rolled back to a point in time, against ``s3-pit-restore`` on its
+twin (no database); ``--only postgres`` the PostgreSQL ones; ``--only restore`` just the
+restores (against ``pg_restore -j2`` on the gocdnext-shaped database and on one large table
+with two indexes, each phase's time, and peak memory at two sizes).
 By default everything runs; a partial run writes to ``results/latest-<section>.json`` unless
 ``--output`` says otherwise, so it never overwrites the full run's ``latest.json``.
 
@@ -55,6 +57,7 @@ import bench_backup
 import bench_bucket_pit
 import bench_dedup
 import bench_drill
+import bench_inventory
 import bench_kube
 import bench_lifecycle
 import bench_memory
@@ -78,6 +81,7 @@ SECTIONS = (
     "drill",
     "wal",
     "bucket-pit",
+    "inventory",
 )
 #: ``--only restore``: the PostgreSQL section's databases and backup, then only the restores
 CHOICES = (*SECTIONS, "restore")
@@ -162,6 +166,14 @@ def run_all(
         pit_results, pit_meta = bench_bucket_pit.run(workdir)
         results += pit_results
         meta["bucket_pit"] = pit_meta
+    if "inventory" in sections:
+        _section(
+            f"14. orphan scan of {bench_inventory.KEYS:,} keys from an S3 inventory vs listing"
+            " the bucket"
+        )
+        inv_results, inv_meta = bench_inventory.run(workdir)
+        results += inv_results
+        meta["inventory"] = inv_meta
     return results, meta
 
 

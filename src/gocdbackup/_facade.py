@@ -26,6 +26,7 @@ from gocdbackup.credentials import (
     resolve_password,
 )
 from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext import cipher as gocdnext_cipher
@@ -50,7 +51,7 @@ from gocdbackup.ops.gc import DEFAULT_GRACE, collect_garbage
 from gocdbackup.ops.project_secrets import restore_project_secrets
 from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.ops.version_restore import restore_from_versions
-from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore
+from gocdbackup.ports import GocdnextData, ObjectListing, ObjectStore, Postgres, SecretStore
 from gocdbackup.repository import ChunkerParams, Repository
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
@@ -164,6 +165,7 @@ class GocdBackup(KeySlots):
         project_secrets: SecretStore | None = None,
         secrets_template: str = NAME_TEMPLATE,
         volume_snapshot: VolumeSnapshotInfo | None = None,
+        listing: str | None = None,
     ) -> BackupSet:
         """A consistent backup of the database ``db`` names (a DSN) and, with ``artifacts`` (an
         fsspec URL of gocdnext's artefact store, or ``"auto"``: from its ``platform_settings``
@@ -171,7 +173,8 @@ class GocdBackup(KeySlots):
         the objects its rows reference, at the same point in time (rows read from ``db``, or
         ``gocdnext`` for another :class:`~gocdbackup.ports.Postgres`).  ``project_secrets``
         (:func:`gocdbackup.kube_secrets`) keeps the Kubernetes backend's Secrets (named by
-        ``secrets_template``) in it; ``volume_snapshot`` is recorded in it."""
+        ``secrets_template``) in it; ``volume_snapshot`` is recorded in it.  ``listing`` (the
+        URL of a bucket inventory's manifest) is read instead of listing the artefact store."""
         database = self.database(db)
         if gocdnext is None and isinstance(database, PostgresServer):
             gocdnext = GocdnextTables(database)
@@ -202,7 +205,15 @@ class GocdBackup(KeySlots):
             project_secrets=project_secrets,
             secrets_template=secrets_template,
             volume_snapshot=volume_snapshot,
+            inventory=self._inventory(listing, store),
         )
+
+    def _inventory(self, url: str | None, store: ObjectStore | None) -> ObjectListing | None:
+        if url is None:
+            return None
+        if not isinstance(store, FsspecStore):
+            raise ConfigError("an inventory (listing=) needs the artefact store's URL")
+        return open_inventory(url, store, options=self.artifact_options)
 
     def discover_artifacts(
         self,

@@ -11,8 +11,10 @@ from gocdbackup._facade import GocdBackup
 from gocdbackup._wiring import postgres_server
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import GocdnextTables
 from gocdbackup.drivers.report_files import TempFileRows
+from gocdbackup.errors import ConfigError
 from gocdbackup.model.cleanup import (
     CleanupPlan,
     CleanupResult,
@@ -27,7 +29,7 @@ from gocdbackup.model.orphans import OrphanClass
 from gocdbackup.model.runbook import RunbookReport
 from gocdbackup.ops import cleanup, orphans, recovery, runbooks
 from gocdbackup.ops import quarantine as quarantine_ops
-from gocdbackup.ports import GocdnextData, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectListing, ObjectStore
 from gocdbackup.repository import Repository
 
 
@@ -63,7 +65,7 @@ class Reconciler:
         self.db: GocdnextData = (
             GocdnextTables(postgres_server(db, bindir=pg_bindir)) if isinstance(db, str) else db
         )
-        options = artifact_options or {}
+        options = self._options = artifact_options or {}
         self.store = FsspecStore(artifacts, options) if isinstance(artifacts, str) else artifacts
         self.quarantine = (
             FsspecStore(quarantine, options) if isinstance(quarantine, str) else quarantine
@@ -88,8 +90,12 @@ class Reconciler:
         verify_content: float = 0.0,
         rate_limit: float | None = None,
         resume: OrphanReport | None = None,
+        listing: str | ObjectListing | None = None,
     ) -> OrphanReport:
-        """The two-way report (read-only); see :func:`gocdbackup.ops.orphans.scan_orphans`."""
+        """The two-way report (read-only); see :func:`gocdbackup.ops.orphans.scan_orphans`.
+
+        ``listing``: the URL of a bucket inventory's manifest (S3 Inventory ``manifest.json``,
+        a GCS inventory report's manifest), read instead of listing the bucket."""
         return orphans.scan_orphans(
             self.db,
             self.store,
@@ -99,7 +105,15 @@ class Reconciler:
             rate_limit=rate_limit,
             resume=resume,
             rows_buffer=TempFileRows,
+            listing=self.inventory(listing) if isinstance(listing, str) else listing,
         )
+
+    def inventory(self, manifest_url: str) -> ObjectListing:
+        """The bucket inventory whose manifest is at ``manifest_url``, checked against the
+        artefact store (read with the artefact store's options)."""
+        if not isinstance(self.store, FsspecStore):
+            raise ConfigError("an inventory URL needs an artefact store given by its URL")
+        return open_inventory(manifest_url, self.store, options=self._options)
 
     @staticmethod
     def plan(

@@ -301,6 +301,12 @@ class ShardsMissing(PreconditionFailed):
         self.missing, self.problems = missing, [f"shard {n} is not done" for n in missing]
 
 
+class InventoryMismatch(PreconditionFailed):
+    """A bucket inventory that does not describe the artefact store it was given for."""
+
+    code = "inventory_mismatch"
+
+
 class EmptyStore(PreconditionFailed):
     """Rows would be retired against a store that holds no object at all; that needs the
     caller's word that the store is empty on purpose."""

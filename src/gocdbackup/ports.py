@@ -18,7 +18,7 @@ from gocdbackup.model.drill import RunLogs
 from gocdbackup.model.orphans import RowRef
 from gocdbackup.model.project_secrets import KubeSecret
 from gocdbackup.model.secrets import Reseal, SealedBatch, SealedValue
-from gocdbackup.ports_store import DumpStream, ObjectInfo, ObjectStore, read_each
+from gocdbackup.ports_store import DumpStream, ObjectInfo, ObjectListing, ObjectStore, read_each
 
 
 class Snapshot(Protocol):
@@ -307,6 +307,7 @@ __all__ = [
     "DumpStream",
     "GocdnextData",
     "ObjectInfo",
+    "ObjectListing",
     "ObjectStore",
     "PhysicalSource",
     "Postgres",

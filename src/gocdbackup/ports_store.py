@@ -102,6 +102,26 @@ class ObjectStore(Protocol):
         ...
 
 
+class ObjectListing(Protocol):
+    """A listing of an object store taken at one instant and read instead of listing the
+    store (a bucket inventory: :mod:`gocdbackup.drivers.inventory`).  It cannot know of
+    objects written after :attr:`taken_at`."""
+
+    @property
+    def url(self) -> str:
+        """Where the listing was read (secret-free)."""
+        ...
+
+    @property
+    def taken_at(self) -> datetime:
+        """The instant it describes."""
+        ...
+
+    def scan(self, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Its objects after ``start_after``, in key order (keys relative to the store)."""
+        ...
+
+
 def read_each(store: ObjectStore, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bytes]:
     """:meth:`ObjectStore.read_many` one object at a time, for stores that cannot do better."""
     out = {}

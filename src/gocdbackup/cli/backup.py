@@ -141,6 +141,12 @@ def init(state: State, repo: str, password_file: str | None) -> None:
     help="With --artifacts: dump the database, plan the artefact shards and stop; each shard "
     "is copied by 'shard run' (a Kubernetes Indexed Job's pods), then 'shard finish'.",
 )
+@click.option(
+    "--listing",
+    metavar="MANIFEST_URL",
+    help="With --artifacts (a bucket): find the objects in this bucket inventory (S3 "
+    "Inventory manifest.json, GCS inventory report manifest) instead of listing the bucket.",
+)
 @secret_key_k8s_option
 @project_secrets_options
 @kube_options
@@ -176,11 +182,18 @@ def backup(
     incremental: bool,
     shards: int | None,
     detach: bool,
+    listing: str | None,
 ) -> None:
     """Back up the database (and its artefact store, and the project Secrets of gocdnext's
     Kubernetes secrets backend) into the repository."""
     if (shards or detach) and not (artifacts and db):
         raise click.UsageError("--shards and --detach need --db DSN and --artifacts URL")
+    if listing and not artifacts:
+        raise click.UsageError("--listing is the inventory of the --artifacts bucket: add it")
+    if listing and ((shards and shards > 1) or detach):
+        raise click.UsageError(
+            "--listing is for a backup in one process: each shard looks its objects up itself"
+        )
     if (shards and shards > 1) or detach:
         _sharded(state, repo, password_file, db, artifacts, shards or 1, detach, label, transfers)
         return
@@ -252,6 +265,7 @@ def backup(
             secret_key_file=secret_key_file,
             project_secrets=project_store(secrets_namespace, kubeconfig, kube_context),
             secrets_template=secrets_name_template,
+            listing=listing,
         )
     emit(state, b.summary(), lambda: _print_backup_line(b))
 

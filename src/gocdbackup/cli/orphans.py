@@ -64,6 +64,14 @@ def _print_report(report: OrphanReport) -> None:
         highlight=False,
         markup=False,
     )
+    if report.listed_at is not None:
+        out_console.print(
+            f"objects listed from the inventory {report.listing}, taken "
+            f"{report.listed_at:%Y-%m-%d %H:%M} UTC: objects written later without a row are "
+            "not in it (a later inventory, or a scan without --listing, judges them)",
+            highlight=False,
+            markup=False,
+        )
     if report.store_empty:
         err_console.print(
             f"[bold yellow]warning:[/] the artefact store {report.source.store} holds NO "
@@ -109,6 +117,12 @@ def _print_report(report: OrphanReport) -> None:
     metavar="REPORT.jsonl",
     help="Continue an interrupted scan from its report.",
 )
+@click.option(
+    "--listing",
+    metavar="MANIFEST_URL",
+    help="Read the bucket's objects from this inventory (an S3 Inventory manifest.json or a "
+    "GCS inventory report manifest) instead of listing the bucket.",
+)
 @click.pass_obj
 def orphans_scan(
     state: State,
@@ -122,6 +136,7 @@ def orphans_scan(
     out: str | None,
     csv_path: str | None,
     resume: str | None,
+    listing: str | None,
 ) -> None:
     """Classify every referenced key and every stored object (read-only)."""
     with handle_errors(state), progress_bar(state) as bar:
@@ -132,6 +147,7 @@ def orphans_scan(
                 verify_content=to_percent(verify_content),
                 rate_limit=rate_limit,
                 resume=load_report(resume) if resume else None,
+                listing=listing,
             )
         except ScanInterrupted as exc:
             if out and isinstance(exc.report, OrphanReport):

@@ -95,6 +95,11 @@ def describe_report(report: OrphanReport) -> str:
         if c is not OrphanClass.OK and (n := report.counts.get(c.value, 0))
     ]
     ok = report.counts.get(OrphanClass.OK.value, 0)
+    if report.listed_at is not None:
+        head += (
+            f" (listed from the inventory taken {report.listed_at:%Y-%m-%d %H:%M} UTC; objects"
+            " written later without a row are not in it)"
+        )
     return f"{head}; ok {ok:,}; " + ("; ".join(findings) if findings else "nothing else found")
 
 
@@ -189,6 +194,10 @@ class OrphanReport:
     #: objects the store listing held (None: a report written before this was counted)
     store_objects: int | None = None
     spool: RowBuffer = field(factory=MemoryRows, repr=False)
+    #: where the store's objects were listed from: "" for the store itself, else the URL of
+    #: the inventory read instead, taken at ``listed_at`` (objects written later unseen)
+    listing: str = ""
+    listed_at: datetime | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -222,6 +231,8 @@ class OrphanReport:
             "verify_percent": self.verify_percent,
             "store_objects": self.store_objects,
             "store_empty": self.store_empty,
+            "listing": self.listing or None,
+            "listed_at": self.listed_at.isoformat() if self.listed_at else None,
             "counts": dict(self.counts),
             "bytes": dict(self.bytes),
         }
@@ -355,6 +366,10 @@ def parse_report(
                 None if head.get("store_objects") is None else int(head["store_objects"])
             ),
             spool=spool,
+            listing=str(head.get("listing") or ""),
+            listed_at=(
+                datetime.fromisoformat(head["listed_at"]) if head.get("listed_at") else None
+            ),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise UnsupportedFormat(f"{origin} is not a readable orphan report: {exc}") from None

@@ -159,6 +159,8 @@ class Tally:
 #: content verification: (row, object) -> does the object's content match the row's SHA-256?
 #: None where it was not checked (a sample)
 Verify = Callable[[RowRef, Listed], "bool | None"]
+#: a fresh look at one key of the store: the object, or None where there is none
+Recheck = Callable[[str], "Listed | None"]
 
 
 def classify(  # noqa: PLR0915 - the hot loop is inlined on purpose (>1M keys/s)
@@ -168,13 +170,18 @@ def classify(  # noqa: PLR0915 - the hot loop is inlined on purpose (>1M keys/s)
     tally: Tally,
     *,
     verify: Verify | None = None,
+    recheck: Recheck | None = None,
 ) -> Generator[OrphanRow, None, None]:
     """Merge the two key-sorted streams; every key lands in exactly one class, counted in
     ``tally``; every class but ``ok`` (unless ``rules.keep_ok``) is yielded.  A stream out of
     order raises :class:`OutOfOrder` before anything about the out-of-order key is said.
 
     The common case (a ready row and its object, both old enough, sizes equal) takes a fast
-    path that allocates nothing."""
+    path that allocates nothing.
+
+    ``recheck`` looks at the store again for a key the listing does not hold but a row
+    references (a listing taken earlier than the rows were read, such as an inventory, cannot
+    know of objects written since): an object it finds is judged with its row."""
     cutoff, pending_cutoff = rules.cutoff, rules.pending_cutoff
     partial, keep_ok, add = rules.partial_uploads, rules.keep_ok, tally.add
     ok = OrphanClass.OK
@@ -212,14 +219,14 @@ def classify(  # noqa: PLR0915 - the hot loop is inlined on purpose (>1M keys/s)
                     last_obj = okey
                     row, obj = _pull(next_row), _pull(next_obj)
                 elif row.key < okey:
-                    out = _row_only(row, cutoff, pending_cutoff)
+                    out = _alone(row, cutoff, pending_cutoff, recheck, verify)
                     row = _pull(next_row)
                 else:
                     out = _object_only(obj, cutoff, partial)
                     last_obj = okey
                     obj = _pull(next_obj)
             elif row is not None:
-                out = _row_only(row, cutoff, pending_cutoff)
+                out = _alone(row, cutoff, pending_cutoff, recheck, verify)
                 row = _pull(next_row)
             else:
                 assert obj is not None
@@ -271,6 +278,20 @@ _LIVELY = {"ready": 3, "pending": 2, "deleting": 1}
 
 def _recent(at: datetime | None, cutoff: datetime) -> bool:
     return at is None or at > cutoff
+
+
+def _alone(
+    row: RowRef,
+    cutoff: datetime,
+    pending_cutoff: datetime,
+    recheck: Recheck | None,
+    verify: Verify | None,
+) -> OrphanRow:
+    """A row the listing holds no object for (looked up again with ``recheck``)."""
+    found = recheck(row.key) if recheck is not None else None
+    if found is None:
+        return _row_only(row, cutoff, pending_cutoff)
+    return _both(row, found, cutoff, pending_cutoff, verify)
 
 
 def _row_only(row: RowRef, cutoff: datetime, pending_cutoff: datetime) -> OrphanRow:

@@ -18,12 +18,13 @@ from gocdbackup.errors import ObjectMissing, StorageError
 from gocdbackup.model.artifacts import (
     ArtifactEntry,
     ArtifactIndex,
+    ObjectKind,
     ObjectRef,
     Outcome,
     content_key,
 )
 from gocdbackup.model.backup import ChunkRef
-from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectStore
+from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectListing, ObjectStore
 from gocdbackup.repository import (
     Repository,
     chunk_bytes,
@@ -79,6 +80,7 @@ def backup_artifacts(
     ctx: OpContext,
     journal: Journal | None = None,
     workers: int = DEFAULT_WORKERS,
+    inventory: ObjectListing | None = None,
 ) -> ArtifactIndex:
     """Copy the objects ``refs`` name (read in the backup's snapshot) from ``store``.
 
@@ -91,6 +93,10 @@ def backup_artifacts(
     that vanished is "expired during backup" if gocdnext has retired its row meanwhile, else
     "missing" (without ``db``: "missing", for the caller to check later, as the last step of a
     sharded backup does).
+
+    With ``inventory`` (a bucket inventory) the store is not listed: artefacts and log archives
+    (never rewritten) are taken from the inventory; caches (rewritten in place) and objects
+    the inventory does not hold (written after it) are looked up one by one.
     """
     immutable = previous.immutable() if previous else {}
     reusable = previous.by_content() if previous else {}
@@ -104,7 +110,11 @@ def backup_artifacts(
             entries.append(held)
         else:
             look.append(ref)
-    listing = _listing(store, look, scoped=previous is not None)
+    listing = (
+        _listing(store, look, scoped=previous is not None)
+        if inventory is None
+        else _from_inventory(store, look, inventory, workers)
+    )
     to_copy: list[ObjectRef] = []
     absent: list[ObjectRef] = []
     for ref in look:
@@ -243,6 +253,28 @@ def _listing(store: ObjectStore, refs: list[ObjectRef], *, scoped: bool) -> dict
         raise StorageError(
             f"the artefact store {store.url} holds none of the {len(refs)} objects the database "
             "references: a wrong URL, a missing bucket, or a lost store; nothing was committed"
+        )
+    return found
+
+
+def _from_inventory(
+    store: ObjectStore, refs: list[ObjectRef], inventory: ObjectListing, workers: int
+) -> dict[str, ObjectInfo]:
+    """The store's entries for ``refs``, from ``inventory`` where it can know them."""
+    if not refs:
+        return {}
+    immutable = {r.key for r in refs if r.kind is not ObjectKind.CACHE}
+    found = {info.key: info for info in inventory.scan() if info.key in immutable}
+    rest = [r.key for r in refs if r.key not in found]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gocdbackup-stat") as pool:
+        for key, info in zip(rest, pool.map(store.stat, rest), strict=True):
+            if info is not None:
+                found[key] = info
+    if not found:
+        raise StorageError(
+            f"neither the inventory {inventory.url} nor the artefact store {store.url} holds "
+            f"any of the {len(refs)} objects the database references: a wrong URL or a lost "
+            "store; nothing was committed"
         )
     return found
 

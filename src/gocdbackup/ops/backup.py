@@ -26,6 +26,7 @@ from gocdbackup.ops.secrets import sample_key_check
 from gocdbackup.ports import (
     DumpStream,
     GocdnextData,
+    ObjectListing,
     ObjectStore,
     Postgres,
     SecretStore,
@@ -61,6 +62,7 @@ def take_backup(
     project_secrets: SecretStore | None = None,
     secrets_template: str = NAME_TEMPLATE,
     volume_snapshot: VolumeSnapshotInfo | None = None,
+    inventory: ObjectListing | None = None,
 ) -> BackupSet:
     """Back up ``db`` into ``repo``; the new :class:`BackupSet` once its manifest is committed.
 
@@ -79,7 +81,8 @@ def take_backup(
     With ``project_secrets`` (the namespace of gocdnext's Kubernetes secrets backend), the
     Secrets named by ``secrets_template`` are stored in the backup, encrypted like the rest.
     ``volume_snapshot`` (a VolumeSnapshot of the artefact claim, taken by the caller) is
-    recorded in the manifest.
+    recorded in the manifest.  ``inventory`` (a bucket inventory of ``artifacts``) stands in
+    for listing the store.
     """
     if secret_key is not None and gocdnext is None:
         raise ConfigError(
@@ -128,6 +131,7 @@ def take_backup(
                 ctx=ctx,
                 journal=Journal(repo, backup_id),
                 workers=transfers,
+                inventory=inventory,
             )
             missing = [e.ref.key for e in index.entries if e.outcome is Outcome.MISSING]
             if missing and fail_on_missing:

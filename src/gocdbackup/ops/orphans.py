@@ -22,7 +22,8 @@ from gocdbackup.errors import (
 from gocdbackup.model.orphan_report import MemoryRows, OrphanReport, RowBuffer, ScanSource
 from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
 from gocdbackup.ops._objects import object_sha256
-from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectStore
+from gocdbackup.ops.fresh_looks import FreshLooks
+from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectListing, ObjectStore
 
 log = logging.getLogger("gocdbackup.ops.orphans")
 
@@ -64,15 +65,18 @@ class Pacer:
 
 
 def _paced(
-    objects: Iterator[ObjectInfo], pacer: Pacer, ctx: OpContext, tally: Tally
+    objects: Iterator[ObjectInfo], pacer: Pacer | None, ctx: OpContext, tally: Tally
 ) -> Iterator[ObjectInfo]:
-    """The listing, one paced request per page; quarantined copies are skipped."""
+    """The listing, one paced request per page (no pacer: an inventory, read without
+    requests to the store); quarantined copies are skipped."""
     n = 0
-    pacer.request()
+    if pacer is not None:
+        pacer.request()
     for info in objects:
         n += 1
         if n % PAGE == 0:
-            pacer.request()
+            if pacer is not None:
+                pacer.request()
             ctx.check()
         if n % _REPORT_EVERY == 0:
             ctx.report("orphans-scan", tally.total, None, unit="keys", message=info.key)
@@ -126,6 +130,7 @@ def scan_orphans(
     keep_ok: bool = False,
     pacer: Pacer | None = None,
     rows_buffer: Callable[[], RowBuffer] = MemoryRows,
+    listing: ObjectListing | None = None,
 ) -> OrphanReport:
     """Classify every key the database references and every object the store holds (see
     :class:`~gocdbackup.model.orphans.OrphanClass`): one merge of two key-ordered streams, in
@@ -136,7 +141,13 @@ def scan_orphans(
     per second.  An interrupted scan raises :class:`~gocdbackup.errors.ScanInterrupted` whose
     ``report`` is incomplete; pass it as ``resume`` to continue after its cursor.
     ``rows_buffer`` makes the buffer the findings go to (memory by default; the facade
-    passes one that spills to a temporary file)."""
+    passes one that spills to a temporary file).
+
+    ``listing`` (a bucket inventory) is read instead of listing the store.  It cannot know of
+    objects written after it was taken: the key of every row written since, and of every row
+    it does not hold, is looked up in the store (:class:`~gocdbackup.ops.fresh_looks.FreshLooks`),
+    and objects written later without a row are not seen (the report says when the listing
+    was taken)."""
     if grace < timedelta(0):
         raise ConfigError("the grace window cannot be negative")
     if not 0 <= verify_content <= 100:
@@ -148,19 +159,15 @@ def scan_orphans(
             "check the URL; nothing was scanned"
         )
     now = ctx.now()
+    listed_from = listing.url if listing is not None else ""
     if resume is not None:
-        _check_resumable(resume, source)
+        _check_resumable(resume, source, listed_from)
         now, grace, verify_content = resume.scanned_at, resume.grace, resume.verify_percent
     pacer = pacer or Pacer(rate_limit)
     tally, spool = Tally(), rows_buffer()
-    cursor = ""
     if resume is not None:
-        spool.extend(resume.rows())
-        for cls in OrphanClass:
-            tally.counts[cls] = resume.counts.get(cls.value, 0)
-            tally.bytes[cls] = resume.bytes.get(cls.value, 0)
-        tally.cursor = cursor = resume.cursor
-        tally.objects = resume.store_objects or 0
+        _carry_over(resume, tally, spool)
+    cursor = tally.cursor
     rules = ScanRules(
         now=now,
         grace=grace,
@@ -170,9 +177,22 @@ def scan_orphans(
     seed = f"{source.database}|{source.store}|{now.isoformat()}"
     verify = _content_verifier(store, verify_content, seed, pacer)
     ctx.report("orphans-scan", tally.total, None, unit="keys")
-    rows = db.object_rows(cursor)
-    objects = _paced(iter(store.scan("", cursor)), pacer, ctx, tally)
-    merged = classify(rows, objects, rules, tally, verify=verify)
+    db_rows = db.object_rows(cursor)
+    looks = (
+        None
+        if listing is None
+        else FreshLooks(iter(db_rows), store, listing.taken_at, pacer.request)
+    )
+    if looks is None:
+        rows: Iterator[RowRef] = iter(db_rows)
+        objects = _paced(iter(store.scan("", cursor)), pacer, ctx, tally)
+    else:
+        assert listing is not None
+        rows = looks.rows()
+        objects = _paced(looks.objects(iter(listing.scan(cursor))), None, ctx, tally)
+    merged = classify(
+        rows, objects, rules, tally, verify=verify, recheck=looks.recheck if looks else None
+    )
     try:
         for row in merged:
             spool.append(row)
@@ -180,22 +200,36 @@ def scan_orphans(
         merged.close()  # settles the tally (counts and cursor) before it is reported
         if not tally.total and resume is None:
             raise  # nothing was classified: the error itself says it best
-        partial = _report(source, rules, tally, spool, verify_content, complete=False)
+        partial = _report(
+            source, rules, tally, spool, verify_content, listing=listing, complete=False
+        )
         raise ScanInterrupted(
             f"the orphan scan stopped after {tally.total} keys (at {tally.cursor!r}): {exc}",
             partial,
         ) from exc
     finally:
-        close = getattr(rows, "close", None)
+        if looks is not None:
+            looks.close()
+        close = getattr(db_rows, "close", None)
         if close is not None:
             close()
-    report = _report(source, rules, tally, spool, verify_content, complete=True)
+    report = _report(source, rules, tally, spool, verify_content, listing=listing, complete=True)
     ctx.report("orphans-scan", tally.total, tally.total, unit="keys")
     log.info("orphan scan %s: %s", report.id, {k: v for k, v in report.counts.items() if v})
     return report
 
 
-def _check_resumable(resume: OrphanReport, source: ScanSource) -> None:
+def _carry_over(resume: OrphanReport, tally: Tally, spool: RowBuffer) -> None:
+    """What an interrupted scan found, for its resumption to go on from."""
+    spool.extend(resume.rows())
+    for cls in OrphanClass:
+        tally.counts[cls] = resume.counts.get(cls.value, 0)
+        tally.bytes[cls] = resume.bytes.get(cls.value, 0)
+    tally.cursor = resume.cursor
+    tally.objects = resume.store_objects or 0
+
+
+def _check_resumable(resume: OrphanReport, source: ScanSource, listed_from: str) -> None:
     if resume.complete:
         raise ReportMismatch(f"report {resume.id} is complete: there is nothing to resume")
     if resume.source != source:
@@ -203,6 +237,10 @@ def _check_resumable(resume: OrphanReport, source: ScanSource) -> None:
             f"report {resume.id} was made for {resume.source.store} and "
             f"{resume.source.database}, not {source.store} and {source.database}"
         )
+    if resume.listing != listed_from:
+        was = f"the listing {resume.listing}" if resume.listing else "a listing of the store"
+        how = f"with --listing {resume.listing}" if resume.listing else "without --listing"
+        raise ReportMismatch(f"report {resume.id} was made from {was}: resume it {how}")
 
 
 def _report(
@@ -212,6 +250,7 @@ def _report(
     spool: RowBuffer,
     verify_percent: float,
     *,
+    listing: ObjectListing | None,
     complete: bool,
 ) -> OrphanReport:
     fingerprint = hashlib.sha256(
@@ -229,4 +268,6 @@ def _report(
         verify_percent=verify_percent,
         store_objects=tally.objects,
         spool=spool,
+        listing=listing.url if listing is not None else "",
+        listed_at=listing.taken_at if listing is not None else None,
     )

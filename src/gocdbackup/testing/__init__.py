@@ -21,7 +21,8 @@ memory (a :class:`~gocdbackup.ports.SecretStore`).
 
 For the bucket's own history: :class:`FakeVersionedBucket`, a versioned bucket in memory (a
 :class:`~gocdbackup.ports_bucket.VersionedBucket`) whose writes and deletes are stamped by a
-clock.
+clock; :class:`FrozenListing`, a store's listing taken once (what a bucket inventory
+knows).
 """
 
 from gocdbackup.drivers.gocdnext_fixture import (
@@ -42,6 +43,7 @@ from gocdbackup.testing.contents import (
 from gocdbackup.testing.context import FakeClock, RecordingProgress
 from gocdbackup.testing.databases import FakeGocdnext, FakePostgres, FakeSnapshot
 from gocdbackup.testing.kube import FakeKubeAPI
+from gocdbackup.testing.listing import FrozenListing
 from gocdbackup.testing.sandbox import Sandbox, fill_store, sandbox
 from gocdbackup.testing.sealed import fill_sealed
 from gocdbackup.testing.secret_store import FakeSecretStore
@@ -60,6 +62,7 @@ __all__ = [
     "FakeSnapshot",
     "FakeVersionedBucket",
     "FixtureSpec",
+    "FrozenListing",
     "LocalPostgres",
     "MemoryStore",
     "RecordingProgress",

@@ -1,0 +1,63 @@
+"""Sorting more records than fit in memory: runs of ``run_size`` records sorted in memory and
+spilled to temporary files, then merged (``heapq.merge``) in one streaming pass.  Peak memory is
+one run plus one block per spilled run, whatever the input's length."""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+#: records sorted in memory at once (about 150 MB of short tuples at 1,000,000)
+RUN_SIZE = 1_000_000
+#: records read back from a spilled run at a time
+_BLOCK = 4096
+
+
+def sorted_records(
+    records: Iterable[tuple[Any, ...]], *, run_size: int = RUN_SIZE
+) -> Iterator[tuple[Any, ...]]:
+    """``records`` in ascending order of their tuples (key first).  An input that fits in
+    one run is sorted in memory; a longer one spills sorted runs to temporary files, which
+    are deleted when the iterator ends or is closed."""
+    if run_size < 1:
+        raise ValueError("run_size must be at least 1")
+    spilled: list[IO[bytes]] = []
+    run: list[tuple[Any, ...]] = []
+    try:
+        for record in records:
+            run.append(record)
+            if len(run) >= run_size:
+                spilled.append(_spill(run))
+                run = []
+        run.sort()
+        if not spilled:
+            yield from run
+            return
+        if run:
+            spilled.append(_spill(run))
+            run = []
+        yield from heapq.merge(*(_read_back(f) for f in spilled))
+    finally:
+        for f in spilled:
+            f.close()
+
+
+def _spill(run: list[tuple[Any, ...]]) -> IO[bytes]:
+    run.sort()
+    f = tempfile.TemporaryFile(prefix="gocdbackup-sort-")  # noqa: SIM115 - closed by the caller
+    for start in range(0, len(run), _BLOCK):
+        pickle.dump(run[start : start + _BLOCK], f, protocol=pickle.HIGHEST_PROTOCOL)
+    f.seek(0)
+    return f
+
+
+def _read_back(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            block = pickle.load(f)  # noqa: S301 - our own temporary file, written above
+        except EOFError:
+            return
+        yield from block
