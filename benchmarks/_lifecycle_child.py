@@ -22,6 +22,7 @@ Every second blob is referenced, split over ``MANIFESTS`` real sealed manifests 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import sys
@@ -66,6 +67,8 @@ class CountingStore(MemoryStore):
     def __init__(self, *, clock: FakeClock) -> None:
         super().__init__("memory://bench", clock=clock)
         self.requests: Counter[str] = Counter()
+        #: the keys under ``data/``, sorted once the store is filled
+        self.data_keys: list[str] = []
 
     @staticmethod
     def _area(key: str) -> str:
@@ -101,7 +104,20 @@ class CountingStore(MemoryStore):
 
     def scan(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         self.requests[f"list {prefix or '(all)'}"] += 1  # one listing pass, streamed
+        if prefix == "data/" and self.data_keys:
+            return self._stream(start_after)
         return super().scan(prefix, start_after)
+
+    def _stream(self, start_after: str) -> Iterator[ObjectInfo]:
+        """``data/`` object by object from the index sorted when the store was filled, as S3
+        pages a listing (MemoryStore.scan builds the whole listing first: memory that grows
+        with the store and would be charged to the collection)."""
+        keys = self.data_keys
+        at = bisect.bisect_right(keys, start_after) if start_after else 0
+        for n in range(at, len(keys)):
+            key = keys[n]
+            if key in self.objects:
+                yield self._info(key)
 
 
 def blob_ids(n: int) -> list[str]:
@@ -156,6 +172,7 @@ def build(blobs: int, manifests: int) -> tuple[CountingStore, dict[str, int]]:
     clock.advance(GC_AT - WRITTEN_AT - timedelta(minutes=10))
     for blob_id in recent:
         store.write(blob_key(blob_id), BLOB_BYTES)
+    store.data_keys = sorted(k for k in store.objects if k.startswith("data/"))
     repo = Repository.open(store, PASSPHRASE)
     for m in range(manifests):
         chunks = tuple(ChunkRef(blob_id=b, size_bytes=4096) for b in referenced[m::manifests])

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from _common import MB, Result, median, ratio, seconds_list, table
 from gocdbackup.model.backup import BackupSet, BackupStatus, ConsistencyPoint, DatabaseInfo, Timings
 from gocdbackup.model.retention import RetentionPolicy, decide_retention
+from gocdbackup.ops.gc import SORT_RUN
 
 CHILD = Path(__file__).with_name("_lifecycle_child.py")
 
@@ -59,6 +60,8 @@ BLOBS = 1_000_000
 #: delete requests a GC of BLOBS may make (issue 17: ≤ 1,000 for 1,000,000 blobs)
 DELETE_REQUESTS_TARGET = 1000.0
 MANIFESTS = 10
+#: the GC's memory at BLOBS ÷ at BLOBS / 4 (issue 17: flat)
+GC_RSS_TARGET = 1.2
 #: a collection lists ``data/`` once, and reads only the config and the manifests
 LIST_TARGET = 1.0
 READS_TARGET = 1.0
@@ -286,7 +289,8 @@ def run_gc(repeat: int, *, blobs: int = BLOBS, manifests: int = MANIFESTS) -> li
     base = child("list", blobs, manifests, repeat)
     dry = child("gc-dry", blobs, manifests, min(repeat, 2))
     wet = child("gc-delete", blobs, manifests, 1)
-    for m in (dry, wet):
+    quarter = child("gc-dry", blobs // 4, manifests, 1)
+    for m in (dry, wet, quarter):
         _check(m)
     if wet["outcome"]["deleted"] != wet["expected"]["to_delete"]:
         raise RuntimeError(f"GC deleted {wet['outcome']['deleted']} blobs")
@@ -338,6 +342,16 @@ def run_gc(repeat: int, *, blobs: int = BLOBS, manifests: int = MANIFESTS) -> li
             unit="B",
             note=f"VmHWM - RSS before, in a child ({scope}); absolute peak"
             f" {dry['peak_kib'] * 1024 / MB:.0f} MB with the {store_mb:.0f} MB store",
+        ),
+        Result(
+            f"GC dry run peak RSS growth, {blobs:,} blobs ÷ {blobs // 4:,} blobs",
+            _grown(dry),
+            _grown(quarter),
+            ratio(_grown(dry), _grown(quarter)),
+            unit="B",
+            target=GC_RSS_TARGET,
+            note=f"flat in the number of blobs: referenced ids sorted on disk in runs of"
+            f" {SORT_RUN:,}; {_grown(quarter) / MB:.0f} MB and {_grown(dry) / MB:.0f} MB",
         ),
         Result(
             "LIST requests over data/ per GC",

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--repeat 3] [--output benchmarks/results/latest.json]
         [--only postgres|restore|lifecycle|artifacts|orphans|secrets|kube|drill|wal|bucket-pit
-                |inventory]
+                |inventory|nights]
 
 ``--only lifecycle`` runs just the retention and garbage-collection benchmarks (no database);
 ``--only artifacts`` just the artefact-store ones (10,000 objects on a moto S3 server, no
@@ -17,7 +17,8 @@ embedded server); ``--only drill`` just the restore drill, per step, on the demo
 plain restore of the same backup; both on another embedded server); ``--only wal`` just WAL
 push (one process per segment, as archive_command runs it) against ``cp`` of the same real
 segments; ``--only inventory`` just an orphan scan of 1,000,000 keys from an S3 inventory
-against the same scan listing the bucket; ``--only bucket-pit`` just a versioned bucket of
+against the same scan listing the bucket; ``--only nights`` 30 simulated nights of gocdnext
+backed up nightly (own embedded server); ``--only bucket-pit`` just a versioned bucket of
 10,000 versions on moto S3 rolled back to a point in time, against ``s3-pit-restore`` on its
 twin (no database); ``--only postgres`` the PostgreSQL ones; ``--only restore`` just the
 restores (against ``pg_restore -j2`` on the gocdnext-shaped database and on one large table
@@ -61,6 +62,7 @@ import bench_inventory
 import bench_kube
 import bench_lifecycle
 import bench_memory
+import bench_nights
 import bench_orphans
 import bench_restore
 import bench_secrets
@@ -82,6 +84,7 @@ SECTIONS = (
     "wal",
     "bucket-pit",
     "inventory",
+    "nights",
 )
 #: ``--only restore``: the PostgreSQL section's databases and backup, then only the restores
 CHOICES = (*SECTIONS, "restore")
@@ -174,6 +177,14 @@ def run_all(
         inv_results, inv_meta = bench_inventory.run(workdir)
         results += inv_results
         meta["inventory"] = inv_meta
+    if "nights" in sections:
+        _section(
+            f"15. {bench_nights.NIGHTS} nights of gocdnext backed up nightly with artefacts and"
+            " the guide's retention, against plain dumps"
+        )
+        night_results, night_meta = bench_nights.run(workdir / "nights")
+        results += night_results
+        meta["nights"] = night_meta
     return results, meta
 
 

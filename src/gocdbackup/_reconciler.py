@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from gocdbackup._facade import GocdBackup
+from gocdbackup._scan_shards import ScanSpec, scan_sharded
 from gocdbackup._wiring import postgres_server
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.fsspec_store import FsspecStore
@@ -65,6 +66,13 @@ class Reconciler:
         self.db: GocdnextData = (
             GocdnextTables(postgres_server(db, bindir=pg_bindir)) if isinstance(db, str) else db
         )
+        #: how a worker process opens the same database and store (sharded scans)
+        self._spec = ScanSpec(
+            db=db if isinstance(db, str) else None,
+            artifacts=artifacts if isinstance(artifacts, str) else None,
+            options=dict(artifact_options or {}),
+            pg_bindir=pg_bindir,
+        )
         options = self._options = artifact_options or {}
         self.store = FsspecStore(artifacts, options) if isinstance(artifacts, str) else artifacts
         self.quarantine = (
@@ -91,11 +99,29 @@ class Reconciler:
         rate_limit: float | None = None,
         resume: OrphanReport | None = None,
         listing: str | ObjectListing | None = None,
+        shards: int = 1,
     ) -> OrphanReport:
         """The two-way report (read-only); see :func:`gocdbackup.ops.orphans.scan_orphans`.
 
         ``listing``: the URL of a bucket inventory's manifest (S3 Inventory ``manifest.json``,
-        a GCS inventory report's manifest), read instead of listing the bucket."""
+        a GCS inventory report's manifest), read instead of listing the bucket.
+        ``shards``: scan that many key ranges in as many worker processes (each listing only
+        its range) and merge their reports into one; see :func:`scan_sharded`."""
+        if shards > 1:
+            if resume is not None:
+                raise ConfigError("a sharded scan cannot resume a report: scan again")
+            if listing is not None and not isinstance(listing, str):
+                raise ConfigError("a sharded scan takes the inventory by its URL")
+            return scan_sharded(
+                self._spec,
+                self.db,
+                shards,
+                ctx=self.context(),
+                grace=_duration(grace),
+                verify_content=verify_content,
+                rate_limit=rate_limit,
+                listing=listing,
+            )
         return orphans.scan_orphans(
             self.db,
             self.store,

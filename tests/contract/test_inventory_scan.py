@@ -144,6 +144,15 @@ def test_cli_listing_rechecks_rows_and_leaves_newer_objects_unjudged(
         head = json.loads(f.readline())
     assert head["listing"] == manifest
 
+    sharded = _cli("--json", *scan, "--listing", manifest, "--shards", "3")
+    assert sharded.returncode == 0, sharded.stderr
+    merged = json.loads(sharded.stdout)
+    assert merged["counts"] == by_inventory["counts"]
+    assert merged["listing"] == manifest
+    sharded_list = _cli("--json", *scan, "--shards", "2")
+    assert sharded_list.returncode == 0, sharded_list.stderr
+    assert json.loads(sharded_list.stdout)["counts"] == by_listing["counts"]
+
     human = _cli(*scan, "--listing", manifest)
     assert human.returncode == 0, human.stderr
     assert "objects written later without a row are not in it" in " ".join(human.stdout.split())

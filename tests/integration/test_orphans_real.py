@@ -282,3 +282,39 @@ def test_kill_9_mid_cleanup_then_undo(gocdnext_db: str, tmp_path: Path) -> None:
     leftovers = [k for k in after if k.startswith(".gocdbackup-quarantine/")]
     assert all(Path(k).name.startswith(".gocdbackup-tmp-") for k in leftovers)
     assert {k: v for k, v in after.items() if k not in leftovers} == before  # byte for byte
+
+
+def test_sharded_scan_merges_to_the_report_of_one_process(gocdnext_db: str, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    store_url = f"file://{root}"
+    write_objects(gocdnext_db, FsspecStore(store_url))
+    for n in range(7):  # orphans spread over the key space, and a foreign file
+        key = layout_key()
+        (root / key).parent.mkdir(parents=True)
+        (root / key).write_bytes(b"orphan %d" % n)
+    (root / "zz-notes.txt").write_text("not gocdnext's")
+    with psycopg.connect(gocdnext_db) as conn:
+        (lost,) = conn.execute(
+            "SELECT storage_key FROM artifacts WHERE status = 'ready' ORDER BY storage_key DESC"
+            " LIMIT 1"
+        ).fetchone()
+    (root / lost).unlink()
+    one, three = tmp_path / "one.jsonl", tmp_path / "three.jsonl"
+    base = ["orphans", "scan", "--db", gocdnext_db, "--artifacts", store_url, "--grace", "0s"]
+    single = as_json(*base, "--out", str(one))
+    sharded = as_json(*base, "--shards", "3", "--out", str(three))
+    assert sharded["counts"] == single["counts"]
+    assert sharded["bytes"] == single["bytes"]
+    assert sharded["store_objects"] == single["store_objects"]
+    assert sharded["counts"]["orphan_object"] == 7
+    assert sharded["counts"]["missing_object"] == 1
+    assert sharded["complete"]
+    a, b = load_report(one), load_report(three)
+    assert [(r.key, r.cls) for r in b.rows()] == [(r.key, r.cls) for r in a.rows()]
+    # the merged report drives a cleanup like any other
+    dry = as_json("orphans", "clean", "--report", str(three), "--db", gocdnext_db, "--dry-run")
+    assert dry["done"]["orphan_object"] == 7
+    refused = run(*base, "--shards", "2", "--resume", str(one), ok=False)
+    assert refused.returncode == 2
+    assert "--resume" in refused.stderr

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gocdbackup.context import OpContext, SystemClock
-from gocdbackup.errors import PreconditionFailed, ToolFailed
+from gocdbackup.errors import OutOfOrder, PreconditionFailed, ToolFailed
 from gocdbackup.model.durations import format_duration, parse_duration
-from gocdbackup.model.gc import BlobInfo, plan_gc
+from gocdbackup.model.gc import BlobInfo, GcTally, Verdict, judge_blobs, plan_gc
 from gocdbackup.ops import take_backup
 from gocdbackup.ops.gc import collect_garbage
 from gocdbackup.repository import Repository
@@ -37,19 +37,29 @@ ages = st.none() | st.integers(0, 72 * 3600).map(lambda s: NOW - timedelta(secon
 def test_every_blob_lands_in_exactly_one_class(
     blobs: list, data: st.DataObject, grace_s: int
 ) -> None:  # type: ignore[type-arg]
-    infos = [BlobInfo(blob_id=i, size_bytes=n, modified_at=m) for i, n, m in blobs]
+    infos = sorted(
+        (BlobInfo(blob_id=i, size_bytes=n, modified_at=m) for i, n, m in blobs),
+        key=lambda b: b.blob_id,
+    )
     referenced = set(data.draw(st.sets(st.sampled_from([b[0] for b in blobs]))) if blobs else set())
-    plan = plan_gc(infos, referenced, now=NOW, grace=timedelta(seconds=grace_s))
-    deleted = {b.blob_id for b in plan.delete}
-    recent = {b.blob_id for b in plan.too_recent}
-    assert plan.blobs == len(infos)
+    grace = timedelta(seconds=grace_s)
+    tally = GcTally(NOW, grace)
+    # referenced ids in order, some repeated (several manifests name the same blob)
+    verdicts = list(judge_blobs(infos, sorted([*referenced, *referenced]), tally))
+    deleted = {b.blob_id for b, v in verdicts if v is Verdict.DELETE}
+    recent = {b.blob_id for b, v in verdicts if v is Verdict.TOO_RECENT}
+    plan = tally.plan()
+    assert plan.blobs == len(infos) == len(verdicts)
     assert plan.referenced + len(deleted) + len(recent) == len(infos)
+    assert (plan.to_delete, plan.too_recent) == (len(deleted), len(recent))
     assert not deleted & referenced  # never a referenced blob
     assert not deleted & recent
-    for b in plan.delete:
-        assert b.modified_at is not None
-        assert NOW - b.modified_at >= timedelta(seconds=grace_s)
-    assert plan_gc(infos, referenced, now=NOW, grace=timedelta(seconds=grace_s)).id == plan.id
+    for b, v in verdicts:
+        if v is Verdict.DELETE:
+            assert b.modified_at is not None
+            assert NOW - b.modified_at >= grace
+    assert plan_gc(reversed(infos), referenced, now=NOW, grace=grace) == plan
+    assert plan.sample == tuple(sorted(deleted))[:10]
 
 
 def test_blobs_of_unknown_age_are_kept() -> None:
@@ -59,8 +69,8 @@ def test_blobs_of_unknown_age_are_kept() -> None:
         now=NOW,
         grace=timedelta(0),
     )
-    assert plan.delete == ()
-    assert len(plan.too_recent) == 1
+    assert plan.to_delete == 0
+    assert plan.too_recent == 1
 
 
 @pytest.mark.parametrize(
@@ -100,12 +110,13 @@ def test_gc_deletes_only_old_unreferenced_blobs(
 
     young = collect_garbage(repo, ctx=ctx, grace=timedelta(hours=24), dry_run=False)
     assert young.deleted == 0  # the failed backup's blobs are too recent
-    assert len(young.plan.too_recent) == len(orphans)
+    assert young.plan.too_recent == len(orphans)
 
     clock.advance(timedelta(hours=25))
     dry = collect_garbage(repo, ctx=ctx)
     assert dry.dry_run
-    assert {b.blob_id for b in dry.plan.delete} == orphans
+    assert dry.plan.to_delete == len(orphans)
+    assert set(dry.plan.sample) <= orphans
     assert all(store.exists(blob_key(o)) for o in orphans)  # a dry run deletes nothing
 
     done = collect_garbage(repo, ctx=ctx, dry_run=False)
@@ -238,3 +249,28 @@ class BackupGcMachine(RuleBasedStateMachine):
 
 TestBackupGcMachine = BackupGcMachine.TestCase
 TestBackupGcMachine.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+
+
+def test_out_of_order_streams_stop_before_any_verdict_about_them() -> None:
+    old = NOW - timedelta(days=3)
+    blobs = [BlobInfo(blob_id=c * 64, size_bytes=1, modified_at=old) for c in "bac"]
+    with pytest.raises(OutOfOrder, match="blobs are not listed in order"):
+        list(judge_blobs(blobs, [], GcTally(NOW, timedelta(0))))
+    ordered = sorted(blobs, key=lambda b: b.blob_id)
+    with pytest.raises(OutOfOrder, match="referenced blob ids are not in order"):
+        list(judge_blobs(ordered, ["c" * 64, "a" * 64], GcTally(NOW, timedelta(0))))
+
+
+def test_gc_sorts_referenced_ids_on_disk_beyond_a_run(
+    repo: Repository, ctx: OpContext, clock: FakeClock
+) -> None:
+    """More referenced ids than one sort run holds: spilled, merged, the same verdicts."""
+    backups = [take_backup(repo, FakePostgres("gocdnext", {"gocdnext": FakeDatabaseContents(
+        tables={"public.runs": n})}), ctx=ctx) for n in range(3)]  # fmt: skip
+    for n in range(40):
+        repo.put_blob(f"{n:064x}", b"unreferenced")
+    clock.advance(timedelta(days=2))
+    done = collect_garbage(repo, ctx=ctx, dry_run=False, sort_run=3)
+    assert done.deleted == 40
+    kept = {c.blob_id for b in backups for c in b.components[0].chunks}
+    assert {b.blob_id for b in repo.blobs()} == kept

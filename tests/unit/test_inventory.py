@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gocdbackup.drivers.external_sort import sorted_records
 from gocdbackup.errors import ReportMismatch, UnsupportedFormat
 from gocdbackup.model.inventory import entry, normalised, parse_manifest
 from gocdbackup.model.orphan_report import parse_report
 from gocdbackup.ops.orphans import scan_orphans
+from gocdbackup.repository.sorting import sorted_records
 from gocdbackup.testing import FakeClock, FrozenListing
 from tests.unit.test_orphans_ops import World, art_key
 

@@ -118,6 +118,14 @@ def _print_report(report: OrphanReport) -> None:
     help="Continue an interrupted scan from its report.",
 )
 @click.option(
+    "--shards",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Scan this many key ranges in as many worker processes (each lists only its range) "
+    "and merge their reports into one.",
+)
+@click.option(
     "--listing",
     metavar="MANIFEST_URL",
     help="Read the bucket's objects from this inventory (an S3 Inventory manifest.json or a "
@@ -137,8 +145,11 @@ def orphans_scan(
     csv_path: str | None,
     resume: str | None,
     listing: str | None,
+    shards: int,
 ) -> None:
     """Classify every referenced key and every stored object (read-only)."""
+    if shards > 1 and resume:
+        raise click.UsageError("--resume continues a scan of one process: drop --shards")
     with handle_errors(state), progress_bar(state) as bar:
         rec = open_reconciler(state, db, artifacts, bar, pg_bindir=pg_bindir)
         try:
@@ -148,6 +159,7 @@ def orphans_scan(
                 rate_limit=rate_limit,
                 resume=load_report(resume) if resume else None,
                 listing=listing,
+                shards=shards,
             )
         except ScanInterrupted as exc:
             if out and isinstance(exc.report, OrphanReport):

@@ -2,7 +2,7 @@
 its manifest and data files read through :class:`FsspecStore` (so with the same credentials,
 retries and error translation as everything else), its records streamed (CSV with the
 standard library, ORC and Parquet with pyarrow, one batch at a time) and sorted by key in
-bounded memory (:mod:`gocdbackup.drivers.external_sort`)."""
+bounded memory (:mod:`gocdbackup.repository.sorting`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from gocdbackup.drivers.external_sort import RUN_SIZE, sorted_records
 from gocdbackup.drivers.fsspec_store import FsspecStore
 from gocdbackup.drivers.listing import TEMP_PREFIX, is_temp
 from gocdbackup.errors import (
@@ -35,6 +34,7 @@ from gocdbackup.model.inventory import (
     row_decoder,
 )
 from gocdbackup.ports import ObjectInfo
+from gocdbackup.repository.sorting import RUN_SIZE, sorted_records
 
 _BATCH = 65_536
 _PROVIDERS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}

@@ -4,11 +4,13 @@ one streaming pass over both (bounded memory, resumable, rate-limited)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import (
@@ -21,11 +23,20 @@ from gocdbackup.errors import (
 )
 from gocdbackup.model.orphan_report import MemoryRows, OrphanReport, RowBuffer, ScanSource
 from gocdbackup.model.orphans import Listed, OrphanClass, RowRef, ScanRules, Tally, classify
+from gocdbackup.model.scan_shards import KeyRange
 from gocdbackup.ops._objects import object_sha256
 from gocdbackup.ops.fresh_looks import FreshLooks
 from gocdbackup.ports import GocdnextData, ObjectInfo, ObjectListing, ObjectStore
 
 log = logging.getLogger("gocdbackup.ops.orphans")
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+_K = TypeVar("_K", bound=_Keyed)
 
 #: where cleanups put quarantined objects (in the artefact store itself, by default); gocdnext
 #: never lists its store, so it never sees them, and scans skip them
@@ -131,6 +142,8 @@ def scan_orphans(
     pacer: Pacer | None = None,
     rows_buffer: Callable[[], RowBuffer] = MemoryRows,
     listing: ObjectListing | None = None,
+    key_range: KeyRange | None = None,
+    now: datetime | None = None,
 ) -> OrphanReport:
     """Classify every key the database references and every object the store holds (see
     :class:`~gocdbackup.model.orphans.OrphanClass`): one merge of two key-ordered streams, in
@@ -147,7 +160,11 @@ def scan_orphans(
     objects written after it was taken: the key of every row written since, and of every row
     it does not hold, is looked up in the store (:class:`~gocdbackup.ops.fresh_looks.FreshLooks`),
     and objects written later without a row are not seen (the report says when the listing
-    was taken)."""
+    was taken).
+
+    ``key_range`` limits the scan to one shard's keys (both sides; the store is listed from
+    the range's start and no further than its end); ``now`` is the scan's time (default: the
+    context's clock), the same for every shard of one scan."""
     if grace < timedelta(0):
         raise ConfigError("the grace window cannot be negative")
     if not 0 <= verify_content <= 100:
@@ -158,7 +175,7 @@ def scan_orphans(
             f"the artefact store {store.url} does not exist (no such directory or bucket): "
             "check the URL; nothing was scanned"
         )
-    now = ctx.now()
+    now = now or ctx.now()
     listed_from = listing.url if listing is not None else ""
     if resume is not None:
         _check_resumable(resume, source, listed_from)
@@ -167,6 +184,8 @@ def scan_orphans(
     tally, spool = Tally(), rows_buffer()
     if resume is not None:
         _carry_over(resume, tally, spool)
+    elif key_range is not None:
+        tally.cursor = key_range.after
     cursor = tally.cursor
     rules = ScanRules(
         now=now,
@@ -178,18 +197,8 @@ def scan_orphans(
     verify = _content_verifier(store, verify_content, seed, pacer)
     ctx.report("orphans-scan", tally.total, None, unit="keys")
     db_rows = db.object_rows(cursor)
-    looks = (
-        None
-        if listing is None
-        else FreshLooks(iter(db_rows), store, listing.taken_at, pacer.request)
-    )
-    if looks is None:
-        rows: Iterator[RowRef] = iter(db_rows)
-        objects = _paced(iter(store.scan("", cursor)), pacer, ctx, tally)
-    else:
-        assert listing is not None
-        rows = looks.rows()
-        objects = _paced(looks.objects(iter(listing.scan(cursor))), None, ctx, tally)
+    until = key_range.until if key_range is not None else None
+    rows, objects, looks = _streams(db_rows, store, listing, cursor, until, pacer, ctx, tally)
     merged = classify(
         rows, objects, rules, tally, verify=verify, recheck=looks.recheck if looks else None
     )
@@ -217,6 +226,34 @@ def scan_orphans(
     ctx.report("orphans-scan", tally.total, tally.total, unit="keys")
     log.info("orphan scan %s: %s", report.id, {k: v for k, v in report.counts.items() if v})
     return report
+
+
+def _streams(  # noqa: PLR0917 - the two sides of one scan, wired together
+    db_rows: Iterable[RowRef],
+    store: ObjectStore,
+    listing: ObjectListing | None,
+    cursor: str,
+    until: str | None,
+    pacer: Pacer,
+    ctx: OpContext,
+    tally: Tally,
+) -> tuple[Iterator[RowRef], Iterator[ObjectInfo], FreshLooks | None]:
+    """The rows and the objects the merge reads: the store's listing, or ``listing`` with
+    what it cannot know looked up (:class:`FreshLooks`); both within the range."""
+    in_range = _upto(iter(db_rows), until)
+    if listing is None:
+        objects = _paced(_upto(iter(store.scan("", cursor)), until), pacer, ctx, tally)
+        return in_range, objects, None
+    looks = FreshLooks(in_range, store, listing.taken_at, pacer.request)
+    listed = _upto(iter(listing.scan(cursor)), until)
+    return looks.rows(), _paced(looks.objects(listed), None, ctx, tally), looks
+
+
+def _upto(items: Iterator[_K], until: str | None) -> Iterator[_K]:
+    """``items`` (key-ordered) up to and including the key ``until`` (None: all of them)."""
+    if until is None:
+        return items
+    return itertools.takewhile(lambda item: item.key <= until, items)
 
 
 def _carry_over(resume: OrphanReport, tally: Tally, spool: RowBuffer) -> None:

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Iterator
 
 import attrs
 
@@ -237,25 +238,23 @@ def _forget_plan(repo: Repository, plan: ShardPlan) -> None:
     repo.delete_record(PENDING, backup_id)
 
 
-def pending_blobs(repo: Repository, ctx: OpContext) -> set[str]:
+def pending_blobs(repo: Repository, ctx: OpContext) -> Iterator[str]:
     """Every blob a detached backup still waiting for its shards holds: its dump, its shard
-    plan, and each finished shard's index and objects."""
-    out: set[str] = set()
+    plan, and each finished shard's index and objects (streamed, repeats possible)."""
     for backup_id in repo.record_ids(PENDING):
         try:
             plan = read_plan(repo, backup_id)
             for component in plan.backup.components:
-                out.update(c.blob_id for c in component.chunks)
+                yield from (c.blob_id for c in component.chunks)
             for shard in done_shards(repo, backup_id):
                 raw = repo.read_record(DONE, _shard_id(backup_id, shard))
                 if raw is None:
                     continue
                 part = component_from_dict(json.loads(raw))
-                out.update(c.blob_id for c in part.chunks)
-                out.update(c.blob_id for c in _load_part(repo, raw, ctx).chunks())
+                yield from (c.blob_id for c in part.chunks)
+                yield from (c.blob_id for c in _load_part(repo, raw, ctx).chunks())
         except (GocdBackupError, ValueError) as exc:
             raise PreconditionFailed(
                 f"the pending backup {backup_id} is unreadable ({exc}); garbage collection "
                 "refuses to run until it is finished or removed"
             ) from exc
-    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from gocdbackup.context import OpContext
 from gocdbackup.errors import GocdBackupError, IntegrityError, WalConflict, WalMissing
@@ -148,15 +148,14 @@ def _segment_bytes(repo: Repository, names: Sequence[str]) -> int:
     return DEFAULT_SEGMENT_BYTES
 
 
-def wal_blobs(repo: Repository) -> set[str]:
-    """Every blob an archived WAL file is made of (garbage collection keeps them)."""
-    out: set[str] = set()
+def wal_blobs(repo: Repository) -> Iterator[str]:
+    """Every blob an archived WAL file is made of (garbage collection keeps them), streamed
+    (repeats possible)."""
     for name in repo.record_ids(WAL_KIND):
         entry = _entry(repo, name, strict=False)
         if entry is None:
             raise IntegrityError(f"WAL entry {name} is unreadable")
-        out.update(c.blob_id for c in entry.chunks)
-    return out
+        yield from (c.blob_id for c in entry.chunks)
 
 
 def _entry(repo: Repository, name: str, *, strict: bool = True) -> WalEntry | None:
