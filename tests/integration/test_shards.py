@@ -111,7 +111,9 @@ def test_a_shard_killed_mid_copy_is_run_again_without_copying_twice(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not (journal.exists() and any(journal.iterdir())) and proc.poll() is None:
+    # a batch counts once it is renamed into place (``<seq>.bin``): the temporary file that
+    # comes first is not a journal yet
+    while not (journal.exists() and any(journal.glob("*.bin"))) and proc.poll() is None:
         assert time.monotonic() < deadline, "no journal was written"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)

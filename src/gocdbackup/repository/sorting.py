@@ -29,10 +29,10 @@ def sorted_records(records: Iterable[T], *, run_size: int = RUN_SIZE) -> Iterato
     run: list[Any] = []
     try:
         for record in records:
-            run.append(record)
-            if len(run) >= run_size:
+            if len(run) >= run_size:  # spilled only once more than a run has come
                 spilled.append(_spill(run))
                 run = []
+            run.append(record)
         run.sort()
         if not spilled:
             yield from run
