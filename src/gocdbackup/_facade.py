@@ -15,6 +15,7 @@ from gocdbackup._key_slots import KeySlots
 from gocdbackup._wiring import (
     __version__,
     artifact_store,
+    inventory_of,
     postgres_server,
     store_of,
     versions_of,
@@ -26,7 +27,6 @@ from gocdbackup.credentials import (
     resolve_password,
 )
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import GocdnextTables, PostgresServer
 from gocdbackup.errors import ConfigError
 from gocdbackup.gocdnext import cipher as gocdnext_cipher
@@ -51,7 +51,7 @@ from gocdbackup.ops.gc import DEFAULT_GRACE, collect_garbage
 from gocdbackup.ops.project_secrets import restore_project_secrets
 from gocdbackup.ops.retention import apply_retention, plan_retention
 from gocdbackup.ops.version_restore import restore_from_versions
-from gocdbackup.ports import GocdnextData, ObjectListing, ObjectStore, Postgres, SecretStore
+from gocdbackup.ports import GocdnextData, ObjectStore, Postgres, SecretStore
 from gocdbackup.repository import ChunkerParams, Repository
 from gocdbackup.repository.keys import DEFAULT_SCRYPT_N
 from gocdbackup.repository.locks import remove_stale
@@ -205,15 +205,10 @@ class GocdBackup(KeySlots):
             project_secrets=project_secrets,
             secrets_template=secrets_template,
             volume_snapshot=volume_snapshot,
-            inventory=self._inventory(listing, store),
+            inventory=(
+                None if listing is None else inventory_of(listing, store, self.artifact_options)
+            ),
         )
-
-    def _inventory(self, url: str | None, store: ObjectStore | None) -> ObjectListing | None:
-        if url is None:
-            return None
-        if not isinstance(store, FsspecStore):
-            raise ConfigError("an inventory (listing=) needs the artefact store's URL")
-        return open_inventory(url, store, options=self.artifact_options)
 
     def discover_artifacts(
         self,

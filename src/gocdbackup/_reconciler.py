@@ -9,10 +9,9 @@ from typing import Any
 
 from gocdbackup._facade import GocdBackup
 from gocdbackup._scan_shards import ScanSpec, scan_sharded
-from gocdbackup._wiring import postgres_server
+from gocdbackup._wiring import inventory_of, postgres_server
 from gocdbackup.context import CancelToken, Clock, OpContext, ProgressSink, SystemClock
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import GocdnextTables
 from gocdbackup.drivers.report_files import TempFileRows
 from gocdbackup.errors import ConfigError
@@ -73,7 +72,7 @@ class Reconciler:
             options=dict(artifact_options or {}),
             pg_bindir=pg_bindir,
         )
-        options = self._options = artifact_options or {}
+        options = self._spec.options
         self.store = FsspecStore(artifacts, options) if isinstance(artifacts, str) else artifacts
         self.quarantine = (
             FsspecStore(quarantine, options) if isinstance(quarantine, str) else quarantine
@@ -137,9 +136,7 @@ class Reconciler:
     def inventory(self, manifest_url: str) -> ObjectListing:
         """The bucket inventory whose manifest is at ``manifest_url``, checked against the
         artefact store (read with the artefact store's options)."""
-        if not isinstance(self.store, FsspecStore):
-            raise ConfigError("an inventory URL needs an artefact store given by its URL")
-        return open_inventory(manifest_url, self.store, options=self._options)
+        return inventory_of(manifest_url, self.store, self._spec.options)
 
     @staticmethod
     def plan(

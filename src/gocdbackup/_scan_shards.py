@@ -15,10 +15,9 @@ from typing import Any
 
 from attrs import frozen
 
-from gocdbackup._wiring import postgres_server
+from gocdbackup._wiring import inventory_of, postgres_server
 from gocdbackup.context import OpContext
 from gocdbackup.drivers.fsspec_store import FsspecStore
-from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import GocdnextTables
 from gocdbackup.drivers.report_files import TempFileRows, load_report, save_report
 from gocdbackup.errors import ConfigError, GocdBackupError, StoreNotFound
@@ -59,7 +58,7 @@ def _worker(  # noqa: PLR0917 - handed over as a pickled call to another process
     assert spec.artifacts is not None
     db = GocdnextTables(postgres_server(spec.db, bindir=spec.pg_bindir))
     store = FsspecStore(spec.artifacts, spec.options)
-    inventory = open_inventory(listing, store, options=spec.options) if listing else None
+    inventory = inventory_of(listing, store, spec.options) if listing else None
     report = scan_orphans(
         db,
         store,
@@ -105,7 +104,7 @@ def scan_sharded(
             "check the URL; nothing was scanned"
         )
     if listing:
-        open_inventory(listing, store, options=spec.options)  # refused here, not N times
+        inventory_of(listing, store, spec.options)  # refused here, not N times
     ranges = plan_ranges(db, shards, ctx=ctx)
     now = ctx.now()
     share = rate_limit / len(ranges) if rate_limit else None

@@ -8,9 +8,10 @@ from typing import Any
 
 from gocdbackup.drivers.bucket_versions import bucket_versioned, open_versioned
 from gocdbackup.drivers.fsspec_store import FsspecStore
+from gocdbackup.drivers.inventory import open_inventory
 from gocdbackup.drivers.postgres import PostgresServer, goose_version
 from gocdbackup.errors import ConfigError
-from gocdbackup.ports import ObjectStore
+from gocdbackup.ports import ObjectListing, ObjectStore
 from gocdbackup.ports_bucket import VersionedBucket
 
 
@@ -62,3 +63,13 @@ def artifact_store(
     if "version_aware" in given or not bucket_versioned(store):
         return store
     return FsspecStore(value, {**given, "version_aware": True})
+
+
+def inventory_of(
+    manifest_url: str, store: ObjectStore | None, options: dict[str, Any] | None = None
+) -> ObjectListing:
+    """The bucket inventory whose manifest is at ``manifest_url``, checked against the
+    artefact store ``store`` and read with the artefact store's ``options``."""
+    if not isinstance(store, FsspecStore):
+        raise ConfigError("an inventory (a listing URL) needs the artefact store's URL")
+    return open_inventory(manifest_url, store, options=options)

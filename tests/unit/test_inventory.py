@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gocdbackup.errors import ReportMismatch, UnsupportedFormat
-from gocdbackup.model.inventory import entry, normalised, parse_manifest
+from gocdbackup.model.inventory import Record, entry, normalised, parse_manifest
 from gocdbackup.model.orphan_report import parse_report
 from gocdbackup.ops.orphans import scan_orphans
 from gocdbackup.repository.sorting import sorted_records
@@ -71,15 +71,16 @@ def test_unreadable_manifests_are_refused(data: bytes, match: str) -> None:
 
 
 def test_records_give_current_objects_only() -> None:
-    def one(**record: object) -> object:
+    def one(**record: object) -> Record | None:
         return entry(normalised(record), url_encoded=True, origin="f.csv.gz")
 
     got = one(
         Key="notes/a+report%2C+%C3%BC.txt", Size="12", LastModifiedDate="2025-11-30T00:00:00.000Z"
     )
     assert got is not None
-    assert got.key == "notes/a report, ü.txt"  # type: ignore[attr-defined]
-    assert got.size_bytes == 12  # type: ignore[attr-defined]
+    key, size, _, _ = got
+    assert key == "notes/a report, ü.txt"
+    assert size == 12
     assert one(Key="k", Size="1", IsLatest="false") is None  # a noncurrent version
     assert one(Key="k", Size="0", IsLatest="true", IsDeleteMarker="true") is None
     with pytest.raises(UnsupportedFormat, match="without a key or size"):
@@ -92,8 +93,9 @@ def test_records_give_current_objects_only() -> None:
         origin="f.parquet",
     )
     assert parquet is not None
-    assert parquet.key == "a b"
-    assert parquet.modified_at == datetime(2025, 1, 1, tzinfo=UTC)
+    key, _, modified, _ = parquet
+    assert key == "a b"
+    assert modified == datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,7 +11,7 @@ import gzip
 import io
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -28,8 +28,8 @@ from gocdbackup.model.inventory import (
     InventoryManifest,
     Record,
     csv_columns,
-    entry,
-    normalised,
+    missing_fields,
+    norm,
     parse_manifest,
     row_decoder,
 )
@@ -57,8 +57,6 @@ class InventoryListing:
         self._options = dict(options or {})
         self._stores: dict[str, FsspecStore] = {}
         self._run_size = run_size
-        #: records read by the last :meth:`scan` (every file, every version), for reports
-        self.records = 0
 
     @property
     def url(self) -> str:
@@ -78,12 +76,10 @@ class InventoryListing:
             yield ObjectInfo(key=key, size_bytes=size, modified_at=modified, version=version)
 
     def _entries(self) -> Iterator[Record]:
-        self.records = 0
         prefix = f"{self._prefix}/" if self._prefix else ""
         cut = len(prefix)
         for url in self.manifest.files:
             for record in self._records(url):
-                self.records += 1
                 if record is None or not record[0].startswith(prefix):
                     continue
                 key = record[0][cut:]
@@ -111,12 +107,7 @@ class InventoryListing:
             with store.open_read(name) as raw:
                 shutil.copyfileobj(raw, local, 4 * 1024 * 1024)
             local.seek(0)
-            encoded = self.manifest.url_encoded_keys
-            for row in _columnar(local, fmt, url):
-                found = entry(row, url_encoded=encoded, origin=url)
-                yield None if found is None else (
-                    found.key, found.size_bytes, found.modified_at, found.version
-                )  # fmt: skip
+            yield from _columnar(local, fmt, url, url_encoded=self.manifest.url_encoded_keys)
 
     def _csv(self, raw: Any, url: str, *, gzipped: bool) -> Iterator[Record | None]:
         buffered = io.BufferedReader(raw, 1024 * 1024)
@@ -126,7 +117,7 @@ class InventoryListing:
         columns = csv_columns(self.manifest)
         try:
             if not columns:  # a header row names them (GCS)
-                columns = tuple(normalised(dict.fromkeys(next(reader, []))))
+                columns = tuple(norm(c) for c in next(reader, []))
             _require(columns, url)
             width = len(columns)
             decode = row_decoder(columns, url_encoded=self.manifest.url_encoded_keys, origin=url)
@@ -142,19 +133,10 @@ class InventoryListing:
             raise UnsupportedFormat(f"{url} is not a readable inventory file: {exc}") from None
 
 
-def _require(columns: tuple[str, ...] | list[str], url: str) -> None:
+def _require(columns: Sequence[str], url: str) -> None:
     """The inventory must carry each object's size and last write time (optional fields of
     both providers' configurations): without them no object could be judged."""
-    have = set(columns)
-    missing = [
-        label
-        for label, names in (
-            ("key", ("key", "name")),
-            ("size", ("size",)),
-            ("last-modified time", ("lastmodifieddate", "updated")),
-        )
-        if not have & set(names)
-    ]
+    missing = missing_fields(columns)
     if missing:
         raise ConfigError(
             f"{url} has no {' or '.join(missing)} column: add the object size and the "
@@ -163,7 +145,9 @@ def _require(columns: tuple[str, ...] | list[str], url: str) -> None:
         )
 
 
-def _columnar(local: IO[bytes], fmt: str, url: str) -> Iterator[dict[str, Any]]:
+def _columnar(
+    local: IO[bytes], fmt: str, url: str, *, url_encoded: bool
+) -> Iterator[Record | None]:
     try:
         import pyarrow  # noqa: PLC0415 - optional: only ORC and Parquet inventories need it
         import pyarrow.orc  # noqa: PLC0415
@@ -180,14 +164,12 @@ def _columnar(local: IO[bytes], fmt: str, url: str) -> Iterator[dict[str, Any]]:
         else:
             of = pyarrow.orc.ORCFile(local)
             batches = (of.read_stripe(i) for i in range(of.nstripes))
-        checked = False
         for batch in batches:
-            names = [n.replace("_", "").lower() for n in batch.schema.names]
-            if not checked:
-                _require(names, url)
-                checked = True
-            for row in batch.to_pylist():
-                yield normalised(row)
+            columns = [norm(n) for n in batch.schema.names]
+            _require(columns, url)
+            decode = row_decoder(columns, url_encoded=url_encoded, origin=url)
+            for values in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                yield decode(values)
     except pyarrow.ArrowException as exc:
         raise UnsupportedFormat(f"{url} is not a readable {fmt} inventory file: {exc}") from None
 

@@ -14,7 +14,7 @@ The instant bounds what the listing can know: an object written after it is not 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -46,16 +46,6 @@ class InventoryManifest:
     def url_encoded_keys(self) -> bool:
         """S3 Inventory URL-encodes the keys of its CSV files (not of ORC or Parquet)."""
         return self.provider == "s3" and self.format == "csv"
-
-
-@frozen(kw_only=True, slots=True)
-class InventoryEntry:
-    """One current object of an inventory (key relative to the bucket)."""
-
-    key: str
-    size_bytes: int
-    modified_at: datetime | None
-    version: str | None = None
 
 
 def parse_manifest(data: bytes, url: str) -> InventoryManifest:
@@ -139,15 +129,20 @@ _MODIFIED = ("lastmodifieddate", "updated")
 _VERSION = ("versionid", "generation")
 
 
-def _norm(name: str) -> str:
+def norm(name: str) -> str:
+    """A column name as :func:`row_decoder` knows it: lower case, without ``_``."""
     return name.replace("_", "").lower()
 
 
-def _pick(record: Mapping[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        if name in record:
-            return record[name]
-    return None
+def missing_fields(columns: Sequence[str]) -> list[str]:
+    """What an inventory of the normalised ``columns`` lacks to judge objects by: a key, a
+    size and a last write time (the last two optional fields of both providers)."""
+    have = set(columns)
+    return [
+        label
+        for label, names in (("key", _KEY), ("size", _SIZE), ("last-modified time", _MODIFIED))
+        if not have & set(names)
+    ]
 
 
 def _flag(value: Any) -> bool:
@@ -166,30 +161,15 @@ def _instant(value: Any) -> datetime | None:
 
 def normalised(record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` with its column names normalised (what :func:`entry` expects)."""
-    return {_norm(k): v for k, v in record.items()}
+    return {norm(k): v for k, v in record.items()}
 
 
-def entry(record: Mapping[str, Any], *, url_encoded: bool, origin: str) -> InventoryEntry | None:
-    """The current object a normalised inventory record describes, or None for a record that
-    is not one (a noncurrent version, a delete marker).  ``origin`` names the file, for the
-    :class:`UnsupportedFormat` a record without a key or size raises."""
-    if "islatest" in record and not _flag(record["islatest"]):
-        return None
-    if _flag(record.get("isdeletemarker")):
-        return None
-    key, size = _pick(record, _KEY), _pick(record, _SIZE)
-    if key in (None, "") or size in (None, ""):
-        raise UnsupportedFormat(f"{origin}: an inventory record without a key or size")
-    version = _pick(record, _VERSION)
-    try:
-        return InventoryEntry(
-            key=unquote_plus(str(key)) if url_encoded else str(key),
-            size_bytes=int(size),
-            modified_at=_instant(_pick(record, _MODIFIED)),
-            version=None if version in (None, "", "null") else str(version),
-        )
-    except (TypeError, ValueError) as exc:
-        raise UnsupportedFormat(f"{origin}: an unreadable inventory record ({exc})") from None
+def entry(record: Mapping[str, Any], *, url_encoded: bool, origin: str) -> Record | None:
+    """The current object one normalised inventory record describes, or None for a record
+    that is not one (a noncurrent version, a delete marker): :func:`row_decoder` for a
+    single record."""
+    decode = row_decoder(tuple(record), url_encoded=url_encoded, origin=origin)
+    return decode(list(record.values()))
 
 
 #: one current object of an inventory: (key, size, last write, version)
@@ -197,25 +177,30 @@ Record = tuple[str, int, "datetime | None", "str | None"]
 
 
 def row_decoder(
-    columns: tuple[str, ...], *, url_encoded: bool, origin: str
-) -> Callable[[list[str]], Record | None]:
-    """The fast path of :func:`entry` for CSV rows of the normalised ``columns``: a function
-    from one row's fields to its record (None for a noncurrent version or a delete marker).
+    columns: Sequence[str], *, url_encoded: bool, origin: str
+) -> Callable[[Sequence[Any]], Record | None]:
+    """A function from one row of the normalised ``columns`` to the current object it
+    describes, or None for a noncurrent version or a delete marker.  Fields are strings (CSV)
+    or typed values (ORC, Parquet: booleans, integers, datetimes).  A row without a key or a
+    size, or with an unreadable one, raises :class:`UnsupportedFormat` naming ``origin``.
     Write times repeat (objects written in the same second), so their parses are cached."""
     index = {name: n for n, name in enumerate(columns)}
-    k = next(index[c] for c in _KEY if c in index)
-    z = next(index[c] for c in _SIZE if c in index)
+    k = next((index[c] for c in _KEY if c in index), None)
+    z = next((index[c] for c in _SIZE if c in index), None)
     m = next((index[c] for c in _MODIFIED if c in index), None)
     v = next((index[c] for c in _VERSION if c in index), None)
     latest, marker = index.get("islatest"), index.get("isdeletemarker")
     times: dict[str, datetime | None] = {}
 
-    def decode(fields: list[str]) -> Record | None:
+    def decode(fields: Sequence[Any]) -> Record | None:
         if latest is not None and fields[latest] != "true" and not _flag(fields[latest]):
             return None
-        if marker is not None and fields[marker] == "true":
+        if marker is not None and _flag(fields[marker]):
             return None
-        key = fields[k]
+        key = None if k is None else fields[k]
+        if key in (None, "") or z is None or fields[z] in (None, ""):
+            raise UnsupportedFormat(f"{origin}: an inventory record without a key or size")
+        key = str(key)
         if url_encoded and ("%" in key or "+" in key):
             key = unquote_plus(key)
         try:
@@ -224,11 +209,10 @@ def row_decoder(
                 at = None
             elif (at := times.get(fields[m], _UNSEEN)) is _UNSEEN:
                 at = times[fields[m]] = _instant(fields[m])
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise UnsupportedFormat(f"{origin}: an unreadable inventory record ({exc})") from None
-        if not key:
-            raise UnsupportedFormat(f"{origin}: an inventory record without a key")
-        version = fields[v] if v is not None and fields[v] not in ("", "null") else None
+        raw = None if v is None else fields[v]
+        version = None if raw in (None, "", "null") else str(raw)
         if len(times) > 65_536:
             times.clear()
         return key, size, at, version
@@ -241,4 +225,4 @@ _UNSEEN: Any = object()
 
 def csv_columns(manifest: InventoryManifest) -> tuple[str, ...]:
     """The normalised column names of the manifest's header-less CSV files."""
-    return tuple(_norm(c) for c in manifest.columns)
+    return tuple(norm(c) for c in manifest.columns)

@@ -46,8 +46,6 @@ class FreshLooks:
         self._exhausted = False
         #: keys of rows read but not yet held against the listing
         self._unmatched: deque[str] = deque()
-        #: keys looked up (ahead, and when the merge met them)
-        self.looked = 0
 
     def _read(self) -> bool:
         row = next(self._rows, None)
@@ -65,7 +63,6 @@ class FreshLooks:
     def _look(self, key: str) -> None:
         if key not in self._looks:
             self._request()
-            self.looked += 1
             self._looks[key] = self._pool.submit(self._store.stat, key)
 
     def _reach(self, key: str) -> None:
@@ -118,7 +115,6 @@ class FreshLooks:
         if look is not None:
             return look.result()
         self._request()
-        self.looked += 1
         return self._store.stat(key)
 
     def close(self) -> None:
